@@ -1,0 +1,1 @@
+"""The HTTP side: request context, config checks, error mapping and the monitoring routes."""

@@ -1,0 +1,111 @@
+"""``RequestContextMiddleware``: gives every request an id and tells the client which model
+answered.
+
+It opens a ``collect_outcomes()`` block around the request, so the fallback ladders report into
+it, then adds ``X-Request-Id``, ``X-Served-By`` (the model) and ``X-Fallback-Rung`` to the
+response. On streams it also replaces LangServe's scrubbed ``500 Internal Server Error`` event
+with the real answer when every rung failed: 503, the retry hint and each attempt's cause.
+A plain ASGI middleware (not ``BaseHTTPMiddleware``) so streams pass through unbuffered and the
+context reaches the endpoint's task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chains.outcomes import Outcomes, collect_outcomes
+from errors import AllRungsFailed
+
+logger = logging.getLogger("llm_server.requests")
+
+REQUEST_ID_SCOPE_KEY = "llm_server.request_id"
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SCRUBBED = re.compile(rb'data: \{"status_code": 500, "message": "Internal Server Error"\}')
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def failure_body(error: AllRungsFailed, retry_after: int, request_id: str | None) -> dict[str, object]:
+    return {
+        "error": "all_models_failed",
+        "message": f"{error}. Retry after {retry_after}s, or pick another model.",
+        "status_code": 503,
+        "ladder": error.ladder,
+        "attempts": [a.as_dict() for a in error.attempts],
+        "retry_after": retry_after,
+        "request_id": request_id,
+    }
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, default_retry_after: int = 30):
+        self.app = app
+        self.default_retry_after = default_retry_after
+
+    def _request_id_of(self, scope: Scope) -> str:
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _CLIENT_ID.match(candidate):
+                    return candidate
+        return uuid.uuid4().hex
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._request_id_of(scope)
+        scope[REQUEST_ID_SCOPE_KEY] = request_id  # for handlers that run outside this middleware
+        token = _request_id.set(request_id)
+        started = False
+        is_stream = False
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal started, is_stream
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                content_type = dict(headers).get(b"content-type", b"")
+                is_stream = content_type.startswith(b"text/event-stream")
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(_served_headers(outcomes))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and is_stream and outcomes.failures:
+                message = {**message, "body": self._rewrite_error_event(message.get("body", b""), outcomes)}
+            await send(message)
+
+        try:
+            with collect_outcomes() as outcomes:
+                await self.app(scope, receive, send_with_context)
+        except AllRungsFailed as exc:
+            if not started:
+                raise
+            # The stream already told the client (see _rewrite_error_event); no traceback needed.
+            logger.warning("request %s: %s", request_id, exc)
+        finally:
+            _request_id.reset(token)
+
+    def _rewrite_error_event(self, body: bytes, outcomes: Outcomes) -> bytes:
+        if b"event: error" not in body:
+            return body
+        error = outcomes.failures[-1]
+        retry_after = error.retry_after(self.default_retry_after)
+        payload = json.dumps(failure_body(error, retry_after, current_request_id()))
+        return _SCRUBBED.sub(lambda _: b"data: " + payload.encode(), body, count=1)
+
+
+def _served_headers(outcomes: Outcomes) -> list[tuple[bytes, bytes]]:
+    if not outcomes.served:
+        return []
+    models = ",".join(s.model for s in outcomes.served)
+    rungs = ",".join(str(s.rung) for s in outcomes.served)
+    return [(b"x-served-by", models.encode()), (b"x-fallback-rung", rungs.encode())]

@@ -1,0 +1,193 @@
+"""``PerformanceMonitor``: one ``CallRecord`` per LLM attempt, written to a ``CallStore``.
+
+State: ``_calls`` holds the calls in flight and ``_roots`` the root run of every chain run in
+flight, both keyed by run id and dropped when the run ends. Every call has its own start time,
+so concurrent calls never share one (the seed's bug). Handlers are async and do no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+from callbacks.pricing import PriceTable
+from callbacks.records import CallRecord, CallStore
+from callbacks.usage import answer_of, model_of, usage_of
+from errors import classify, describe
+
+# Run metadata the server adds; the rest of the metadata is the client's and is kept as sent.
+_SERVER_KEYS = ("request_id", "route", "ladder", "ladder_rung", "alternative", "ls_provider", "ls_model_name")
+
+
+@dataclass
+class _Call:
+    started: float
+    started_at: datetime
+    root_run_id: str
+    provider: str
+    model: str
+    prompt_chars: int
+    tags: list[str]
+    metadata: dict[str, Any]
+    first_token: float | None = None
+
+
+class PerformanceMonitor(AsyncCallbackHandler):
+    def __init__(
+        self,
+        store: CallStore,
+        prices: PriceTable,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.store = store
+        self.prices = prices
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._calls: dict[UUID, _Call] = {}
+        self._roots: dict[UUID, UUID] = {}
+
+    # Chain runs only matter to find the root run (the run id LangServe gives the client).
+    async def on_chain_start(
+        self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._roots[run_id] = self._roots.get(parent_run_id, run_id) if parent_run_id else run_id
+
+    async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._roots.pop(run_id, None)
+
+    async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._roots.pop(run_id, None)
+
+    def _begin(
+        self,
+        prompt_chars: int,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        metadata = dict(metadata or {})
+        root = self._roots.get(parent_run_id, parent_run_id) if parent_run_id else run_id
+        self._calls[run_id] = _Call(
+            started=self._clock(),
+            started_at=self._wall_clock(),
+            root_run_id=str(root),
+            provider=str(metadata.get("ls_provider") or "unknown"),
+            model=str(metadata.get("ls_model_name") or "unknown"),
+            prompt_chars=prompt_chars,
+            tags=list(tags or []),
+            metadata=metadata,
+        )
+
+    async def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        chars = sum(len(m.text) for batch in messages for m in batch)
+        self._begin(chars, run_id, parent_run_id, tags, metadata)
+
+    async def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._begin(sum(len(p) for p in prompts), run_id, parent_run_id, tags, metadata)
+
+    async def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self._calls.get(run_id)
+        if call is not None and call.first_token is None:
+            call.first_token = self._clock()
+
+    async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self._calls.pop(run_id, None)
+        if call is None:
+            return
+        usage = usage_of(response)
+        model = call.model
+        cost = self.prices.cost(model_of(response) or model, usage)
+        self.store.add(
+            self._record(
+                call,
+                run_id,
+                outcome="ok",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                cost=cost,
+                answer_chars=len(answer_of(response)),
+            )
+        )
+
+    async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self._calls.pop(run_id, None)
+        if call is None:
+            return
+        self.store.add(
+            self._record(call, run_id, outcome="error", cause=classify(error).value, error=describe(error), cost=None)
+        )
+
+    def _record(
+        self,
+        call: _Call,
+        run_id: UUID,
+        *,
+        outcome: str,
+        cost: Any,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_input_tokens: int = 0,
+        answer_chars: int = 0,
+        cause: str | None = None,
+        error: str | None = None,
+    ) -> CallRecord:
+        meta = call.metadata
+        client_meta = {k: v for k, v in meta.items() if k not in _SERVER_KEYS and not k.startswith(("__", "ls_"))}
+        client_meta["root_run_id"] = call.root_run_id
+        rung = meta.get("ladder_rung")
+        return CallRecord(
+            run_id=str(run_id),
+            request_id=meta.get("request_id"),
+            route=meta.get("route"),
+            ladder=meta.get("ladder"),
+            rung=int(rung) if rung is not None else None,
+            alternative=meta.get("alternative"),
+            provider=call.provider,
+            model=call.model,
+            started_at=call.started_at,
+            duration_s=self._clock() - call.started,
+            first_token_s=None if call.first_token is None else call.first_token - call.started,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            cost_usd=cost,
+            outcome=outcome,
+            cause=cause,
+            error=error,
+            prompt_chars=call.prompt_chars,
+            answer_chars=answer_chars,
+            tags=call.tags,
+            metadata=client_meta,
+        )

@@ -1,0 +1,50 @@
+"""Reading token usage and answer text out of an ``LLMResult``, the way providers report it now.
+
+Usage lives in ``AIMessage.usage_metadata`` (streamed usage included); ``llm_output`` is only a
+fallback for older integrations and is often ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from callbacks.pricing import Usage
+
+
+def usage_of(response: LLMResult) -> Usage:
+    for generations in response.generations:
+        for generation in generations:
+            if isinstance(generation, ChatGeneration):
+                meta = getattr(generation.message, "usage_metadata", None)
+                if meta:
+                    details: dict[str, Any] = dict(meta.get("input_token_details") or {})
+                    return Usage(
+                        input_tokens=int(meta.get("input_tokens", 0)),
+                        output_tokens=int(meta.get("output_tokens", 0)),
+                        cached_input_tokens=int(details.get("cache_read", 0) or 0),
+                    )
+    legacy = (response.llm_output or {}).get("token_usage") or {}
+    return Usage(
+        input_tokens=int(legacy.get("prompt_tokens", 0) or 0),
+        output_tokens=int(legacy.get("completion_tokens", 0) or 0),
+    )
+
+
+def answer_of(response: LLMResult) -> str:
+    for generations in response.generations:
+        for generation in generations:
+            return generation.text or ""
+    return ""
+
+
+def model_of(response: LLMResult) -> str | None:
+    """The model the provider says answered (a dated snapshot name, for example)."""
+    for generations in response.generations:
+        for generation in generations:
+            if isinstance(generation, ChatGeneration):
+                name = generation.message.response_metadata.get("model_name")
+                if name:
+                    return str(name)
+    return None

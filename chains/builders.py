@@ -1,0 +1,100 @@
+"""The three served chains, each built by a function from settings.
+
+- ``chat``: prompt_style x llm_model alternatives, llm_temperature; the chosen model falls back to
+  the local one.
+- ``fallback``: the seed's ladder: openai (short timeout) -> gemini -> gpt4 -> local.
+- ``quality``: the same ladder with the seed's length check on every rung but the last, which
+  answers whatever it can (graceful degradation beats a 503).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import ConfigurableField, Runnable
+
+from chains.ladder import FallbackLadder, Rung
+from chains.prompts import bilingual_prompt, configurable_prompt
+from chains.quality import QualityGate
+from providers.catalog import build_chat_model, model_specs
+from providers.local_engine import LocalEngine
+from settings import Settings
+
+MODEL_ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
+LOCAL = "local"
+SEED_LADDER = ("openai", "gemini", "gpt4", "local")
+
+TEMPERATURE_FIELD = ConfigurableField(
+    id="llm_temperature", name="LLM temperature", description="Sampling temperature, 0 to 2."
+)
+MODEL_FIELD = ConfigurableField(
+    id="llm_model", name="LLM model", description="Which model answers: " + ", ".join(MODEL_ALTERNATIVES)
+)
+
+
+def _with_temperature(model: BaseChatModel) -> Runnable[Any, Any]:
+    return model.configurable_fields(temperature=TEMPERATURE_FIELD)
+
+
+class _Models:
+    """Builds each alternative's chat model once, so ladders share clients and the local engine."""
+
+    def __init__(self, settings: Settings, engine: LocalEngine):
+        self.settings = settings
+        self.engine = engine
+        self.specs = model_specs(settings)
+        self._built: dict[tuple[str, float | None], Runnable[Any, Any]] = {}
+
+    def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
+        key = (alternative, timeout_s)
+        if key not in self._built:
+            model = build_chat_model(self.specs[alternative], self.settings, self.engine, timeout_s=timeout_s)
+            self._built[key] = _with_temperature(model)
+        return Rung(self.specs[alternative], self._built[key])
+
+
+def build_chat_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, str]:
+    models = _Models(settings, engine)
+
+    def ladder(alternative: str) -> FallbackLadder:
+        rungs = [models.rung(alternative)]
+        if alternative != LOCAL:
+            rungs.append(models.rung(LOCAL))
+        return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs)
+
+    model = ladder("openai").configurable_alternatives(
+        MODEL_FIELD,
+        default_key="openai",
+        **{alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != "openai"},
+    )
+    return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
+
+
+def _seed_rungs(settings: Settings, models: _Models) -> list[Rung]:
+    first, *rest = SEED_LADDER
+    return [models.rung(first, timeout_s=settings.primary_timeout_s)] + [models.rung(alt) for alt in rest]
+
+
+def build_fallback_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, str]:
+    ladder = FallbackLadder(ladder="fallback", rungs=_seed_rungs(settings, _Models(settings, engine)))
+    return (bilingual_prompt("default") | ladder | StrOutputParser()).with_config(run_name="fallback")
+
+
+def build_quality_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, str]:
+    gate = QualityGate(min_chars=settings.quality_min_chars)
+    rungs = _seed_rungs(settings, _Models(settings, engine))
+    checked = [Rung(r.spec, r.runnable | StrOutputParser() | gate) for r in rungs[:-1]]
+    last = Rung(rungs[-1].spec, rungs[-1].runnable | StrOutputParser())
+    ladder = FallbackLadder(ladder="quality", rungs=[*checked, last])
+    return (bilingual_prompt("default") | ladder).with_config(run_name="quality")
+
+
+def build_chains(settings: Settings, engine: LocalEngine) -> dict[str, Runnable[Any, str]]:
+    """Every served chain by name; the host decides where each is mounted."""
+    return {
+        "chat": build_chat_chain(settings, engine),
+        "fallback": build_fallback_chain(settings, engine),
+        "quality": build_quality_chain(settings, engine),
+    }

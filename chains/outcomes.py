@@ -1,0 +1,56 @@
+"""Which rung served a request, or why none could: reported to whoever is hosting the chain.
+
+A host opens ``collect_outcomes()`` around a request; ladders running inside it (in any task or
+thread that inherited the context) append to the same ``Outcomes`` object. Outside such a block
+reporting is a no-op, so chains run anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from errors import AllRungsFailed
+
+
+@dataclass(frozen=True)
+class Served:
+    ladder: str
+    rung: int
+    alternative: str
+    model: str
+
+
+@dataclass
+class Outcomes:
+    served: list[Served] = field(default_factory=list)
+    failures: list[AllRungsFailed] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_served(self, served: Served) -> None:
+        with self._lock:
+            self.served.append(served)
+
+    def add_failure(self, failure: AllRungsFailed) -> None:
+        with self._lock:
+            self.failures.append(failure)
+
+
+_current: ContextVar[Outcomes | None] = ContextVar("ladder_outcomes", default=None)
+
+
+@contextmanager
+def collect_outcomes() -> Iterator[Outcomes]:
+    outcomes = Outcomes()
+    token = _current.set(outcomes)
+    try:
+        yield outcomes
+    finally:
+        _current.reset(token)
+
+
+def current_outcomes() -> Outcomes | None:
+    return _current.get()

@@ -1,0 +1,99 @@
+"""The prompt alternatives (``prompt_style``), each in Korean (the seed's wording) and English.
+
+The language follows the question: Hangul in it means Korean, otherwise English. A client may
+force one with the optional ``language`` input field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from langchain_core.prompt_values import PromptValue
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig, RunnableSerializable
+from pydantic import BaseModel, ConfigDict, Field
+
+Language = Literal["ko", "en"]
+
+TEMPLATES: dict[str, dict[Language, str]] = {
+    "default": {
+        "ko": "다음 질문에 답변해주세요: {question}",
+        "en": "Please answer the following question: {question}",
+    },
+    "detailed": {
+        "ko": (
+            "당신은 전문가입니다. 다음 질문에 상세하고 구조적으로 답변해주세요.\n\n"
+            "질문: {question}\n\n답변 형식:\n1. 개요\n2. 핵심 내용\n3. 예시\n4. 결론\n"
+        ),
+        "en": (
+            "You are an expert. Answer the following question in detail and with structure.\n\n"
+            "Question: {question}\n\nFormat:\n1. Overview\n2. Key points\n3. Example\n4. Conclusion\n"
+        ),
+    },
+    "concise": {
+        "ko": "한 문장으로 답변: {question}",
+        "en": "Answer in one sentence: {question}",
+    },
+}
+PROMPT_STYLES = tuple(TEMPLATES)
+MAX_QUESTION_CHARS = 20_000
+
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+
+
+def detect_language(text: str) -> Language:
+    return "ko" if _HANGUL.search(text) else "en"
+
+
+class QuestionInput(BaseModel):
+    """What every route takes: a question, and optionally the answer's language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS, description="The question to answer.")
+    language: Literal["auto", "ko", "en"] = Field(
+        "auto", description="Answer language; 'auto' follows the question (Hangul means Korean)."
+    )
+
+
+class BilingualPrompt(RunnableSerializable[dict[str, Any], PromptValue]):
+    """One prompt style in both languages; picks the template per question."""
+
+    style: str
+    templates: dict[str, ChatPromptTemplate]
+
+    @property
+    def InputType(self) -> type[QuestionInput]:  # noqa: N802 - LangChain's name
+        return QuestionInput
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return QuestionInput
+
+    def _template(self, value: dict[str, Any]) -> ChatPromptTemplate:
+        language = value.get("language") or "auto"
+        if language == "auto":
+            language = detect_language(value["question"])
+        return self.templates[language]
+
+    def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> PromptValue:
+        return self._template(input).invoke({"question": input["question"]}, config)
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> PromptValue:
+        return await self._template(input).ainvoke({"question": input["question"]}, config)
+
+
+def bilingual_prompt(style: str) -> BilingualPrompt:
+    templates = {lang: ChatPromptTemplate.from_messages([("human", text)]) for lang, text in TEMPLATES[style].items()}
+    return BilingualPrompt(style=style, templates=templates)
+
+
+def configurable_prompt() -> Runnable[dict[str, Any], PromptValue]:
+    """The ``prompt_style`` alternatives: default, detailed, concise."""
+    return bilingual_prompt("default").configurable_alternatives(
+        ConfigurableField(id="prompt_style", name="Prompt style", description="default, detailed or concise"),
+        default_key="default",
+        **{style: bilingual_prompt(style) for style in PROMPT_STYLES if style != "default"},
+    )

@@ -1,0 +1,78 @@
+"""``QualityGate``: the seed's conditional fallback as a validator step.
+
+An answer shorter than ``min_chars`` raises ``QualityRejected``, which a ``FallbackLadder`` treats
+like any provider failure. When streaming, the gate holds chunks back until the answer is long
+enough, so a rejected answer never reaches the client and the next rung can still take over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+
+from errors import QualityRejected
+
+
+class QualityGate(RunnableSerializable[str, str]):
+    min_chars: int
+
+    def _check(self, answer: str) -> str:
+        length = len(answer.strip())
+        if length < self.min_chars:
+            raise QualityRejected(f"answer too short: {length} characters, at least {self.min_chars} required")
+        return answer
+
+    def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+        return self._call_with_config(self._check, input, config, run_type="parser")
+
+    async def ainvoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+        return self.invoke(input, config, **kwargs)
+
+    def _gate(self, chunks: Iterator[str]) -> Iterator[str]:
+        held: list[str] = []
+        passed = False
+        for chunk in chunks:
+            if passed:
+                yield chunk
+                continue
+            held.append(chunk)
+            if len("".join(held).strip()) >= self.min_chars:
+                passed = True
+                yield "".join(held)
+        if not passed:
+            self._check("".join(held))
+
+    async def _agate(self, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+        held: list[str] = []
+        passed = False
+        async for chunk in chunks:
+            if passed:
+                yield chunk
+                continue
+            held.append(chunk)
+            if len("".join(held).strip()) >= self.min_chars:
+                passed = True
+                yield "".join(held)
+        if not passed:
+            self._check("".join(held))
+
+    def transform(self, input: Iterator[str], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str]:
+        yield from self._transform_stream_with_config(input, self._gate, config, run_type="parser")
+
+    async def atransform(
+        self, input: AsyncIterator[str], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        async for chunk in self._atransform_stream_with_config(input, self._agate, config, run_type="parser"):
+            yield chunk
+
+    def stream(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str]:
+        yield from self.transform(iter([input]), config, **kwargs)
+
+    async def astream(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[str]:
+        async def once() -> AsyncIterator[str]:
+            yield input
+
+        async for chunk in self.atransform(once(), config, **kwargs):
+            yield chunk

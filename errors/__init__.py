@@ -1,0 +1,117 @@
+"""The server's exceptions, in one tree.
+
+    ServerError
+    ├── ConfigurationError      the operator's to fix: bad settings, missing model file
+    ├── RequestError            the caller's to fix; carries an HTTP status (422, 413, ...)
+    ├── ProviderError           one model attempt failed; carries the model and a Cause
+    │   ├── NotConfigured       no key for that provider: fails at once, the ladder moves on
+    │   ├── Overloaded          the local model's queue is full or the wait ran out
+    │   └── QualityRejected     the answer failed a validator (e.g. too short)
+    └── AllRungsFailed          every rung of a ladder failed: 503 with each attempt
+
+Every message says what happened and, where it can, what to do about it. None carries a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from errors.causes import Cause, classify, describe, retry_after_of
+
+__all__ = [
+    "AllRungsFailed",
+    "Attempt",
+    "Cause",
+    "ConfigurationError",
+    "NotConfigured",
+    "Overloaded",
+    "ProviderError",
+    "QualityRejected",
+    "RequestError",
+    "ServerError",
+    "classify",
+    "describe",
+    "retry_after_of",
+]
+
+
+class ServerError(Exception):
+    """Base of every error this server raises on purpose."""
+
+
+class ConfigurationError(ServerError):
+    """The server's settings are wrong; the message names the setting to change."""
+
+
+class RequestError(ServerError):
+    """The request is wrong; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, *, status: int = 422, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.details = details or {}
+
+
+class ProviderError(ServerError):
+    """One attempt at one model failed for a reason on the provider's side."""
+
+    cause: Cause = Cause.UNKNOWN
+
+    def __init__(self, message: str, *, cause: Cause | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        if cause is not None:
+            self.cause = cause
+        self.retry_after = retry_after
+
+
+class NotConfigured(ProviderError):
+    cause = Cause.NOT_CONFIGURED
+
+
+class Overloaded(ProviderError):
+    cause = Cause.OVERLOADED
+
+
+class QualityRejected(ProviderError):
+    cause = Cause.QUALITY_REJECTED
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One rung's try, as reported to the client when every rung failed."""
+
+    rung: int
+    alternative: str
+    model: str
+    provider: str
+    cause: Cause
+    detail: str
+    retry_after: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rung": self.rung,
+            "alternative": self.alternative,
+            "model": self.model,
+            "provider": self.provider,
+            "cause": self.cause.value,
+            "detail": self.detail,
+        }
+
+
+class AllRungsFailed(ServerError):
+    """Every rung of a fallback ladder failed; ``attempts`` says how, in order."""
+
+    def __init__(self, ladder: str, attempts: Sequence[Attempt]):
+        self.ladder = ladder
+        self.attempts = list(attempts)
+        causes = ", ".join(f"{a.model}: {a.cause.value}" for a in self.attempts)
+        super().__init__(f"every model of the '{ladder}' ladder failed ({causes})")
+
+    def retry_after(self, default: int) -> int:
+        """The longest wait any provider asked for, or ``default`` when none did."""
+        hints = [a.retry_after for a in self.attempts if a.retry_after]
+        return max(1, round(max(hints))) if hints else default

@@ -1,0 +1,129 @@
+"""Why a model attempt failed, read from the SDKs' real exception types.
+
+Only ``Cause.BAD_REQUEST`` is the caller's fault; every other cause sends the ladder to the next
+rung. Causes are short stable strings because they end up in records, metrics and JSON bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import re
+import time
+from enum import Enum
+from typing import Any
+
+
+class Cause(str, Enum):
+    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"
+    CONNECTION = "connection"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_FILTER = "content_filter"
+    TRUNCATED_STREAM = "truncated_stream"
+    STALLED_STREAM = "stalled_stream"
+    QUALITY_REJECTED = "quality_rejected"
+    BREAKER_OPEN = "breaker_open"
+    NOT_CONFIGURED = "not_configured"
+    OVERLOADED = "overloaded"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_callers_fault(self) -> bool:
+        return self is Cause.BAD_REQUEST
+
+
+def _from_status(status: int, text: str) -> Cause:
+    text = text.lower()
+    if status == 429:
+        return Cause.RATE_LIMITED
+    if status in (401, 403):
+        return Cause.AUTH
+    if status == 404:
+        # An unknown model or path is the server's setup, not the caller's input.
+        return Cause.NOT_CONFIGURED
+    if status in (408, 504):
+        return Cause.TIMEOUT
+    if status >= 500:
+        return Cause.SERVER_ERROR
+    if "context" in text and ("length" in text or "window" in text) or "too many tokens" in text:
+        return Cause.CONTEXT_LENGTH
+    if "content_filter" in text or "safety" in text:
+        return Cause.CONTENT_FILTER
+    return Cause.BAD_REQUEST
+
+
+def classify(exc: BaseException) -> Cause:
+    """Map any exception raised by a model call to a Cause."""
+    from errors import ProviderError  # local: errors/__init__ imports this module
+
+    if isinstance(exc, ProviderError):
+        return exc.cause
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return Cause.TIMEOUT
+
+    import openai
+    from google.genai import errors as genai_errors
+
+    if isinstance(exc, openai.APITimeoutError):
+        return Cause.TIMEOUT
+    if isinstance(exc, openai.APIConnectionError):
+        return Cause.CONNECTION
+    if isinstance(exc, openai.ContentFilterFinishReasonError):
+        return Cause.CONTENT_FILTER
+    if isinstance(exc, openai.LengthFinishReasonError):
+        return Cause.CONTEXT_LENGTH
+    if isinstance(exc, openai.APIStatusError):
+        code = ""
+        if isinstance(exc.body, dict):
+            code = str(exc.body.get("code") or "")
+        return _from_status(exc.status_code, f"{code} {exc.message}")
+    if isinstance(exc, genai_errors.APIError):
+        return _from_status(int(exc.code or 0), f"{exc.status} {exc.message}")
+
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return Cause.TIMEOUT
+    if "Connect" in name or isinstance(exc, ConnectionError):
+        return Cause.CONNECTION
+    return Cause.UNKNOWN
+
+
+def _headers_of(exc: BaseException) -> Any:
+    response = getattr(exc, "response", None)
+    return getattr(response, "headers", None)
+
+
+def retry_after_of(exc: BaseException, *, now: float | None = None) -> float | None:
+    """Seconds the provider asked us to wait (``Retry-After``: seconds or an HTTP date)."""
+    explicit = getattr(exc, "retry_after", None)
+    if isinstance(explicit, (int, float)):
+        return float(explicit)
+    headers = _headers_of(exc)
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+# Provider messages sometimes echo part of a key back; none of it may reach a client or a record.
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|key=[^&\s]+)")
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """A short, key-free description of an exception, fit for clients and records."""
+    text = _KEYLIKE.sub("[redacted]", str(exc) or type(exc).__name__)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

