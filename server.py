@@ -22,7 +22,7 @@ from api.errors import install_error_handlers
 from api.monitoring import monitoring_router
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
-from errors import ConfigurationError
+from errors import NotConfigured
 from providers.catalog import build_engine
 from providers.local_engine import LocalEngine
 from settings import Settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, engine: LocalEngine | None =
         _log_providers(settings)
         try:
             await asyncio.to_thread(engine.warm_up)
-        except ConfigurationError as exc:
+        except NotConfigured as exc:
             logger.error("local model unavailable: %s", exc)
         yield
         engine.close()

@@ -66,11 +66,11 @@ class RequestContextMiddleware:
         request_id = self._request_id_of(scope)
         scope[REQUEST_ID_SCOPE_KEY] = request_id  # for handlers that run outside this middleware
         token = _request_id.set(request_id)
-        started = False
+        started = finished = False
         is_stream = False
 
         async def send_with_context(message: Message) -> None:
-            nonlocal started, is_stream
+            nonlocal started, finished, is_stream
             if message["type"] == "http.response.start":
                 started = True
                 headers = list(message.get("headers", []))
@@ -81,16 +81,24 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and is_stream and outcomes.failures:
                 message = {**message, "body": self._rewrite_error_event(message.get("body", b""), outcomes)}
+            finished = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
         try:
             with collect_outcomes() as outcomes:
                 await self.app(scope, receive, send_with_context)
-        except AllRungsFailed as exc:
+        except Exception as exc:
             if not started:
                 raise
-            # The stream already told the client (see _rewrite_error_event); no traceback needed.
-            logger.warning("request %s: %s", request_id, exc)
+            # A stream has already told the client in its error event; log once, don't re-raise
+            # into the server (Starlette wraps handled errors in a RuntimeError at this point).
+            failure = exc if isinstance(exc, AllRungsFailed) else exc.__cause__
+            if isinstance(failure, AllRungsFailed):
+                logger.warning("request %s: %s", request_id, failure)
+            else:
+                logger.exception("request %s failed after its response started", request_id)
+            if not finished:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             _request_id.reset(token)
 

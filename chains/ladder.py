@@ -28,7 +28,7 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_con
 from pydantic import BaseModel, ConfigDict
 
 from chains.outcomes import Served, current_outcomes
-from errors import AllRungsFailed, Attempt, classify, describe, retry_after_of
+from errors import AllRungsFailed, Attempt, RequestError, classify, describe, retry_after_of
 from providers.catalog import ModelSpec
 
 
@@ -92,6 +92,13 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         )
         return True
 
+    def _rejected(self, index: int, exc: Exception) -> Exception:
+        """The caller's own mistake: say so (422) rather than blame every other model too."""
+        if isinstance(exc, RequestError):
+            return exc
+        model = self.rungs[index].spec.model
+        return RequestError(f"{model} rejected the request as invalid ({describe(exc)}); change the input")
+
     def _served(self, index: int) -> None:
         outcomes = current_outcomes()
         if outcomes is not None:
@@ -130,8 +137,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             except Exception as exc:
                 if self._failed(index, exc, attempts):
                     continue
-                run_manager.on_chain_error(exc)
-                raise
+                rejected = self._rejected(index, exc)
+                run_manager.on_chain_error(rejected)
+                raise rejected from exc
             self._served(index)
             run_manager.on_chain_end(output)
             return output
@@ -148,8 +156,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             except Exception as exc:
                 if self._failed(index, exc, attempts):
                     continue
-                await run_manager.on_chain_error(exc)
-                raise
+                rejected = self._rejected(index, exc)
+                await run_manager.on_chain_error(rejected)
+                raise rejected from exc
             self._served(index)
             await run_manager.on_chain_end(output)
             return output

@@ -53,7 +53,7 @@ class LocalChatModel(BaseChatModel):
 
     engine: LocalEngine = Field(exclude=True)
     model_name: str = "SmolLM2-135M-Instruct"
-    temperature: float = 0.7
+    temperature: float | None = 0.7
     max_tokens: int = 256
 
     @property

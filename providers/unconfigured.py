@@ -22,7 +22,7 @@ class UnconfiguredChatModel(BaseChatModel):
     provider: str
     model_name: str
     missing_setting: str
-    temperature: float = 0.7
+    temperature: float | None = 0.7
 
     @property
     def _llm_type(self) -> str:

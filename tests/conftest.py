@@ -1,0 +1,111 @@
+"""Shared fixtures: the provider double, the real local model, and apps built from settings.
+
+Provider variables from the developer's shell are removed for every test, and every remote
+model is pointed at the double, so no test can reach a real provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from providers.catalog import build_engine
+from providers.local_engine import LocalEngine
+from server import create_app
+from settings import Settings
+from tests.provider_double import ProviderDouble
+
+PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GEMINI_API_VERSION",
+    "LANGSMITH_TRACING",
+    "LANGCHAIN_TRACING_V2",
+)
+TEST_OPENAI_KEY = "sk-test-double-0123456789abcdef"
+TEST_GOOGLE_KEY = "AIzaTestDouble0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir("/")  # so no developer .env is read
+
+
+@pytest.fixture(scope="session")
+def provider_double() -> Iterator[ProviderDouble]:
+    double = ProviderDouble()
+    double.start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def double(provider_double: ProviderDouble) -> ProviderDouble:
+    provider_double.reset()
+    return provider_double
+
+
+@pytest.fixture(scope="session")
+def local_engine() -> Iterator[LocalEngine]:
+    """The real embedded model, loaded once for the whole run."""
+    engine = build_engine(Settings(_env_file=None))
+    yield engine
+    engine.close()
+
+
+def settings_for(double: ProviderDouble | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"local_max_tokens": 12, "primary_timeout_s": 1.0, "provider_timeout_s": 5.0}
+    if double is not None:
+        values.update(
+            openai_api_key=TEST_OPENAI_KEY,
+            openai_base_url=f"{double.url}/v1",
+            google_api_key=TEST_GOOGLE_KEY,
+            google_gemini_base_url=double.url,
+            gemini_api_version="v1beta",
+        )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def make_app(local_engine: LocalEngine) -> Callable[[Settings], FastAPI]:
+    def make(settings: Settings) -> FastAPI:
+        return create_app(settings, engine=local_engine)
+
+    return make
+
+
+@pytest.fixture
+def remote_app(double: ProviderDouble, make_app: Callable[[Settings], FastAPI]) -> FastAPI:
+    return make_app(settings_for(double))
+
+
+@pytest.fixture
+async def client(remote_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=remote_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://server") as http:
+        yield http
+
+
+def sse_events(text: str) -> list[tuple[str, str]]:
+    """(event, data) pairs of a server-sent event stream."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        event, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        if data or event != "message":
+            events.append((event, "\n".join(data)))
+    return events

@@ -1,0 +1,213 @@
+"""A provider double: a real HTTP server speaking the OpenAI chat-completions and Gemini
+generateContent / streamGenerateContent wire formats, so the real SDK clients are tested through
+their real request, streaming and error paths.
+
+Each model answers according to a ``Behaviour`` set by the test (answer, fail with a status and
+Retry-After, answer slowly, or cut a stream without a finish reason). Every request is logged.
+This is the only place in the project that knows the providers' wire formats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+_GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+@dataclass
+class Behaviour:
+    """How a model answers. ``fail_status`` wins over everything; ``delay_s`` applies first."""
+
+    text: str | None = None  # None: a default answer that names the model and the question
+    fail_status: int | None = None
+    retry_after: str | None = None
+    delay_s: float = 0.0
+    cut_stream: bool = False  # stream some text, then end without a finish reason
+
+
+@dataclass
+class Served:
+    provider: str
+    model: str
+    stream: bool
+    question: str
+    status: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _words(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def _prompt_text(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return " ".join(parts)
+
+
+class ProviderDouble:
+    def __init__(self) -> None:
+        self.behaviours: dict[str, Behaviour] = {}
+        self.served: list[Served] = []
+        self._lock = threading.Lock()
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/{version}/models/{model_action:path}", self._gemini, methods=["POST"]),
+            ]
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- control ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.behaviours.clear()
+            self.served.clear()
+
+    def set(self, model: str, behaviour: Behaviour) -> None:
+        self.behaviours[model] = behaviour
+
+    def requests_for(self, model: str) -> list[Served]:
+        with self._lock:
+            return [s for s in self.served if s.model == model]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("provider double did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- shared ----------------------------------------------------------------------------
+    def _answer(self, model: str, question: str) -> str:
+        behaviour = self.behaviours.get(model, Behaviour())
+        if behaviour.text is not None:
+            return behaviour.text
+        return f"{model} answers: {question[-80:]} -- a complete answer that is long enough to pass checks."
+
+    def _log(self, served: Served) -> None:
+        with self._lock:
+            self.served.append(served)
+
+    # -- OpenAI ----------------------------------------------------------------------------
+    async def _openai(self, request: Request) -> Response:
+        body = await request.json()
+        model = body["model"]
+        stream = bool(body.get("stream"))
+        question = _prompt_text(body.get("messages", []))
+        behaviour = self.behaviours.get(model, Behaviour())
+        await asyncio.sleep(behaviour.delay_s)
+        if behaviour.fail_status:
+            self._log(Served("openai", model, stream, question, behaviour.fail_status, body=body))
+            headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
+            error = {"error": {"message": f"double says {behaviour.fail_status}", "type": "double", "code": None}}
+            return JSONResponse(error, status_code=behaviour.fail_status, headers=headers)
+        answer = self._answer(model, question)
+        usage = {"prompt_tokens": _words(question), "completion_tokens": _words(answer)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self._log(Served("openai", model, stream, question, 200, usage["prompt_tokens"], usage["completion_tokens"], body))
+        base = {"id": "chatcmpl-double", "created": int(time.time()), "model": model}
+        if not stream:
+            choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def events() -> AsyncIterator[bytes]:
+            words = answer.split(" ")
+            for i, word in enumerate(words):
+                piece = word if i == 0 else " " + word
+                choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                yield _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
+                if behaviour.cut_stream and i == len(words) // 2:
+                    return
+            choice = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            yield _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
+            if include_usage:
+                yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    # -- Gemini ----------------------------------------------------------------------------
+    async def _gemini(self, request: Request) -> Response:
+        model, _, action = request.path_params["model_action"].partition(":")
+        body = await request.json()
+        stream = action == "streamGenerateContent"
+        contents = body.get("contents", [])
+        question = " ".join(p.get("text", "") for c in contents for p in c.get("parts", []))
+        behaviour = self.behaviours.get(model, Behaviour())
+        await asyncio.sleep(behaviour.delay_s)
+        if behaviour.fail_status:
+            self._log(Served("gemini", model, stream, question, behaviour.fail_status, body=body))
+            headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
+            status = behaviour.fail_status
+            error = {"error": {"code": status, "message": f"double says {status}", "status": _GEMINI_STATUS.get(status, "UNKNOWN")}}
+            return JSONResponse(error, status_code=status, headers=headers)
+        answer = self._answer(model, question)
+        usage = {"promptTokenCount": _words(question), "candidatesTokenCount": _words(answer)}
+        usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+        self._log(Served("gemini", model, stream, question, 200, usage["promptTokenCount"], usage["candidatesTokenCount"], body))
+
+        def candidate(text: str, finish: str | None) -> dict[str, Any]:
+            c: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+            if finish:
+                c["finishReason"] = finish
+            return c
+
+        if not stream:
+            return JSONResponse({"candidates": [candidate(answer, "STOP")], "usageMetadata": usage, "modelVersion": model})
+
+        async def events() -> AsyncIterator[bytes]:
+            words = answer.split(" ")
+            half = max(1, len(words) // 2)
+            first, rest = " ".join(words[:half]), " " + " ".join(words[half:])
+            yield _sse({"candidates": [candidate(first, None)], "modelVersion": model}, sep=b"\r\n\r\n")
+            if behaviour.cut_stream:
+                return
+            yield _sse({"candidates": [candidate(rest, "STOP")], "usageMetadata": usage, "modelVersion": model}, sep=b"\r\n\r\n")
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _sse(data: dict[str, Any], sep: bytes = b"\n\n") -> bytes:
+    return b"data: " + json.dumps(data).encode() + sep
