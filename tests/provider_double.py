@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,10 @@ class Behaviour:
     retry_after: str | None = None
     delay_s: float = 0.0
     cut_stream: bool = False  # stream some text, then end without a finish reason
+    delay_for: Callable[[str], float] | None = None  # per-question delay, on top of delay_s
+
+    def delay(self, question: str) -> float:
+        return self.delay_s + (self.delay_for(question) if self.delay_for else 0.0)
 
 
 @dataclass
@@ -136,7 +140,7 @@ class ProviderDouble:
         stream = bool(body.get("stream"))
         question = _prompt_text(body.get("messages", []))
         behaviour = self.behaviours.get(model, Behaviour())
-        await asyncio.sleep(behaviour.delay_s)
+        await asyncio.sleep(behaviour.delay(question))
         if behaviour.fail_status:
             self._log(Served("openai", model, stream, question, behaviour.fail_status, body=body))
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
@@ -176,7 +180,7 @@ class ProviderDouble:
         contents = body.get("contents", [])
         question = " ".join(p.get("text", "") for c in contents for p in c.get("parts", []))
         behaviour = self.behaviours.get(model, Behaviour())
-        await asyncio.sleep(behaviour.delay_s)
+        await asyncio.sleep(behaviour.delay(question))
         if behaviour.fail_status:
             self._log(Served("gemini", model, stream, question, behaviour.fail_status, body=body))
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}

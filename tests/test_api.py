@@ -1,0 +1,177 @@
+"""The HTTP contract: config checks, input errors, metadata reaching the callbacks, operations."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.provider_double import ProviderDouble
+
+QUESTION = {"question": "What is LangServe?"}
+
+
+@pytest.mark.parametrize("endpoint", ["invoke", "stream"])
+async def test_unknown_configurable_id_is_422_naming_the_valid_ids(client: httpx.AsyncClient, endpoint: str) -> None:
+    payload = {"input": QUESTION, "config": {"configurable": {"temp": 0.5}}}
+
+    response = await client.post(f"/chat/{endpoint}", json=payload)
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["unknown"] == ["temp"]
+    assert body["allowed"] == ["llm_model", "llm_temperature", "prompt_style"]
+    assert "llm_temperature" in body["message"]
+
+
+async def test_unknown_configurable_id_in_a_batch_config_list_is_422(client: httpx.AsyncClient, double: ProviderDouble) -> None:
+    payload = {
+        "inputs": [QUESTION, QUESTION],
+        "config": [{"configurable": {"llm_model": "gpt4"}}, {"configurable": {"user_id": "u1"}}],
+    }
+
+    response = await client.post("/chat/batch", json=payload)
+
+    assert response.status_code == 422
+    assert response.json()["unknown"] == ["user_id"]
+    assert double.served == [], "nothing may run when any item is invalid"
+
+
+@pytest.mark.parametrize("value", [2.5, -0.1, "hot", True])
+async def test_temperature_outside_0_to_2_is_422(client: httpx.AsyncClient, value: object) -> None:
+    payload = {"input": QUESTION, "config": {"configurable": {"llm_temperature": value}}}
+
+    response = await client.post("/chat/invoke", json=payload)
+
+    assert response.status_code == 422
+    assert "llm_temperature" in response.text
+
+
+async def test_unknown_model_alternative_is_422_listing_the_alternatives(client: httpx.AsyncClient) -> None:
+    payload = {"input": QUESTION, "config": {"configurable": {"llm_model": "claude"}}}
+
+    response = await client.post("/chat/invoke", json=payload)
+
+    assert response.status_code == 422
+    for alternative in ("openai", "gpt4", "gemini", "local"):
+        assert alternative in response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"input": {}}, {"input": {"question": ""}}, {"input": {"question": 42}}, {"input": {"question": "hi", "extra": 1}}],
+)
+async def test_malformed_input_is_422(client: httpx.AsyncClient, body: dict) -> None:
+    response = await client.post("/chat/invoke", json=body)
+
+    assert response.status_code == 422
+
+
+async def test_invalid_json_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/chat/invoke", content=b"{not json", headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+
+
+async def test_client_tags_and_metadata_reach_the_monitoring_record(
+    client: httpx.AsyncClient, remote_app: FastAPI
+) -> None:
+    payload = {
+        "input": QUESTION,
+        "config": {
+            "configurable": {"llm_model": "gpt4"},
+            "tags": ["experiment-7"],
+            "metadata": {"user_id": "user_001", "session_id": "session_123", "request_id": "spoofed"},
+        },
+    }
+
+    response = await client.post("/chat/invoke", json=payload)
+
+    request_id = response.headers["x-request-id"]
+    (record,) = remote_app.state.monitoring.store.find(request_id=request_id)
+    assert "experiment-7" in record.tags
+    assert record.metadata["user_id"] == "user_001"
+    assert record.metadata["session_id"] == "session_123"
+    assert record.request_id == request_id != "spoofed"
+    assert record.route == "chat"
+
+
+async def test_run_id_returned_by_invoke_finds_the_calls_in_monitoring(client: httpx.AsyncClient) -> None:
+    response = await client.post("/fallback/invoke", json={"input": QUESTION})
+    run_id = response.json()["metadata"]["run_id"]
+
+    calls = (await client.get("/monitoring/calls", params={"run_id": run_id})).json()["calls"]
+
+    assert [c["model"] for c in calls] == ["gpt-4o-mini"]
+    assert calls[0]["request_id"] == response.headers["x-request-id"]
+
+
+async def test_client_request_id_is_kept_when_well_formed(client: httpx.AsyncClient) -> None:
+    good = await client.post("/chat/invoke", json={"input": QUESTION}, headers={"x-request-id": "trace-42"})
+    bad = await client.post("/chat/invoke", json={"input": QUESTION}, headers={"x-request-id": "no spaces allowed"})
+
+    assert good.headers["x-request-id"] == "trace-42"
+    assert bad.headers["x-request-id"] != "no spaces allowed"
+
+
+async def test_batch_answers_each_item_with_its_own_config(client: httpx.AsyncClient, double: ProviderDouble) -> None:
+    payload = {
+        "inputs": [QUESTION, QUESTION],
+        "config": [{"configurable": {"llm_model": "gpt4"}}, {"configurable": {"llm_model": "gemini"}}],
+    }
+
+    response = await client.post("/chat/batch", json=payload)
+
+    assert response.status_code == 200
+    first, second = response.json()["output"]
+    assert first.startswith("gpt-4o answers:")
+    assert second.startswith("gemini-3.5-flash answers:")
+    assert sorted(response.headers["x-served-by"].split(",")) == ["gemini-3.5-flash", "gpt-4o"]
+
+
+async def test_batch_runs_the_monitoring_callbacks(client: httpx.AsyncClient, remote_app: FastAPI) -> None:
+    response = await client.post("/fallback/batch", json={"inputs": [QUESTION, QUESTION, QUESTION]})
+
+    records = remote_app.state.monitoring.store.find(request_id=response.headers["x-request-id"])
+    assert len(records) == 3
+
+
+async def test_stats_report_totals_and_per_model_figures(client: httpx.AsyncClient, double: ProviderDouble) -> None:
+    for _ in range(3):
+        await client.post("/fallback/invoke", json={"input": QUESTION})
+
+    stats = (await client.get("/monitoring/stats")).json()
+
+    served = double.requests_for("gpt-4o-mini")
+    model = stats["models"]["gpt-4o-mini"]
+    assert model["calls"] == 3
+    assert model["errors"] == 0
+    assert model["input_tokens"] == sum(s.input_tokens for s in served)
+    assert model["output_tokens"] == sum(s.output_tokens for s in served)
+    assert model["latency_s"]["p50"] > 0
+    assert stats["totals"]["calls"] == 3
+
+
+async def test_playground_page_loads(client: httpx.AsyncClient) -> None:
+    response = await client.get("/chat/playground/index.html")
+
+    assert response.status_code == 200
+    assert "<html" in response.text.lower()
+
+
+async def test_health_reports_configured_providers(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/health")).json()
+
+    assert body["status"] == "ok"
+    assert body["providers"] == {"openai": True, "gemini": True, "local": True}
+
+
+@pytest.mark.parametrize("route", ["chat", "fallback", "quality"])
+async def test_every_route_publishes_its_schemas(client: httpx.AsyncClient, route: str) -> None:
+    input_schema = (await client.get(f"/{route}/input_schema")).json()
+    output_schema = (await client.get(f"/{route}/output_schema")).json()
+    config_schema = (await client.get(f"/{route}/config_schema")).json()
+
+    assert input_schema["properties"]["question"]["type"] == "string"
+    assert output_schema["type"] == "string"
+    assert "configurable" in config_schema["properties"]

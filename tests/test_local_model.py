@@ -1,0 +1,95 @@
+"""The embedded SmolLM2 model: real generations, usage, and the bounded queue in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from langchain_core.messages import HumanMessage
+
+from errors import Overloaded
+from providers.catalog import build_engine
+from providers.local import LocalChatModel
+from providers.local_engine import LocalEngine
+from server import create_app
+from settings import Settings
+from tests.conftest import settings_for
+
+MESSAGES = [{"role": "user", "content": "Name a colour."}]
+
+
+async def test_no_keys_chat_answers_from_the_local_model(local_engine: LocalEngine) -> None:
+    app = create_app(settings_for(None), engine=local_engine)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+        response = await http.post("/chat/invoke", json={"input": {"question": "What is Python?"}})
+
+    assert response.status_code == 200
+    assert response.json()["output"].strip()
+    assert response.headers["x-served-by"] == "SmolLM2-135M-Instruct"
+    records = sorted(app.state.monitoring.store.find(request_id=response.headers["x-request-id"]), key=lambda r: r.rung)
+    assert [(r.model, r.cause) for r in records] == [("gpt-4o-mini", "not_configured"), ("SmolLM2-135M-Instruct", None)]
+    assert records[1].input_tokens > 0 and records[1].output_tokens > 0
+    assert records[1].first_token_s is not None
+
+
+async def test_streamed_usage_matches_llama_cpps_own_count(local_engine: LocalEngine) -> None:
+    from llama_cpp import Llama
+
+    pieces = [p async for p in local_engine.astream(MESSAGES, {"max_tokens": 8, "temperature": 0.0})]
+
+    reference = Llama(model_path=str(local_engine.model_path), n_ctx=512, verbose=False)
+    usage = reference.create_chat_completion(messages=MESSAGES, max_tokens=8, temperature=0.0)["usage"]
+    last = pieces[-1]
+    assert last.finish_reason in ("stop", "length")
+    assert last.input_tokens == usage["prompt_tokens"]
+    assert last.output_tokens == len([p for p in pieces if p.text])
+    assert 0 < last.output_tokens <= 8
+
+
+def test_sync_invoke_reports_usage_metadata(local_engine: LocalEngine) -> None:
+    model = LocalChatModel(engine=local_engine, max_tokens=6, temperature=0.0)
+
+    message = model.invoke([HumanMessage("Say hi.")])
+
+    assert message.content
+    assert message.usage_metadata is not None
+    assert message.usage_metadata["output_tokens"] > 0
+    assert message.response_metadata["finish_reason"] in ("stop", "length")
+
+
+async def test_a_full_queue_fails_at_once_as_overloaded() -> None:
+    engine = build_engine(Settings(_env_file=None, local_queue_size=1))
+    try:
+        busy = engine.astream(MESSAGES, {"max_tokens": 32})
+        first = asyncio.ensure_future(anext(busy))
+        await asyncio.sleep(0)  # let the first request take the only place in the queue
+
+        with pytest.raises(Overloaded, match="waiting"):
+            async for _ in engine.astream(MESSAGES, {"max_tokens": 4}):
+                pass
+        await first
+        await busy.aclose()
+    finally:
+        engine.close()
+
+
+async def test_waiting_longer_than_the_queue_timeout_fails_as_overloaded() -> None:
+    engine = build_engine(Settings(_env_file=None, local_queue_timeout_s=0.05))
+    try:
+        engine.warm_up()
+        # The end-of-turn token is banned, so the blocker surely generates for well over 50 ms.
+        never_stop = {"max_tokens": 64, "logit_bias": {2: -100.0}}
+        blocker = asyncio.ensure_future(_drain(engine.astream(MESSAGES, never_stop)))
+        await asyncio.sleep(0)
+
+        with pytest.raises(Overloaded, match="busy"):
+            await _drain(engine.astream(MESSAGES, {"max_tokens": 4}))
+        assert (await blocker)[-1].output_tokens == 64
+    finally:
+        engine.close()
+
+
+async def _drain(stream) -> list:
+    return [piece async for piece in stream]

@@ -1,0 +1,186 @@
+"""Server-side monitoring: one correct record per LLM attempt, even under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from uuid import uuid4
+
+import httpx
+from fastapi import FastAPI
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from callbacks.alerts import Alert, AlertCallback, AlertThresholds
+from callbacks.performance import PerformanceMonitor
+from callbacks.pricing import Price, PriceTable
+from callbacks.records import CallStore
+from errors import NotConfigured
+from tests.provider_double import Behaviour, ProviderDouble
+
+PRICES = PriceTable({"m": Price(Decimal("1"), Decimal("0.5"), Decimal("2"))})
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+def result(text: str, input_tokens: int, output_tokens: int) -> LLMResult:
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    message = AIMessage(content=text, usage_metadata=usage)
+    return LLMResult(generations=[[ChatGeneration(message=message)]], llm_output=None)
+
+
+META = {"ls_provider": "p", "ls_model_name": "m"}
+WALL = lambda: datetime(2026, 1, 1, tzinfo=timezone.utc)  # noqa: E731
+
+
+async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
+    clock, store = FakeClock(), CallStore()
+    monitor = PerformanceMonitor(store, PRICES, clock=clock, wall_clock=WALL)
+    a, b = uuid4(), uuid4()
+
+    await monitor.on_chat_model_start({}, [[HumanMessage("a")]], run_id=a, metadata=META)
+    clock.now = 1.0
+    await monitor.on_chat_model_start({}, [[HumanMessage("bb")]], run_id=b, metadata=META)
+    clock.now = 1.5
+    await monitor.on_llm_new_token("x", run_id=b)
+    clock.now = 5.0
+    await monitor.on_llm_end(result("answer a", 10, 20), run_id=a)
+    clock.now = 7.0
+    await monitor.on_llm_end(result("b", 3, 4), run_id=b)
+
+    by_run = {r.run_id: r for r in store.all()}
+    assert by_run[str(a)].duration_s == 5.0
+    assert by_run[str(b)].duration_s == 6.0
+    assert by_run[str(b)].first_token_s == 0.5
+    assert by_run[str(a)].first_token_s is None
+    assert (by_run[str(a)].input_tokens, by_run[str(a)].output_tokens) == (10, 20)
+    assert by_run[str(a)].cost_usd == Decimal("0.00005")  # (10 * 1 + 20 * 2) / 1M
+    assert by_run[str(b)].prompt_chars == 2
+
+
+async def test_a_result_without_llm_output_is_recorded_from_usage_metadata() -> None:
+    store = CallStore()
+    monitor = PerformanceMonitor(store, PRICES)
+    run = uuid4()
+
+    await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
+    await monitor.on_llm_end(result("ok", 7, 9), run_id=run)
+
+    (record,) = store.all()
+    assert (record.input_tokens, record.output_tokens, record.outcome) == (7, 9, "ok")
+
+
+async def test_an_unpriced_model_is_recorded_with_no_cost_not_zero() -> None:
+    store = CallStore()
+    monitor = PerformanceMonitor(store, PRICES)
+    run = uuid4()
+
+    await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata={"ls_model_name": "mystery"})
+    await monitor.on_llm_end(result("ok", 7, 9), run_id=run)
+
+    assert store.all()[0].cost_usd is None
+    assert store.stats()["totals"]["unpriced_calls"] == 1
+
+
+async def test_slow_response_alert_uses_each_calls_own_start() -> None:
+    clock, sink = FakeClock(), ListSink()
+    alerts = AlertCallback([sink], PRICES, AlertThresholds(slow_response_s=5.0), clock=clock, wall_clock=WALL)
+    slow, fast = uuid4(), uuid4()
+
+    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=slow, metadata=META)
+    clock.now = 4.0
+    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=fast, metadata=META)
+    clock.now = 6.0
+    await alerts.on_llm_end(result("x", 1, 1), run_id=fast)
+    await alerts.on_llm_end(result("x", 1, 1), run_id=slow)
+
+    assert [(a.rule, a.run_id) for a in sink.alerts] == [("slow_response", str(slow))]
+
+
+async def test_cost_threshold_alerts_once_when_crossed() -> None:
+    sink = ListSink()
+    alerts = AlertCallback([sink], PRICES, AlertThresholds(cost_usd=Decimal("0.0001")))
+
+    for _ in range(5):
+        run = uuid4()
+        await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
+        await alerts.on_llm_end(result("x", 10, 20), run_id=run)  # $0.00005 each
+
+    assert [a.rule for a in sink.alerts] == ["cost_threshold"]
+    assert alerts.cumulative_cost == Decimal("0.00025")
+
+
+async def test_long_prompt_and_llm_error_alerts_but_not_for_an_unconfigured_provider() -> None:
+    sink = ListSink()
+    alerts = AlertCallback([sink], PRICES, AlertThresholds(long_prompt_chars=10))
+    long_run, failing, unconfigured = uuid4(), uuid4(), uuid4()
+
+    await alerts.on_chat_model_start({}, [[HumanMessage("x" * 11)]], run_id=long_run, metadata=META)
+    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=failing, metadata=META)
+    await alerts.on_llm_error(TimeoutError("took too long"), run_id=failing)
+    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=unconfigured, metadata=META)
+    await alerts.on_llm_error(NotConfigured("no key"), run_id=unconfigured)
+
+    assert [(a.rule, a.run_id) for a in sink.alerts] == [("long_prompt", str(long_run)), ("llm_error", str(failing))]
+    assert "timeout" in sink.alerts[1].message
+
+
+async def test_a_failing_sink_never_fails_the_call() -> None:
+    class BrokenSink:
+        def send(self, alert: Alert) -> None:
+            raise ConnectionError("sink down")
+
+    sink = ListSink()
+    alerts = AlertCallback([BrokenSink(), sink], PRICES, AlertThresholds(long_prompt_chars=1))
+
+    await alerts.on_chat_model_start({}, [[HumanMessage("long")]], run_id=uuid4(), metadata=META)
+
+    assert [a.rule for a in sink.alerts] == ["long_prompt"]
+
+
+async def test_32_concurrent_requests_give_32_separate_correct_records(
+    client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI
+) -> None:
+    def delay(question: str) -> float:
+        match = re.search(r"wait (\d+)ms", question)
+        return int(match[1]) / 1000 if match else 0.0
+
+    double.set("gpt-4o-mini", Behaviour(delay_for=delay))
+
+    async def ask(i: int) -> httpx.Response:
+        payload = {
+            "input": {"question": f"question {i} wait {20 * (i % 8)}ms " + "word " * i},
+            "config": {"metadata": {"user_id": f"user-{i}"}},
+        }
+        return await client.post("/fallback/invoke", json=payload)
+
+    responses = await asyncio.gather(*(ask(i) for i in range(32)))
+
+    assert all(r.status_code == 200 for r in responses)
+    served = {s.question: s for s in double.requests_for("gpt-4o-mini")}
+    run_ids = set()
+    for i, response in enumerate(responses):
+        (record,) = remote_app.state.monitoring.store.find(request_id=response.headers["x-request-id"])
+        (sent,) = [s for q, s in served.items() if f"question {i} wait" in q]
+        assert record.metadata["user_id"] == f"user-{i}"
+        assert (record.input_tokens, record.output_tokens) == (sent.input_tokens, sent.output_tokens)
+        assert record.answer_chars == len(response.json()["output"])
+        assert record.duration_s >= delay(sent.question)
+        run_ids.add(record.run_id)
+    assert len(run_ids) == 32
