@@ -1,6 +1,6 @@
 """The configurable fallback server: settings, app, routes, middleware. No logic lives here.
 
-    python server.py [--host H] [--port P] [--workers N]
+python server.py [--host H] [--port P] [--workers N]
 """
 
 from __future__ import annotations

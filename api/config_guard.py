@@ -28,7 +28,9 @@ def _check_configurable(route: str, configurable: Any, allowed: dict[str, Config
     if configurable is None:
         return
     if not isinstance(configurable, dict):
-        raise RequestError(f"config.configurable must be an object of ids to values; /{route} accepts {sorted(allowed)}")
+        raise RequestError(
+            f"config.configurable must be an object of ids to values; /{route} accepts {sorted(allowed)}"
+        )
     unknown = sorted(set(configurable) - set(allowed))
     if unknown:
         raise RequestError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +47,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         prices: PriceTable,
         *,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.store = store
         self.prices = prices
@@ -116,7 +116,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
     ) -> None:
         self._begin(sum(len(p) for p in prompts), run_id, parent_run_id, tags, metadata)
 
-    async def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+    async def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         call = self._calls.get(run_id)
         if call is not None and call.first_token is None:
             call.first_token = self._clock()

@@ -64,11 +64,8 @@ def build_chat_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, s
             rungs.append(models.rung(LOCAL))
         return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs)
 
-    model = ladder("openai").configurable_alternatives(
-        MODEL_FIELD,
-        default_key="openai",
-        **{alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != "openai"},
-    )
+    others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != "openai"}
+    model = ladder("openai").configurable_alternatives(MODEL_FIELD, default_key="openai", **others)
     return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
 
 

@@ -10,10 +10,9 @@ from a fallback. The ladder keeps no state between calls.
 
 from __future__ import annotations
 
-
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
@@ -56,10 +55,10 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         return self.rungs[0].runnable.OutputType
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        return self.rungs[0].runnable.get_input_schema(config)
+        return cast(type[BaseModel], self.rungs[0].runnable.get_input_schema(config))
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        return self.rungs[0].runnable.get_output_schema(config)
+        return cast(type[BaseModel], self.rungs[0].runnable.get_output_schema(config))
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
@@ -123,9 +122,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     ) -> tuple[RunnableConfig, AsyncCallbackManagerForChainRun]:
         config = ensure_config(config)
         manager = get_async_callback_manager_for_config(config)
-        run_manager = await manager.on_chain_start(
-            None, input, name=self.get_name(), run_id=config.pop("run_id", None)
-        )
+        run_manager = await manager.on_chain_start(None, input, name=self.get_name(), run_id=config.pop("run_id", None))
         return config, run_manager
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -188,9 +185,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         run_manager.on_chain_error(error)
         raise error
 
-    async def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         config, run_manager = await self._astart(input, config)
         attempts: list[Attempt] = []
         for index, rung in enumerate(self.rungs):

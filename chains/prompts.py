@@ -64,7 +64,7 @@ class BilingualPrompt(RunnableSerializable[dict[str, Any], PromptValue]):
     templates: dict[str, ChatPromptTemplate]
 
     @property
-    def InputType(self) -> type[QuestionInput]:  # noqa: N802 - LangChain's name
+    def InputType(self) -> Any:  # noqa: N802 - LangChain's name
         return QuestionInput
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
@@ -79,9 +79,7 @@ class BilingualPrompt(RunnableSerializable[dict[str, Any], PromptValue]):
     def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> PromptValue:
         return self._template(input).invoke({"question": input["question"]}, config)
 
-    async def ainvoke(
-        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> PromptValue:
+    async def ainvoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> PromptValue:
         return await self._template(input).ainvoke({"question": input["question"]}, config)
 
 
@@ -92,8 +90,9 @@ def bilingual_prompt(style: str) -> BilingualPrompt:
 
 def configurable_prompt() -> Runnable[dict[str, Any], PromptValue]:
     """The ``prompt_style`` alternatives: default, detailed, concise."""
+    others: dict[str, Any] = {style: bilingual_prompt(style) for style in PROMPT_STYLES if style != "default"}
     return bilingual_prompt("default").configurable_alternatives(
         ConfigurableField(id="prompt_style", name="Prompt style", description="default, detailed or concise"),
         default_key="default",
-        **{style: bilingual_prompt(style) for style in PROMPT_STYLES if style != "default"},
+        **others,
     )

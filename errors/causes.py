@@ -10,11 +10,11 @@ import asyncio
 import email.utils
 import re
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Cause(str, Enum):
+class Cause(StrEnum):
     RATE_LIMITED = "rate_limited"
     TIMEOUT = "timeout"
     SERVER_ERROR = "server_error"
@@ -49,7 +49,7 @@ def _from_status(status: int, text: str) -> Cause:
         return Cause.TIMEOUT
     if status >= 500:
         return Cause.SERVER_ERROR
-    if "context" in text and ("length" in text or "window" in text) or "too many tokens" in text:
+    if ("context" in text and ("length" in text or "window" in text)) or "too many tokens" in text:
         return Cause.CONTEXT_LENGTH
     if "content_filter" in text or "safety" in text:
         return Cause.CONTENT_FILTER

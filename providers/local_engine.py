@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +118,9 @@ class LocalEngine:
         rendered = self._formatter(messages=messages)
         return len(llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
 
-    def _submit(self, messages: list[dict[str, str]], params: dict[str, Any], emit: Callable[[object], None]) -> tuple[concurrent.futures.Future[None], threading.Event]:
+    def _submit(
+        self, messages: list[dict[str, str]], params: dict[str, Any], emit: Callable[[object], None]
+    ) -> tuple[concurrent.futures.Future[None], threading.Event]:
         with self._lock:
             if self._waiting >= self.queue_size:
                 raise Overloaded(f"the local model already has {self._waiting} requests waiting; try again shortly")
@@ -144,18 +145,20 @@ class LocalEngine:
 
     def _timed_out(self, future: concurrent.futures.Future[None]) -> Overloaded:
         future.cancel()
-        return Overloaded(
-            f"waited {self.queue_timeout_s:g}s for the local model, which is busy with other requests"
-        )
+        return Overloaded(f"waited {self.queue_timeout_s:g}s for the local model, which is busy with other requests")
 
     async def astream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[Piece]:
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[object] = asyncio.Queue()
-        future, stop = self._submit(messages, params, lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(items.put_nowait, item)
+
+        future, stop = self._submit(messages, params, emit)
         try:
             try:
                 first = await asyncio.wait_for(items.get(), self.queue_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if future.cancel():
                     raise self._timed_out(future) from None
                 first = await items.get()
@@ -190,4 +193,3 @@ class LocalEngine:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-

@@ -133,3 +133,26 @@ class Settings(BaseSettings):
 
     def resolved_local_model_path(self) -> Path | None:
         return self.local_model_path or bundled_smollm2_path()
+
+
+def env_variable(name: str) -> str:
+    """The environment variable a settings field reads (the SDK's own name for provider fields)."""
+    field = Settings.model_fields[name]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return ENV_PREFIX + name.upper()
+
+
+def env_example() -> str:
+    """Every setting as a commented ``.env`` line with its description and default."""
+    lines = ["# Settings of the configurable fallback server. Copy to .env and uncomment what you change.", ""]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if name == "price_table_path":
+            default = "data/prices.toml"
+        shown = "" if default is None else str(default)
+        lines.append(f"# {field.description}")
+        lines.append(f"# {env_variable(name)}={shown}")
+        lines.append("")
+    return "\n".join(lines)

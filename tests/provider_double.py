@@ -24,8 +24,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-_GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 @dataclass
@@ -149,7 +156,9 @@ class ProviderDouble:
         answer = self._answer(model, question)
         usage = {"prompt_tokens": _words(question), "completion_tokens": _words(answer)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        self._log(Served("openai", model, stream, question, 200, usage["prompt_tokens"], usage["completion_tokens"], body))
+        self._log(
+            Served("openai", model, stream, question, 200, usage["prompt_tokens"], usage["completion_tokens"], body)
+        )
         base = {"id": "chatcmpl-double", "created": int(time.time()), "model": model}
         if not stream:
             choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
@@ -185,12 +194,22 @@ class ProviderDouble:
             self._log(Served("gemini", model, stream, question, behaviour.fail_status, body=body))
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
             status = behaviour.fail_status
-            error = {"error": {"code": status, "message": f"double says {status}", "status": _GEMINI_STATUS.get(status, "UNKNOWN")}}
+            error = {
+                "error": {
+                    "code": status,
+                    "message": f"double says {status}",
+                    "status": _GEMINI_STATUS.get(status, "UNKNOWN"),
+                }
+            }
             return JSONResponse(error, status_code=status, headers=headers)
         answer = self._answer(model, question)
         usage = {"promptTokenCount": _words(question), "candidatesTokenCount": _words(answer)}
         usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
-        self._log(Served("gemini", model, stream, question, 200, usage["promptTokenCount"], usage["candidatesTokenCount"], body))
+        self._log(
+            Served(
+                "gemini", model, stream, question, 200, usage["promptTokenCount"], usage["candidatesTokenCount"], body
+            )
+        )
 
         def candidate(text: str, finish: str | None) -> dict[str, Any]:
             c: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
@@ -199,7 +218,9 @@ class ProviderDouble:
             return c
 
         if not stream:
-            return JSONResponse({"candidates": [candidate(answer, "STOP")], "usageMetadata": usage, "modelVersion": model})
+            return JSONResponse(
+                {"candidates": [candidate(answer, "STOP")], "usageMetadata": usage, "modelVersion": model}
+            )
 
         async def events() -> AsyncIterator[bytes]:
             words = answer.split(" ")
@@ -208,7 +229,10 @@ class ProviderDouble:
             yield _sse({"candidates": [candidate(first, None)], "modelVersion": model}, sep=b"\r\n\r\n")
             if behaviour.cut_stream:
                 return
-            yield _sse({"candidates": [candidate(rest, "STOP")], "usageMetadata": usage, "modelVersion": model}, sep=b"\r\n\r\n")
+            yield _sse(
+                {"candidates": [candidate(rest, "STOP")], "usageMetadata": usage, "modelVersion": model},
+                sep=b"\r\n\r\n",
+            )
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

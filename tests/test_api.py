@@ -24,7 +24,9 @@ async def test_unknown_configurable_id_is_422_naming_the_valid_ids(client: httpx
     assert "llm_temperature" in body["message"]
 
 
-async def test_unknown_configurable_id_in_a_batch_config_list_is_422(client: httpx.AsyncClient, double: ProviderDouble) -> None:
+async def test_unknown_configurable_id_in_a_batch_config_list_is_422(
+    client: httpx.AsyncClient, double: ProviderDouble
+) -> None:
     payload = {
         "inputs": [QUESTION, QUESTION],
         "config": [{"configurable": {"llm_model": "gpt4"}}, {"configurable": {"user_id": "u1"}}],
@@ -59,7 +61,12 @@ async def test_unknown_model_alternative_is_422_listing_the_alternatives(client:
 
 @pytest.mark.parametrize(
     "body",
-    [{"input": {}}, {"input": {"question": ""}}, {"input": {"question": 42}}, {"input": {"question": "hi", "extra": 1}}],
+    [
+        {"input": {}},
+        {"input": {"question": ""}},
+        {"input": {"question": 42}},
+        {"input": {"question": "hi", "extra": 1}},
+    ],
 )
 async def test_malformed_input_is_422(client: httpx.AsyncClient, body: dict) -> None:
     response = await client.post("/chat/invoke", json=body)

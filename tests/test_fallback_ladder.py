@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import httpx
@@ -70,7 +69,9 @@ async def test_slow_primary_times_out_and_the_next_rung_answers(
     assert calls[1]["model"] == "gemini-3.5-flash"
 
 
-async def test_gemini_failure_moves_to_gpt4(client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI) -> None:
+async def test_gemini_failure_moves_to_gpt4(
+    client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI
+) -> None:
     double.set("gpt-4o-mini", Behaviour(fail_status=500))
     double.set("gemini-3.5-flash", Behaviour(fail_status=503, retry_after="3"))
 
@@ -87,9 +88,7 @@ async def test_gemini_failure_moves_to_gpt4(client: httpx.AsyncClient, double: P
     assert len(double.requests_for("gemini-3.5-flash")) == 1, "the Gemini SDK must not retry on its own"
 
 
-async def test_every_rung_failing_answers_503_listing_each_attempt(
-    double: ProviderDouble, tmp_path: Path
-) -> None:
+async def test_every_rung_failing_answers_503_listing_each_attempt(double: ProviderDouble, tmp_path: Path) -> None:
     app = create_app(settings_for(double, local_model_path=tmp_path / "missing.gguf"))
     double.set("gpt-4o-mini", Behaviour(fail_status=429, retry_after="12"))
     double.set("gemini-3.5-flash", Behaviour(fail_status=503))
@@ -140,7 +139,9 @@ async def test_stream_falls_back_before_the_first_chunk_and_records_streamed_usa
     assert calls[1]["first_token_s"] is not None
 
 
-async def test_openai_stream_reports_usage(client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI) -> None:
+async def test_openai_stream_reports_usage(
+    client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI
+) -> None:
     response = await client.post("/fallback/stream", json=QUESTION)
 
     assert response.status_code == 200
@@ -161,7 +162,7 @@ async def test_stream_where_every_rung_fails_ends_with_a_503_error_event(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
         response = await http.post("/fallback/stream", json=QUESTION)
 
-    (event, data), = [e for e in sse_events(response.text) if e[0] == "error"]
+    ((_event, data),) = [e for e in sse_events(response.text) if e[0] == "error"]
     error = json.loads(data)
     assert error["status_code"] == 503
     assert [a["cause"] for a in error["attempts"]] == ["server_error"] * 3 + ["not_configured"]
@@ -192,7 +193,9 @@ async def test_quality_stream_never_shows_the_rejected_answer(
     assert text.startswith("gemini-3.5-flash answers:")
 
 
-@pytest.mark.parametrize("alternative,model", [("openai", "gpt-4o-mini"), ("gpt4", "gpt-4o"), ("gemini", "gemini-3.5-flash")])
+@pytest.mark.parametrize(
+    "alternative,model", [("openai", "gpt-4o-mini"), ("gpt4", "gpt-4o"), ("gemini", "gemini-3.5-flash")]
+)
 async def test_chat_uses_the_model_the_client_configures(
     client: httpx.AsyncClient, double: ProviderDouble, alternative: str, model: str
 ) -> None:
@@ -206,7 +209,9 @@ async def test_chat_uses_the_model_the_client_configures(
     assert temperature == pytest.approx(0.2)
 
 
-async def test_chat_falls_back_to_the_local_model(client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI) -> None:
+async def test_chat_falls_back_to_the_local_model(
+    client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI
+) -> None:
     double.set("gemini-3.5-flash", Behaviour(fail_status=503))
     payload = {**QUESTION, "config": {"configurable": {"llm_model": "gemini"}}}
 

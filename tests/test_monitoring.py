@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
@@ -46,7 +46,7 @@ def result(text: str, input_tokens: int, output_tokens: int) -> LLMResult:
 
 
 META = {"ls_provider": "p", "ls_model_name": "m"}
-WALL = lambda: datetime(2026, 1, 1, tzinfo=timezone.utc)  # noqa: E731
+WALL = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
 
 
 async def test_interleaved_calls_each_keep_their_own_start_time() -> None:

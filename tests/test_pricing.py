@@ -42,5 +42,5 @@ def test_a_broken_price_file_is_a_configuration_error_naming_the_file(tmp_path: 
     broken = tmp_path / "prices.toml"
     broken.write_text('[models."x"]\ninput = "abc"\noutput = "1"\n')
 
-    with pytest.raises(ConfigurationError, match="prices.toml"):
+    with pytest.raises(ConfigurationError, match=r"prices\.toml"):
         PriceTable.from_file(broken)

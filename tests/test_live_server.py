@@ -1,0 +1,128 @@
+"""The real start command, RemoteRunnable and the client examples against a live server.
+
+The server runs as ``python server.py`` in a subprocess, with no keys: the embedded model answers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langserve import RemoteRunnable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_"))}
+    env["LLM_SERVER_LOCAL_MAX_TOKENS"] = "16"
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "server.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:  # readiness probe of a separate process: there is no event to wait on
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see {log.name}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("server did not become healthy in 60 s")
+        time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+CONFIG = {
+    "configurable": {"llm_model": "local", "prompt_style": "concise"},
+    "tags": ["remote-runnable"],
+    "metadata": {"user_id": "remote-user", "session_id": "remote-session"},
+}
+
+
+def test_remote_runnable_invoke_stream_batch(live_server: str) -> None:
+    chat = RemoteRunnable(f"{live_server}/chat/", timeout=60.0)
+    try:
+        answer = chat.invoke({"question": "Name a colour."}, config=CONFIG)
+        chunks = list(chat.stream({"question": "Name a fruit."}, config=CONFIG))
+        batch = chat.batch([{"question": "Hi"}, {"question": "Hello"}], config=CONFIG)
+    finally:
+        chat.sync_client.close()
+
+    assert isinstance(answer, str) and answer.strip()
+    assert len(chunks) > 1 and all(isinstance(c, str) for c in chunks)
+    assert len(batch) == 2 and all(isinstance(b, str) and b.strip() for b in batch)
+    calls = httpx.get(f"{live_server}/monitoring/calls", params={"limit": 10}).json()["calls"]
+    mine = [c for c in calls if c["metadata"].get("user_id") == "remote-user"]
+    assert len(mine) == 4
+    assert all("remote-runnable" in c["tags"] and c["model"] == "SmolLM2-135M-Instruct" for c in mine)
+
+
+async def test_remote_runnable_async_invoke(live_server: str) -> None:
+    fallback = RemoteRunnable(f"{live_server}/fallback/", timeout=60.0)
+    try:
+        answer = await fallback.ainvoke({"question": "Say hello."})
+        chunks = [c async for c in fallback.astream({"question": "Say hi."})]
+    finally:
+        await fallback.async_client.aclose()
+        fallback.sync_client.close()
+
+    assert answer.strip()
+    assert "".join(chunks).strip()
+
+
+def test_remote_runnable_sees_a_422_for_an_unknown_configurable(live_server: str) -> None:
+    chat = RemoteRunnable(f"{live_server}/chat/", timeout=60.0)
+    try:
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            chat.invoke({"question": "hi"}, config={"configurable": {"temperature": 0.1}})
+    finally:
+        chat.sync_client.close()
+
+    assert caught.value.response.status_code == 422
+
+
+def test_playground_is_served(live_server: str) -> None:
+    response = httpx.get(f"{live_server}/chat/playground/", follow_redirects=True, timeout=10)
+
+    assert response.status_code == 200
+    assert "<html" in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "client_examples/remote_runnable_sync.py"],
+        [sys.executable, "client_examples/remote_runnable_async.py"],
+        ["bash", "client_examples/rest.sh"],
+    ],
+    ids=["sync", "async", "curl"],
+)
+def test_client_example_runs(live_server: str, command: list[str]) -> None:
+    done = subprocess.run([*command, live_server], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.count(":") >= 3
