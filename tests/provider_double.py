@@ -136,9 +136,11 @@ class ProviderDouble:
             return behaviour.text
         return f"{model} answers: {question[-80:]} -- a complete answer that is long enough to pass checks."
 
-    def _log(self, served: Served) -> None:
+    def _log(self, served: Served) -> Served:
+        # Logged on arrival: a slow answer must not land in the log of whichever test runs next.
         with self._lock:
             self.served.append(served)
+        return served
 
     # -- OpenAI ----------------------------------------------------------------------------
     async def _openai(self, request: Request) -> Response:
@@ -147,17 +149,20 @@ class ProviderDouble:
         stream = bool(body.get("stream"))
         question = _prompt_text(body.get("messages", []))
         behaviour = self.behaviours.get(model, Behaviour())
+        served = self._log(Served("openai", model, stream, question, 0, body=body))
         await asyncio.sleep(behaviour.delay(question))
         if behaviour.fail_status:
-            self._log(Served("openai", model, stream, question, behaviour.fail_status, body=body))
+            served.status = behaviour.fail_status
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
             error = {"error": {"message": f"double says {behaviour.fail_status}", "type": "double", "code": None}}
             return JSONResponse(error, status_code=behaviour.fail_status, headers=headers)
         answer = self._answer(model, question)
         usage = {"prompt_tokens": _words(question), "completion_tokens": _words(answer)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        self._log(
-            Served("openai", model, stream, question, 200, usage["prompt_tokens"], usage["completion_tokens"], body)
+        served.status, served.input_tokens, served.output_tokens = (
+            200,
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
         )
         base = {"id": "chatcmpl-double", "created": int(time.time()), "model": model}
         if not stream:
@@ -189,9 +194,10 @@ class ProviderDouble:
         contents = body.get("contents", [])
         question = " ".join(p.get("text", "") for c in contents for p in c.get("parts", []))
         behaviour = self.behaviours.get(model, Behaviour())
+        served = self._log(Served("gemini", model, stream, question, 0, body=body))
         await asyncio.sleep(behaviour.delay(question))
         if behaviour.fail_status:
-            self._log(Served("gemini", model, stream, question, behaviour.fail_status, body=body))
+            served.status = behaviour.fail_status
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
             status = behaviour.fail_status
             error = {
@@ -205,11 +211,8 @@ class ProviderDouble:
         answer = self._answer(model, question)
         usage = {"promptTokenCount": _words(question), "candidatesTokenCount": _words(answer)}
         usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
-        self._log(
-            Served(
-                "gemini", model, stream, question, 200, usage["promptTokenCount"], usage["candidatesTokenCount"], body
-            )
-        )
+        served.status = 200
+        served.input_tokens, served.output_tokens = usage["promptTokenCount"], usage["candidatesTokenCount"]
 
         def candidate(text: str, finish: str | None) -> dict[str, Any]:
             c: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
