@@ -15,6 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import ConfigurableField, Runnable
 
+from chains.cached_fields import CachedConfigurableFields
 from chains.ladder import FallbackLadder, Rung
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
@@ -35,7 +36,7 @@ MODEL_FIELD = ConfigurableField(
 
 
 def _with_temperature(model: BaseChatModel) -> Runnable[Any, Any]:
-    return model.configurable_fields(temperature=TEMPERATURE_FIELD)
+    return CachedConfigurableFields(default=model, fields={"temperature": TEMPERATURE_FIELD})
 
 
 class _Models:
