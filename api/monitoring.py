@@ -36,7 +36,7 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
         run_id: str | None = Query(None, description="An LLM call's run id, or the run id a route returned."),
         request_id: str | None = Query(None, description="The X-Request-Id of a request."),
         model: str | None = Query(None, description="A concrete model name or an alternative key."),
-        outcome: Literal["ok", "error"] | None = None,
+        outcome: Literal["ok", "error", "cancelled"] | None = None,
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
         found = suite.store.find(run_id=run_id, request_id=request_id, model=model, outcome=outcome, limit=limit)

@@ -164,8 +164,8 @@ class AlertCallback(AsyncCallbackHandler):
         started = self._started.pop(run_id, None)
         model = started[1] if started else None
         cause = classify(error)
-        if cause is Cause.NOT_CONFIGURED:
-            return  # a provider without a key is a known state, said once at start-up, not an incident
+        if cause in (Cause.NOT_CONFIGURED, Cause.CANCELLED):
+            return  # a provider without a key, or a client that left: known states, not incidents
         self._send("llm_error", f"{model} failed ({cause.value}): {describe(error)}", model=model, run_id=run_id)
 
     def reset_cost_tracking(self) -> None:

@@ -21,7 +21,7 @@ from langchain_core.outputs import LLMResult
 from callbacks.pricing import PriceTable
 from callbacks.records import CallRecord, CallStore
 from callbacks.usage import answer_of, model_of, usage_of
-from errors import classify, describe
+from errors import Cause, classify, describe
 
 # Run metadata the server adds; the rest of the metadata is the client's and is kept as sent.
 _SERVER_KEYS = ("request_id", "route", "ladder", "ladder_rung", "alternative", "ls_provider", "ls_model_name")
@@ -145,9 +145,9 @@ class PerformanceMonitor(AsyncCallbackHandler):
         call = self._calls.pop(run_id, None)
         if call is None:
             return
-        self.store.add(
-            self._record(call, run_id, outcome="error", cause=classify(error).value, error=describe(error), cost=None)
-        )
+        cause = classify(error)
+        outcome = "cancelled" if cause is Cause.CANCELLED else "error"
+        self.store.add(self._record(call, run_id, outcome=outcome, cause=cause.value, error=describe(error), cost=None))
 
     def _record(
         self,

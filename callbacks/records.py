@@ -33,7 +33,7 @@ class CallRecord:
     output_tokens: int
     cached_input_tokens: int
     cost_usd: Decimal | None
-    outcome: str  # "ok" or "error"
+    outcome: str  # "ok", "error" or "cancelled"
     cause: str | None
     error: str | None
     prompt_chars: int
@@ -64,7 +64,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 def _summary(records: list[CallRecord]) -> dict[str, Any]:
     latencies = [r.duration_s for r in records]
     costs = [r.cost_usd for r in records if r.cost_usd is not None]
-    errors = sum(1 for r in records if r.outcome != "ok")
+    errors = sum(1 for r in records if r.outcome == "error")
     return {
         "calls": len(records),
         "errors": errors,

@@ -29,6 +29,7 @@ class Cause(StrEnum):
     BREAKER_OPEN = "breaker_open"
     NOT_CONFIGURED = "not_configured"
     OVERLOADED = "overloaded"
+    CANCELLED = "cancelled"  # the client went away; nobody failed
     UNKNOWN = "unknown"
 
     @property
@@ -62,6 +63,8 @@ def classify(exc: BaseException) -> Cause:
 
     if isinstance(exc, ProviderError):
         return exc.cause
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return Cause.CANCELLED
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Cause.TIMEOUT
 

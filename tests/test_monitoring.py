@@ -184,3 +184,18 @@ async def test_32_concurrent_requests_give_32_separate_correct_records(
         assert record.duration_s >= delay(sent.question)
         run_ids.add(record.run_id)
     assert len(run_ids) == 32
+
+
+async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled_without_an_alert() -> None:
+    store, sink = CallStore(), ListSink()
+    monitor = PerformanceMonitor(store, PRICES)
+    alerts = AlertCallback([sink], PRICES, AlertThresholds())
+    run = uuid4()
+
+    for handler in (monitor, alerts):
+        await handler.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
+        await handler.on_llm_error(GeneratorExit(), run_id=run)
+
+    assert (store.all()[0].outcome, store.all()[0].cause) == ("cancelled", "cancelled")
+    assert store.stats()["totals"]["errors"] == 0
+    assert sink.alerts == []
