@@ -20,13 +20,14 @@ from contextvars import ContextVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chains.outcomes import Outcomes, collect_outcomes
-from errors import AllRungsFailed
+from errors import AllRungsFailed, RequestError
 
 logger = logging.getLogger("llm_server.requests")
 
 REQUEST_ID_SCOPE_KEY = "llm_server.request_id"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_EXPECTED = (AllRungsFailed, RequestError)  # failures with an answer of their own, not bugs
 _SCRUBBED = re.compile(rb'data: \{"status_code": 500, "message": "Internal Server Error"\}')
 
 
@@ -92,8 +93,8 @@ class RequestContextMiddleware:
                 raise
             # A stream has already told the client in its error event; log once, don't re-raise
             # into the server (Starlette wraps handled errors in a RuntimeError at this point).
-            failure = exc if isinstance(exc, AllRungsFailed) else exc.__cause__
-            if isinstance(failure, AllRungsFailed):
+            failure = exc if isinstance(exc, _EXPECTED) else exc.__cause__
+            if isinstance(failure, _EXPECTED):
                 logger.warning("request %s: %s", request_id, failure)
             else:
                 logger.exception("request %s failed after its response started", request_id)
@@ -106,8 +107,11 @@ class RequestContextMiddleware:
         if b"event: error" not in body:
             return body
         error = outcomes.failures[-1]
-        retry_after = error.retry_after(self.default_retry_after)
-        payload = json.dumps(failure_body(error, retry_after, current_request_id()))
+        if isinstance(error, AllRungsFailed):
+            content = failure_body(error, error.retry_after(self.default_retry_after), current_request_id())
+        else:
+            content = {"status_code": error.status, "error": "invalid_request", "message": error.message}
+        payload = json.dumps(content)
         return _SCRUBBED.sub(lambda _: b"data: " + payload.encode(), body, count=1)
 
 

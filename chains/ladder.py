@@ -91,12 +91,17 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         )
         return True
 
-    def _rejected(self, index: int, exc: Exception) -> Exception:
+    def _rejected(self, index: int, exc: Exception) -> RequestError:
         """The caller's own mistake: say so (422) rather than blame every other model too."""
         if isinstance(exc, RequestError):
-            return exc
-        model = self.rungs[index].spec.model
-        return RequestError(f"{model} rejected the request as invalid ({describe(exc)}); change the input")
+            rejected = exc
+        else:
+            model = self.rungs[index].spec.model
+            rejected = RequestError(f"{model} rejected the request as invalid ({describe(exc)}); change the input")
+        outcomes = current_outcomes()
+        if outcomes is not None:
+            outcomes.add_failure(rejected)
+        return rejected
 
     def _served(self, index: int) -> None:
         outcomes = current_outcomes()
@@ -173,11 +178,14 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     final = chunk if final is None else final + chunk
                     yield chunk
             except Exception as exc:
-                # Once a chunk reached the caller another model cannot take over the answer.
-                if final is None and self._failed(index, exc, attempts):
+                if final is not None:  # a chunk already reached the caller: no one can take over
+                    run_manager.on_chain_error(exc)
+                    raise
+                if self._failed(index, exc, attempts):
                     continue
-                run_manager.on_chain_error(exc)
-                raise
+                rejected = self._rejected(index, exc)
+                run_manager.on_chain_error(rejected)
+                raise rejected from exc
             self._served(index)
             run_manager.on_chain_end(final)
             return
@@ -195,10 +203,14 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     final = chunk if final is None else final + chunk
                     yield chunk
             except Exception as exc:
-                if final is None and self._failed(index, exc, attempts):
+                if final is not None:
+                    await run_manager.on_chain_error(exc)
+                    raise
+                if self._failed(index, exc, attempts):
                     continue
-                await run_manager.on_chain_error(exc)
-                raise
+                rejected = self._rejected(index, exc)
+                await run_manager.on_chain_error(rejected)
+                raise rejected from exc
             self._served(index)
             await run_manager.on_chain_end(final)
             return

@@ -222,3 +222,17 @@ async def test_chat_falls_back_to_the_local_model(
     calls = calls_for(remote_app, response.headers["x-request-id"])
     assert [(c["alternative"], c["outcome"]) for c in calls] == [("gemini", "error"), ("local", "ok")]
     assert calls[1]["output_tokens"] > 0
+
+
+async def test_provider_rejecting_a_streamed_input_is_a_422_error_event(
+    client: httpx.AsyncClient, double: ProviderDouble
+) -> None:
+    double.set("gpt-4o-mini", Behaviour(fail_status=400))
+
+    response = await client.post("/fallback/stream", json=QUESTION)
+
+    ((event, data),) = sse_events(response.text)
+    assert event == "error"
+    assert json.loads(data)["status_code"] == 422
+    assert "rejected the request" in json.loads(data)["message"]
+    assert double.requests_for("gemini-3.5-flash") == []
