@@ -72,32 +72,28 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         )
         return patch_config(tagged, callbacks=run_manager.get_child())
 
-    def _failed(self, index: int, exc: Exception, attempts: list[Attempt]) -> bool:
-        """Record a failed rung; False when the error is the caller's and must not fall back."""
+    def _after_failure(self, index: int, exc: Exception, attempts: list[Attempt]) -> RequestError | None:
+        """Record a failed rung and return None to move on, or the error to raise when the caller
+        is at fault (a 422, rather than blaming every other model too)."""
         cause = classify(exc)
-        if cause.is_callers_fault:
-            return False
         spec = self.rungs[index].spec
-        attempts.append(
-            Attempt(
-                rung=index,
-                alternative=spec.alternative,
-                model=spec.model,
-                provider=spec.provider,
-                cause=cause,
-                detail=describe(exc),
-                retry_after=retry_after_of(exc),
+        if not cause.is_callers_fault:
+            attempts.append(
+                Attempt(
+                    rung=index,
+                    alternative=spec.alternative,
+                    model=spec.model,
+                    provider=spec.provider,
+                    cause=cause,
+                    detail=describe(exc),
+                    retry_after=retry_after_of(exc),
+                )
             )
-        )
-        return True
-
-    def _rejected(self, index: int, exc: Exception) -> RequestError:
-        """The caller's own mistake: say so (422) rather than blame every other model too."""
+            return None
         if isinstance(exc, RequestError):
             rejected = exc
         else:
-            model = self.rungs[index].spec.model
-            rejected = RequestError(f"{model} rejected the request as invalid ({describe(exc)}); change the input")
+            rejected = RequestError(f"{spec.model} rejected the request as invalid ({describe(exc)}); change the input")
         outcomes = current_outcomes()
         if outcomes is not None:
             outcomes.add_failure(rejected)
@@ -137,9 +133,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             try:
                 output = rung.runnable.invoke(input, self._rung_config(config, index, run_manager))
             except Exception as exc:
-                if self._failed(index, exc, attempts):
+                rejected = self._after_failure(index, exc, attempts)
+                if rejected is None:
                     continue
-                rejected = self._rejected(index, exc)
                 run_manager.on_chain_error(rejected)
                 raise rejected from exc
             self._served(index)
@@ -156,9 +152,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             try:
                 output = await rung.runnable.ainvoke(input, self._rung_config(config, index, run_manager))
             except Exception as exc:
-                if self._failed(index, exc, attempts):
+                rejected = self._after_failure(index, exc, attempts)
+                if rejected is None:
                     continue
-                rejected = self._rejected(index, exc)
                 await run_manager.on_chain_error(rejected)
                 raise rejected from exc
             self._served(index)
@@ -181,9 +177,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 if final is not None:  # a chunk already reached the caller: no one can take over
                     run_manager.on_chain_error(exc)
                     raise
-                if self._failed(index, exc, attempts):
+                rejected = self._after_failure(index, exc, attempts)
+                if rejected is None:
                     continue
-                rejected = self._rejected(index, exc)
                 run_manager.on_chain_error(rejected)
                 raise rejected from exc
             self._served(index)
@@ -206,9 +202,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 if final is not None:
                     await run_manager.on_chain_error(exc)
                     raise
-                if self._failed(index, exc, attempts):
+                rejected = self._after_failure(index, exc, attempts)
+                if rejected is None:
                     continue
-                rejected = self._rejected(index, exc)
                 await run_manager.on_chain_error(rejected)
                 raise rejected from exc
             self._served(index)

@@ -31,32 +31,20 @@ class QualityGate(RunnableSerializable[str, str]):
         return self.invoke(input, config, **kwargs)
 
     def _gate(self, chunks: Iterator[str]) -> Iterator[str]:
-        held: list[str] = []
-        passed = False
+        holdback = _Holdback(self)
         for chunk in chunks:
-            if passed:
-                yield chunk
-                continue
-            held.append(chunk)
-            if len("".join(held).strip()) >= self.min_chars:
-                passed = True
-                yield "".join(held)
-        if not passed:
-            self._check("".join(held))
+            released = holdback.feed(chunk)
+            if released:
+                yield released
+        holdback.finish()
 
     async def _agate(self, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
-        held: list[str] = []
-        passed = False
+        holdback = _Holdback(self)
         async for chunk in chunks:
-            if passed:
-                yield chunk
-                continue
-            held.append(chunk)
-            if len("".join(held).strip()) >= self.min_chars:
-                passed = True
-                yield "".join(held)
-        if not passed:
-            self._check("".join(held))
+            released = holdback.feed(chunk)
+            if released:
+                yield released
+        holdback.finish()
 
     def transform(self, input: Iterator[str], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str]:
         yield from self._transform_stream_with_config(input, self._gate, config, run_type="parser")
@@ -76,3 +64,26 @@ class QualityGate(RunnableSerializable[str, str]):
 
         async for chunk in self.atransform(once(), config, **kwargs):
             yield chunk
+
+
+class _Holdback:
+    """Holds a stream's text until it is long enough, then lets everything through."""
+
+    def __init__(self, gate: QualityGate):
+        self.gate = gate
+        self.held: list[str] = []
+        self.passed = False
+
+    def feed(self, chunk: str) -> str:
+        if self.passed:
+            return chunk
+        self.held.append(chunk)
+        text = "".join(self.held)
+        if len(text.strip()) < self.gate.min_chars:
+            return ""
+        self.passed = True
+        return text
+
+    def finish(self) -> None:
+        if not self.passed:
+            self.gate._check("".join(self.held))
