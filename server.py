@@ -36,6 +36,8 @@ warnings.filterwarnings("ignore", message=r".*Pydantic serializer warnings.*")
 
 def create_app(settings: Settings | None = None, *, engine: LocalEngine | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Also runs in each worker process, which does not inherit main()'s logging set-up.
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = engine or build_engine(settings)
     suite = MonitoringSuite.from_settings(settings)
 
@@ -87,7 +89,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=settings.workers)
     args = parser.parse_args()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "server:create_app",
         factory=True,
