@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from errors import NotConfigured, Overloaded
+from errors import Cause, NotConfigured, Overloaded, ProviderError
 
 _STARTED = object()
 _DONE = object()
@@ -90,6 +90,13 @@ class LocalEngine:
         llama = self._model()
         emit(_STARTED)
         prompt_tokens = self._count_prompt_tokens(llama, messages)
+        room = self.context_tokens - prompt_tokens
+        if room < 1:
+            raise ProviderError(
+                f"the prompt is {prompt_tokens} tokens; the local model's context holds {self.context_tokens}",
+                cause=Cause.CONTEXT_LENGTH,
+            )
+        params = {**params, "max_tokens": min(params.get("max_tokens") or room, room)}
         output_tokens = 0
         finish_reason: str | None = None
         for chunk in llama.create_chat_completion(messages=messages, stream=True, **params):

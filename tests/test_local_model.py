@@ -8,7 +8,7 @@ import httpx
 import pytest
 from langchain_core.messages import HumanMessage
 
-from errors import Overloaded
+from errors import Cause, Overloaded, ProviderError
 from providers.catalog import build_engine
 from providers.local import LocalChatModel
 from providers.local_engine import LocalEngine
@@ -93,3 +93,12 @@ async def test_waiting_longer_than_the_queue_timeout_fails_as_overloaded() -> No
 
 async def _drain(stream) -> list:
     return [piece async for piece in stream]
+
+
+async def test_a_prompt_longer_than_the_context_fails_as_context_length(local_engine: LocalEngine) -> None:
+    too_long = [{"role": "user", "content": "word " * (local_engine.context_tokens + 10)}]
+
+    with pytest.raises(ProviderError) as caught:
+        await _drain(local_engine.astream(too_long, {"max_tokens": 4}))
+
+    assert caught.value.cause is Cause.CONTEXT_LENGTH
