@@ -39,16 +39,18 @@ def create_app(settings: Settings | None = None, *, engine: LocalEngine | None =
     # Also runs in each worker process, which does not inherit main()'s logging set-up.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = engine or build_engine(settings)
-    suite = MonitoringSuite.from_settings(settings)
+    suite = MonitoringSuite(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_providers(settings)
+        await suite.start()
         try:
             await asyncio.to_thread(engine.warm_up)
         except NotConfigured as exc:
             logger.error("local model unavailable: %s", exc)
         yield
+        await suite.close()
         engine.close()
 
     app = FastAPI(
@@ -60,7 +62,11 @@ def create_app(settings: Settings | None = None, *, engine: LocalEngine | None =
     app.state.monitoring = suite
     app.state.engine = engine
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
-    app.add_middleware(RequestContextMiddleware, default_retry_after=settings.retry_after_s)
+    app.add_middleware(
+        RequestContextMiddleware,
+        default_retry_after=settings.retry_after_s,
+        on_response=suite.metrics.observe_request,
+    )
 
     for name, chain in build_chains(settings, engine).items():
         add_routes(

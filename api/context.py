@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,9 +50,18 @@ def failure_body(error: AllRungsFailed, retry_after: int, request_id: str | None
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, default_retry_after: int = 30):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default_retry_after: int = 30,
+        on_response: Callable[[str, str, int, float], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         self.app = app
         self.default_retry_after = default_retry_after
+        self.on_response = on_response  # (route, method, status, seconds), for metrics
+        self._clock = clock
 
     def _request_id_of(self, scope: Scope) -> str:
         for name, value in scope.get("headers", []):
@@ -69,11 +80,14 @@ class RequestContextMiddleware:
         token = _request_id.set(request_id)
         started = finished = False
         is_stream = False
+        status = 500
+        began = self._clock()
 
         async def send_with_context(message: Message) -> None:
-            nonlocal started, finished, is_stream
+            nonlocal started, finished, is_stream, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 content_type = dict(headers).get(b"content-type", b"")
                 is_stream = content_type.startswith(b"text/event-stream")
@@ -102,6 +116,8 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             _request_id.reset(token)
+            if self.on_response is not None:
+                self.on_response(_route_of(scope), scope["method"], status, self._clock() - began)
 
     def _rewrite_error_event(self, body: bytes, outcomes: Outcomes) -> bytes:
         if b"event: error" not in body:
@@ -113,6 +129,13 @@ class RequestContextMiddleware:
             content = {"status_code": error.status, "error": "invalid_request", "message": error.message}
         payload = json.dumps(content)
         return _SCRUBBED.sub(lambda _: b"data: " + payload.encode(), body, count=1)
+
+
+def _route_of(scope: Scope) -> str:
+    # The matched route's template keeps metric labels bounded; unmatched paths share one label.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
 
 
 def _served_headers(outcomes: Outcomes) -> list[tuple[bytes, bytes]]:

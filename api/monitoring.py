@@ -1,14 +1,25 @@
-"""``/health`` and the read-only ``/monitoring`` routes over the call store and alert history."""
+"""``/health``, ``/metrics`` and the read-only ``/monitoring`` routes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from callbacks.records import summarize
 from callbacks.suite import MonitoringSuite
 from providers.local_engine import LocalEngine
 from settings import Settings
+
+_SINCE = Query(None, description="Only records at or after this time (ISO 8601).")
+
+
+def _since(since: datetime | None, window_s: float | None) -> datetime | None:
+    if window_s is not None:
+        return datetime.now(UTC) - timedelta(seconds=window_s)
+    return since
 
 
 def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalEngine) -> APIRouter:
@@ -27,9 +38,18 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
             "local_queue": {"waiting": engine.waiting, "capacity": engine.queue_size},
         }
 
+    @router.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(suite.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @router.get("/monitoring/stats", tags=["monitoring"])
-    async def stats() -> dict[str, Any]:
-        return {**suite.store.stats(), "cumulative_cost_usd": str(suite.alerts.cumulative_cost)}
+    async def stats(
+        window_s: float | None = Query(None, gt=0, description="Only the last this many seconds."),
+        since: datetime | None = _SINCE,
+    ) -> dict[str, Any]:
+        start = _since(since, window_s)
+        records = await suite.store.window(start)
+        return {"since": start.isoformat() if start else None, **summarize(records)}
 
     @router.get("/monitoring/calls", tags=["monitoring"])
     async def calls(
@@ -37,13 +57,28 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
         request_id: str | None = Query(None, description="The X-Request-Id of a request."),
         model: str | None = Query(None, description="A concrete model name or an alternative key."),
         outcome: Literal["ok", "error", "cancelled"] | None = None,
+        tag: str | None = Query(None, description="A tag the client sent."),
+        user_id: str | None = Query(None, description="The user_id in the client's metadata."),
+        since: datetime | None = _SINCE,
+        until: datetime | None = Query(None, description="Only records before this time (ISO 8601)."),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        found = suite.store.find(run_id=run_id, request_id=request_id, model=model, outcome=outcome, limit=limit)
+        found = await suite.store.find(
+            run_id=run_id,
+            request_id=request_id,
+            model=model,
+            outcome=outcome,
+            tag=tag,
+            user_id=user_id,
+            since=since,
+            until=until,
+            limit=limit,
+        )
         return {"calls": [record.as_dict() for record in found]}
 
     @router.get("/monitoring/alerts", tags=["monitoring"])
-    async def alerts(limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-        return {"alerts": [alert.as_dict() for alert in suite.history.recent(limit)]}
+    async def alerts(limit: int = Query(100, ge=1, le=1000), since: datetime | None = _SINCE) -> dict[str, Any]:
+        history = await suite.store.alerts(limit=limit, since=since)
+        return {"firing": suite.engine.firing(), "history": [alert.as_dict() for alert in history]}
 
     return router

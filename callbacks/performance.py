@@ -1,4 +1,5 @@
-"""``PerformanceMonitor``: one ``CallRecord`` per LLM attempt, written to a ``CallStore``.
+"""``PerformanceMonitor``: one ``CallRecord`` per LLM attempt, handed to every listener (the
+store, the alert engine, the metrics exporter, the slow-call log).
 
 State: ``_calls`` holds the calls in flight and ``_roots`` the root run of every chain run in
 flight, both keyed by run id and dropped when the run ends. Every call has its own start time,
@@ -7,8 +8,9 @@ so concurrent calls never share one (the seed's bug). Handlers are async and do 
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +21,11 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from callbacks.pricing import PriceTable
-from callbacks.records import CallRecord, CallStore
+from callbacks.records import CallRecord
 from callbacks.usage import answer_of, model_of, usage_of
 from errors import Cause, classify, describe
+
+logger = logging.getLogger("llm_server.monitoring")
 
 # Run metadata the server adds; the rest of the metadata is the client's and is kept as sent.
 _SERVER_KEYS = ("request_id", "route", "ladder", "ladder_rung", "alternative", "ls_provider", "ls_model_name")
@@ -43,13 +47,13 @@ class _Call:
 class PerformanceMonitor(AsyncCallbackHandler):
     def __init__(
         self,
-        store: CallStore,
+        listeners: Sequence[Callable[[CallRecord], None]],
         prices: PriceTable,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
-        self.store = store
+        self.listeners = list(listeners)
         self.prices = prices
         self._clock = clock
         self._wall_clock = wall_clock
@@ -128,7 +132,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         usage = usage_of(response)
         model = call.model
         cost = self.prices.cost(model_of(response) or model, usage)
-        self.store.add(
+        self._publish(
             self._record(
                 call,
                 run_id,
@@ -136,6 +140,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cached_input_tokens=usage.cached_input_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
                 cost=cost,
                 answer_chars=len(answer_of(response)),
             )
@@ -147,7 +152,14 @@ class PerformanceMonitor(AsyncCallbackHandler):
             return
         cause = classify(error)
         outcome = "cancelled" if cause is Cause.CANCELLED else "error"
-        self.store.add(self._record(call, run_id, outcome=outcome, cause=cause.value, error=describe(error), cost=None))
+        self._publish(self._record(call, run_id, outcome=outcome, cause=cause.value, error=describe(error), cost=None))
+
+    def _publish(self, record: CallRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:  # monitoring must never fail the user's request
+                logger.exception("call-record listener %r failed", listener)
 
     def _record(
         self,
@@ -159,16 +171,17 @@ class PerformanceMonitor(AsyncCallbackHandler):
         input_tokens: int = 0,
         output_tokens: int = 0,
         cached_input_tokens: int = 0,
+        reasoning_tokens: int = 0,
         answer_chars: int = 0,
         cause: str | None = None,
         error: str | None = None,
     ) -> CallRecord:
         meta = call.metadata
         client_meta = {k: v for k, v in meta.items() if k not in _SERVER_KEYS and not k.startswith(("__", "ls_"))}
-        client_meta["root_run_id"] = call.root_run_id
         rung = meta.get("ladder_rung")
         return CallRecord(
             run_id=str(run_id),
+            root_run_id=call.root_run_id,
             request_id=meta.get("request_id"),
             route=meta.get("route"),
             ladder=meta.get("ladder"),
@@ -182,6 +195,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cached_input_tokens=cached_input_tokens,
+            reasoning_tokens=reasoning_tokens,
             cost_usd=cost,
             outcome=outcome,
             cause=cause,

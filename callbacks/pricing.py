@@ -24,6 +24,7 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens, reported by reasoning models
 
     @property
     def total_tokens(self) -> int:

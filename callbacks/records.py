@@ -1,15 +1,9 @@
-"""``CallRecord``, one per LLM attempt, and ``CallStore``, the in-memory history behind
-``/monitoring/stats`` and ``/monitoring/calls``.
-
-The store is bounded (oldest records drop first) and guarded by a lock, because sync chain
-invocations may report from worker threads while the event loop reads.
-"""
+"""``CallRecord``: one per LLM attempt, and ``summarize``: the figures behind ``/monitoring/stats``."""
 
 from __future__ import annotations
 
 import statistics
-import threading
-from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -19,10 +13,11 @@ from typing import Any
 @dataclass(frozen=True)
 class CallRecord:
     run_id: str
+    root_run_id: str | None  # the run id a route returned to the client
     request_id: str | None
     route: str | None
     ladder: str | None
-    rung: int | None
+    rung: int | None  # 0 for the first choice, n for the n-th fallback
     alternative: str | None
     provider: str
     model: str
@@ -32,18 +27,24 @@ class CallRecord:
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int
-    cost_usd: Decimal | None
+    reasoning_tokens: int
+    cost_usd: Decimal | None  # None: the model is not in the price table
     outcome: str  # "ok", "error" or "cancelled"
     cause: str | None
     error: str | None
     prompt_chars: int
     answer_chars: int
     tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # the client's, as sent
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def user_id(self) -> str | None:
+        value = self.metadata.get("user_id")
+        return None if value is None else str(value)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -53,80 +54,46 @@ class CallRecord:
         return data
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
-        return None
+        return {"p50": None, "p95": None, "p99": None}
     if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+        return {"p50": values[0], "p95": values[0], "p99": values[0]}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
 
 
 def _summary(records: list[CallRecord]) -> dict[str, Any]:
-    latencies = [r.duration_s for r in records]
-    costs = [r.cost_usd for r in records if r.cost_usd is not None]
     errors = sum(1 for r in records if r.outcome == "error")
+    answers = [r for r in records if r.outcome == "ok"]
+    fallbacks = sum(1 for r in answers if (r.rung or 0) > 0)
     return {
         "calls": len(records),
         "errors": errors,
         "error_rate": errors / len(records) if records else 0.0,
-        "latency_s": {
-            "avg": statistics.fmean(latencies) if latencies else None,
-            "p50": _percentile(latencies, 0.50),
-            "p95": _percentile(latencies, 0.95),
-        },
+        "cancelled": sum(1 for r in records if r.outcome == "cancelled"),
+        "latency_s": _percentiles([r.duration_s for r in answers]),
+        "first_token_s": _percentiles([r.first_token_s for r in answers if r.first_token_s is not None]),
         "input_tokens": sum(r.input_tokens for r in records),
         "output_tokens": sum(r.output_tokens for r in records),
+        "cached_input_tokens": sum(r.cached_input_tokens for r in records),
+        "reasoning_tokens": sum(r.reasoning_tokens for r in records),
         "total_tokens": sum(r.total_tokens for r in records),
-        "cost_usd": str(sum(costs, Decimal(0))),
-        "unpriced_calls": sum(1 for r in records if r.cost_usd is None and r.outcome == "ok"),
+        "cost_usd": str(sum((r.cost_usd for r in records if r.cost_usd is not None), Decimal(0))),
+        "unpriced_calls": sum(1 for r in answers if r.cost_usd is None),
+        "fallback_answers": fallbacks,
+        "fallback_rate": fallbacks / len(answers) if answers else 0.0,
     }
 
 
-class CallStore:
-    def __init__(self, max_records: int = 10_000):
-        self._records: deque[CallRecord] = deque(maxlen=max_records)
-        self._lock = threading.Lock()
-
-    def add(self, record: CallRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-
-    def all(self) -> list[CallRecord]:
-        with self._lock:
-            return list(self._records)
-
-    def find(
-        self,
-        *,
-        run_id: str | None = None,
-        request_id: str | None = None,
-        model: str | None = None,
-        outcome: str | None = None,
-        limit: int = 100,
-    ) -> list[CallRecord]:
-        """Newest first."""
-        found = []
-        for record in reversed(self.all()):
-            if run_id and run_id not in (record.run_id, record.metadata.get("root_run_id")):
-                continue
-            if request_id and record.request_id != request_id:
-                continue
-            if model and model not in (record.model, record.alternative):
-                continue
-            if outcome and record.outcome != outcome:
-                continue
-            found.append(record)
-            if len(found) >= limit:
-                break
-        return found
-
-    def stats(self) -> dict[str, Any]:
-        records = self.all()
-        by_model: dict[str, list[CallRecord]] = {}
-        for record in records:
-            by_model.setdefault(record.model, []).append(record)
-        fallbacks = sum(1 for r in records if r.outcome == "ok" and (r.rung or 0) > 0)
-        return {
-            "totals": {**_summary(records), "fallback_answers": fallbacks},
-            "models": {model: _summary(group) for model, group in sorted(by_model.items())},
-        }
+def summarize(records: Iterable[CallRecord]) -> dict[str, Any]:
+    """Totals and per-model figures: calls, errors, latency and first-token percentiles,
+    tokens, cost, and the share of answers that came from a fallback rung."""
+    records = list(records)
+    by_model: dict[str, list[CallRecord]] = {}
+    for record in records:
+        by_model.setdefault(record.model, []).append(record)
+    return {
+        "totals": _summary(records),
+        "models": {model: _summary(group) for model, group in sorted(by_model.items())},
+    }

@@ -1,42 +1,140 @@
-"""``MonitoringSuite``: the callback handlers and the stores they write, built once per app."""
+"""``MonitoringSuite``: everything that watches LLM calls, built once per app from settings.
+
+PerformanceMonitor (callback) -> CallRecord -> CallStore (SQLite)
+                                            -> AlertEngine -> CallStore, AlertDispatcher -> sinks
+                                            -> MetricsExporter (/metrics)
+                                            -> SlowCallLog (JSON Lines)
+KeywordFilter (callback) -> log, metrics; in block mode it fails the call
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import httpx
 from langchain_core.callbacks import BaseCallbackHandler
+from prometheus_client import Counter
 
-from callbacks.alerts import AlertCallback, AlertHistory, AlertThresholds, LogSink
+from callbacks import alert_rules
+from callbacks.alert_model import Alert, AlertSink
+from callbacks.alerts import AlertEngine
+from callbacks.dispatch import AlertDispatcher
+from callbacks.keyword_filter import KeywordFilter
+from callbacks.metrics import MetricsExporter
 from callbacks.performance import PerformanceMonitor
 from callbacks.pricing import PriceTable
-from callbacks.records import CallStore
+from callbacks.records import CallRecord
+from callbacks.sinks import DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
+from callbacks.slow_log import SlowCallLog
+from callbacks.storage import CallStore
 from settings import Settings
 
 
-@dataclass
 class MonitoringSuite:
-    store: CallStore
-    history: AlertHistory
-    performance: PerformanceMonitor
-    alerts: AlertCallback
+    def __init__(self, settings: Settings):
+        self.prices = PriceTable.from_file(settings.price_table_path)
+        self.store = CallStore(
+            settings.monitoring_db_path,
+            flush_interval_s=settings.monitoring_flush_interval_s,
+            retention_days=settings.monitoring_retention_days,
+        )
+        self.metrics = MetricsExporter()
+        self.http, sinks = _sinks(settings)
+        self.dispatcher = AlertDispatcher(
+            sinks, attempts=settings.alert_delivery_attempts, on_delivery=self.store.add_delivery
+        )
+        self.engine = AlertEngine(_rules(settings), self._alert, cooldown_s=settings.alert_cooldown_s)
+        self.performance = PerformanceMonitor([self._record], self.prices)
+        self.keyword_filter = _keyword_filter(settings, self.metrics)
+        self.slow_log = (
+            SlowCallLog(settings.slow_log_path, settings.slow_log_threshold_s) if settings.slow_log_path else None
+        )
 
     @property
     def handlers(self) -> list[BaseCallbackHandler]:
-        return [self.performance, self.alerts]
+        """The callback handlers to attach to every served chain."""
+        handlers: list[BaseCallbackHandler] = [self.performance]
+        if self.keyword_filter is not None:
+            handlers.append(self.keyword_filter)
+        return handlers
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MonitoringSuite:
-        prices = PriceTable.from_file(settings.price_table_path)
-        store = CallStore(settings.monitoring_max_records)
-        history = AlertHistory()
-        thresholds = AlertThresholds(
-            long_prompt_chars=settings.alert_long_prompt_chars,
-            slow_response_s=settings.alert_slow_response_s,
-            cost_usd=settings.alert_cost_threshold_usd,
+    def _record(self, record: CallRecord) -> None:
+        self.store.add(record)
+        self.metrics.observe(record)
+        self.engine.observe(record)
+        if self.slow_log is not None:
+            self.slow_log.observe(record)
+
+    def _alert(self, alert: Alert) -> None:
+        self.store.add_alert(alert)
+        self.metrics.set_firing(self.engine.firing_counts())
+        self.dispatcher.submit(alert)
+
+    async def start(self) -> None:
+        """Open the SQLite file now, so a wrong path fails at start-up, not on the first call."""
+        await self.store.flush()
+
+    async def close(self) -> None:
+        """Deliver pending alerts, write pending records, release files and connections."""
+        await self.dispatcher.close()
+        await self.store.close()
+        if self.slow_log is not None:
+            self.slow_log.close()
+        if self.http is not None:
+            await self.http.aclose()
+
+
+def _rules(settings: Settings) -> list[alert_rules.AlertRule]:
+    return [
+        alert_rules.long_prompt(settings.alert_long_prompt_chars),
+        alert_rules.slow_response(settings.alert_slow_response_s),
+        alert_rules.slow_first_token(settings.alert_slow_first_token_s),
+        alert_rules.LLMError(),
+        alert_rules.ErrorRate(
+            settings.alert_error_rate, settings.alert_error_rate_window_s, settings.alert_error_rate_min_calls
+        ),
+        alert_rules.FallbackUsed(),
+        alert_rules.UnpricedModel(),
+        alert_rules.CumulativeCost(settings.alert_cost_threshold_usd),
+    ]
+
+
+def _keyword_filter(settings: Settings, metrics: MetricsExporter) -> KeywordFilter | None:
+    if not settings.keyword_filter_words:
+        return None
+    mode = settings.keyword_filter_mode
+    flagged = Counter(
+        "llm_flagged_answers", "Answers containing filtered words", ["model", "mode"], registry=metrics.registry
+    )
+    return KeywordFilter(settings.keyword_filter_words, mode, lambda model, _words: flagged.labels(model, mode).inc())
+
+
+def _sinks(settings: Settings) -> tuple[httpx.AsyncClient | None, list[AlertSink]]:
+    sinks: list[AlertSink] = [LogSink()]
+    webhook, slack, discord = (
+        settings.alert_webhook_url,
+        settings.alert_slack_webhook_url,
+        settings.alert_discord_webhook_url,
+    )
+    http = None
+    if webhook or slack or discord:
+        http = httpx.AsyncClient(timeout=settings.alert_delivery_timeout_s)
+        if webhook:
+            sinks.append(WebhookSink(webhook.get_secret_value(), http))
+        if slack:
+            sinks.append(SlackSink(slack.get_secret_value(), http))
+        if discord:
+            sinks.append(DiscordSink(discord.get_secret_value(), http))
+    if settings.alert_smtp_host and settings.alert_email_to:
+        password = settings.alert_smtp_password.get_secret_value() if settings.alert_smtp_password else None
+        sinks.append(
+            EmailSink(
+                settings.alert_smtp_host,
+                settings.alert_smtp_port,
+                settings.alert_email_from,
+                settings.alert_email_to,
+                username=settings.alert_smtp_username,
+                password=password,
+                starttls=settings.alert_smtp_starttls,
+                timeout_s=settings.alert_delivery_timeout_s,
+            )
         )
-        return cls(
-            store=store,
-            history=history,
-            performance=PerformanceMonitor(store, prices),
-            alerts=AlertCallback([LogSink(), history], prices, thresholds),
-        )
+    return http, sinks

@@ -19,11 +19,13 @@ def usage_of(response: LLMResult) -> Usage:
             if isinstance(generation, ChatGeneration):
                 meta = getattr(generation.message, "usage_metadata", None)
                 if meta:
-                    details: dict[str, Any] = dict(meta.get("input_token_details") or {})
+                    inputs: dict[str, Any] = dict(meta.get("input_token_details") or {})
+                    outputs: dict[str, Any] = dict(meta.get("output_token_details") or {})
                     return Usage(
                         input_tokens=int(meta.get("input_tokens", 0)),
                         output_tokens=int(meta.get("output_tokens", 0)),
-                        cached_input_tokens=int(details.get("cache_read", 0) or 0),
+                        cached_input_tokens=int(inputs.get("cache_read", 0) or 0),
+                        reasoning_tokens=int(outputs.get("reasoning", 0) or 0),
                     )
     legacy = (response.llm_output or {}).get("token_usage") or {}
     return Usage(

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib.util
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "LLM_SERVER_"
 
@@ -106,17 +107,63 @@ class Settings(BaseSettings):
     # Chains.
     quality_min_chars: int = Field(50, ge=0, description="/quality rejects shorter answers (the seed's rule).")
 
-    # Monitoring and alerts.
-    monitoring_max_records: int = Field(10_000, ge=100, description="Call records kept in memory.")
+    # Monitoring: records in SQLite, written off the request path.
+    monitoring_db_path: Path = Field(Path("var/monitoring.sqlite3"), description="SQLite file of calls and alerts.")
+    monitoring_flush_interval_s: float = Field(
+        0.5, gt=0, le=1.0, description="Records are written this often: the most a SIGKILL can lose."
+    )
+    monitoring_retention_days: float = Field(30, gt=0, description="Calls and alerts older than this are deleted.")
     price_table_path: Path = Field(
         Path(__file__).resolve().parent.parent / "data" / "prices.toml",
         description="USD prices per 1M tokens, per model.",
     )
+
+    # Alert rules.
     alert_long_prompt_chars: int = Field(3000, ge=1, description="Alert on prompts longer than this.")
-    alert_slow_response_s: float = Field(10.0, gt=0, description="Alert on LLM calls slower than this.")
+    alert_slow_response_s: float = Field(10.0, gt=0, description="Alert while a model's calls are slower than this.")
+    alert_slow_first_token_s: float = Field(5.0, gt=0, description="Alert while first tokens take longer than this.")
     alert_cost_threshold_usd: Decimal = Field(
-        Decimal("1.00"), ge=0, description="Alert once cumulative spend passes this."
+        Decimal("1.00"), ge=0, description="Alert once spend since start-up passes this."
     )
+    alert_error_rate: float = Field(0.5, gt=0, le=1, description="Alert while a model's error rate is at least this.")
+    alert_error_rate_window_s: float = Field(300, gt=0, description="Window of the error-rate rule.")
+    alert_error_rate_min_calls: int = Field(5, ge=1, description="Calls in the window before the error rate counts.")
+    alert_cooldown_s: float = Field(300, ge=0, description="An alert that fires again this soon stays quiet.")
+
+    # Alert destinations (the log always gets them). Webhook URLs carry tokens: treat as secrets.
+    alert_webhook_url: SecretStr | None = Field(None, description="Generic JSON webhook for alerts.")
+    alert_slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming-webhook URL.")
+    alert_discord_webhook_url: SecretStr | None = Field(None, description="Discord webhook URL.")
+    alert_smtp_host: str | None = Field(None, description="SMTP server for alert email; no email when unset.")
+    alert_smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    alert_smtp_username: str | None = Field(None, description="SMTP user, if the server wants one.")
+    alert_smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    alert_smtp_starttls: bool = Field(False, description="Use STARTTLS with the SMTP server.")
+    alert_email_from: str = Field("llm-server@localhost", description="Sender of alert email.")
+    alert_email_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Recipients of alert email, comma-separated."
+    )
+    alert_delivery_attempts: int = Field(5, ge=1, le=20, description="Tries per alert and destination.")
+    alert_delivery_timeout_s: float = Field(5.0, gt=0, description="Timeout of one alert delivery.")
+
+    # The seed's exercise handlers.
+    keyword_filter_words: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Words to watch for in answers, comma-separated."
+    )
+    keyword_filter_mode: Literal["flag", "block"] = Field(
+        "flag", description="flag: log and count; block: reject the answer so the next model answers."
+    )
+    slow_log_path: Path | None = Field(
+        Path("var/slow_calls.jsonl"), description="JSON Lines file of slow calls; unset to turn off."
+    )
+    slow_log_threshold_s: float = Field(5.0, gt=0, description="Calls slower than this go to the slow-call log.")
+
+    @field_validator("alert_email_to", "keyword_filter_words", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -148,10 +195,10 @@ def env_example() -> str:
     """Every setting as a commented ``.env`` line with its description and default."""
     lines = ["# Settings of the configurable fallback server. Copy to .env and uncomment what you change.", ""]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
         if name == "price_table_path":
             default = "data/prices.toml"
-        shown = "" if default is None else str(default)
+        shown = ",".join(default) if isinstance(default, list) else "" if default is None else str(default)
         lines.append(f"# {field.description}")
         lines.append(f"# {env_variable(name)}={shown}")
         lines.append("")

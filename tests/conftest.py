@@ -6,7 +6,9 @@ model is pointed at the double, so no test can reach a real provider.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from providers.local_engine import LocalEngine
 from server import create_app
 from settings import Settings
 from tests.provider_double import ProviderDouble
+from tests.receivers import HttpReceiver
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -62,8 +65,19 @@ def local_engine() -> Iterator[LocalEngine]:
     engine.close()
 
 
+_FILES = Path(tempfile.mkdtemp(prefix="llm-server-tests-"))
+
+
 def settings_for(double: ProviderDouble | None = None, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"local_max_tokens": 12, "primary_timeout_s": 1.0, "provider_timeout_s": 5.0}
+    """Settings for one test app: its own SQLite file, providers pointed at the double (if any)."""
+    files = Path(tempfile.mkdtemp(dir=_FILES))
+    values: dict[str, Any] = {
+        "local_max_tokens": 12,
+        "primary_timeout_s": 1.0,
+        "provider_timeout_s": 5.0,
+        "monitoring_db_path": files / "monitoring.sqlite3",
+        "slow_log_path": files / "slow_calls.jsonl",
+    }
     if double is not None:
         values.update(
             openai_api_key=TEST_OPENAI_KEY,
@@ -76,16 +90,27 @@ def settings_for(double: ProviderDouble | None = None, **overrides: Any) -> Sett
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture
-def make_app(local_engine: LocalEngine) -> Callable[[Settings], FastAPI]:
-    def make(settings: Settings) -> FastAPI:
-        return create_app(settings, engine=local_engine)
-
-    return make
+AppFactory = Callable[..., FastAPI]
 
 
 @pytest.fixture
-def remote_app(double: ProviderDouble, make_app: Callable[[Settings], FastAPI]) -> FastAPI:
+async def make_app(local_engine: LocalEngine) -> AsyncIterator[AppFactory]:
+    """Builds apps on the shared local model (or, with own_engine=True, on the one the settings
+    name) and closes their monitoring at the end: SQLite connections, alert deliveries."""
+    apps: list[FastAPI] = []
+
+    def make(settings: Settings, *, own_engine: bool = False) -> FastAPI:
+        app = create_app(settings, engine=None if own_engine else local_engine)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        await app.state.monitoring.close()
+
+
+@pytest.fixture
+def remote_app(double: ProviderDouble, make_app: AppFactory) -> FastAPI:
     return make_app(settings_for(double))
 
 
@@ -109,3 +134,18 @@ def sse_events(text: str) -> list[tuple[str, str]]:
         if data or event != "message":
             events.append((event, "\n".join(data)))
     return events
+
+
+@pytest.fixture(scope="session")
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+    server = receiver.start()
+    yield receiver
+    receiver.reset()
+    server.should_exit = True
+
+
+@pytest.fixture
+def receiver(http_receiver: HttpReceiver) -> HttpReceiver:
+    http_receiver.reset()
+    return http_receiver

@@ -95,7 +95,7 @@ async def test_client_tags_and_metadata_reach_the_monitoring_record(
     response = await client.post("/chat/invoke", json=payload)
 
     request_id = response.headers["x-request-id"]
-    (record,) = remote_app.state.monitoring.store.find(request_id=request_id)
+    (record,) = await remote_app.state.monitoring.store.find(request_id=request_id)
     assert "experiment-7" in record.tags
     assert record.metadata["user_id"] == "user_001"
     assert record.metadata["session_id"] == "session_123"
@@ -139,7 +139,7 @@ async def test_batch_answers_each_item_with_its_own_config(client: httpx.AsyncCl
 async def test_batch_runs_the_monitoring_callbacks(client: httpx.AsyncClient, remote_app: FastAPI) -> None:
     response = await client.post("/fallback/batch", json={"inputs": [QUESTION, QUESTION, QUESTION]})
 
-    records = remote_app.state.monitoring.store.find(request_id=response.headers["x-request-id"])
+    records = await remote_app.state.monitoring.store.find(request_id=response.headers["x-request-id"])
     assert len(records) == 3
 
 

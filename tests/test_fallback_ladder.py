@@ -9,15 +9,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from server import create_app
-from tests.conftest import settings_for, sse_events
+from tests.conftest import AppFactory, settings_for, sse_events
 from tests.provider_double import Behaviour, ProviderDouble
 
 QUESTION = {"input": {"question": "What is a circuit breaker?"}}
 
 
-def calls_for(app: FastAPI, request_id: str) -> list[dict]:
-    records = app.state.monitoring.store.find(request_id=request_id)
+async def calls_for(app: FastAPI, request_id: str) -> list[dict]:
+    records = await app.state.monitoring.store.find(request_id=request_id)
     return sorted((r.as_dict() for r in records), key=lambda r: r["rung"])
 
 
@@ -32,7 +31,7 @@ async def test_primary_503_falls_back_to_gemini_and_both_attempts_are_recorded(
     assert response.json()["output"].startswith("gemini-3.5-flash answers:")
     assert response.headers["x-served-by"] == "gemini-3.5-flash"
     assert response.headers["x-fallback-rung"] == "1"
-    calls = calls_for(remote_app, response.headers["x-request-id"])
+    calls = await calls_for(remote_app, response.headers["x-request-id"])
     assert [(c["model"], c["outcome"], c["cause"]) for c in calls] == [
         ("gpt-4o-mini", "error", "server_error"),
         ("gemini-3.5-flash", "ok", None),
@@ -51,7 +50,7 @@ async def test_rate_limited_primary_is_recorded_as_rate_limited(
     response = await client.post("/fallback/invoke", json=QUESTION)
 
     assert response.status_code == 200
-    causes = [c["cause"] for c in calls_for(remote_app, response.headers["x-request-id"])]
+    causes = [c["cause"] for c in await calls_for(remote_app, response.headers["x-request-id"])]
     assert causes == ["rate_limited", None]
 
 
@@ -63,7 +62,7 @@ async def test_slow_primary_times_out_and_the_next_rung_answers(
     response = await client.post("/fallback/invoke", json=QUESTION)
 
     assert response.status_code == 200
-    calls = calls_for(remote_app, response.headers["x-request-id"])
+    calls = await calls_for(remote_app, response.headers["x-request-id"])
     assert calls[0]["cause"] == "timeout"
     assert 0.9 < calls[0]["duration_s"] < 2.5
     assert calls[1]["model"] == "gemini-3.5-flash"
@@ -79,7 +78,7 @@ async def test_gemini_failure_moves_to_gpt4(
 
     assert response.status_code == 200
     assert response.headers["x-served-by"] == "gpt-4o"
-    calls = calls_for(remote_app, response.headers["x-request-id"])
+    calls = await calls_for(remote_app, response.headers["x-request-id"])
     assert [(c["provider"], c["cause"]) for c in calls] == [
         ("openai", "server_error"),
         ("google_genai", "server_error"),
@@ -88,8 +87,10 @@ async def test_gemini_failure_moves_to_gpt4(
     assert len(double.requests_for("gemini-3.5-flash")) == 1, "the Gemini SDK must not retry on its own"
 
 
-async def test_every_rung_failing_answers_503_listing_each_attempt(double: ProviderDouble, tmp_path: Path) -> None:
-    app = create_app(settings_for(double, local_model_path=tmp_path / "missing.gguf"))
+async def test_every_rung_failing_answers_503_listing_each_attempt(
+    double: ProviderDouble, make_app: AppFactory, tmp_path: Path
+) -> None:
+    app = make_app(settings_for(double, local_model_path=tmp_path / "missing.gguf"), own_engine=True)
     double.set("gpt-4o-mini", Behaviour(fail_status=429, retry_after="12"))
     double.set("gemini-3.5-flash", Behaviour(fail_status=503))
     double.set("gpt-4o", Behaviour(fail_status=401))
@@ -132,7 +133,7 @@ async def test_stream_falls_back_before_the_first_chunk_and_records_streamed_usa
     text = "".join(json.loads(data) for event, data in events if event == "data")
     assert text.startswith("gemini-3.5-flash answers:")
     assert events[-1][0] == "end"
-    calls = calls_for(remote_app, response.headers["x-request-id"])
+    calls = await calls_for(remote_app, response.headers["x-request-id"])
     served = double.requests_for("gemini-3.5-flash")[0]
     assert served.stream
     assert (calls[1]["input_tokens"], calls[1]["output_tokens"]) == (served.input_tokens, served.output_tokens)
@@ -147,15 +148,15 @@ async def test_openai_stream_reports_usage(
     assert response.status_code == 200
     served = double.requests_for("gpt-4o-mini")[0]
     assert served.body["stream_options"] == {"include_usage": True}
-    call = calls_for(remote_app, response.headers["x-request-id"])[0]
+    call = (await calls_for(remote_app, response.headers["x-request-id"]))[0]
     assert (call["input_tokens"], call["output_tokens"]) == (served.input_tokens, served.output_tokens)
     assert call["cost_usd"] is not None and float(call["cost_usd"]) > 0
 
 
 async def test_stream_where_every_rung_fails_ends_with_a_503_error_event(
-    double: ProviderDouble, tmp_path: Path
+    double: ProviderDouble, make_app: AppFactory, tmp_path: Path
 ) -> None:
-    app = create_app(settings_for(double, local_model_path=tmp_path / "missing.gguf"))
+    app = make_app(settings_for(double, local_model_path=tmp_path / "missing.gguf"), own_engine=True)
     for model in ("gpt-4o-mini", "gemini-3.5-flash", "gpt-4o"):
         double.set(model, Behaviour(fail_status=503))
 
@@ -176,7 +177,7 @@ async def test_quality_route_rejects_a_short_answer_and_the_next_model_answers(
     response = await client.post("/quality/invoke", json=QUESTION)
 
     assert response.json()["output"].startswith("gemini-3.5-flash answers:")
-    calls = calls_for(remote_app, response.headers["x-request-id"])
+    calls = await calls_for(remote_app, response.headers["x-request-id"])
     # The model call itself succeeded; the answer was rejected after it.
     assert [c["model"] for c in calls] == ["gpt-4o-mini", "gemini-3.5-flash"]
 
@@ -219,7 +220,7 @@ async def test_chat_falls_back_to_the_local_model(
 
     assert response.status_code == 200
     assert response.headers["x-served-by"] == "SmolLM2-135M-Instruct"
-    calls = calls_for(remote_app, response.headers["x-request-id"])
+    calls = await calls_for(remote_app, response.headers["x-request-id"])
     assert [(c["alternative"], c["outcome"]) for c in calls] == [("gemini", "error"), ("local", "ok")]
     assert calls[1]["output_tokens"] > 0
 

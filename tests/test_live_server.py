@@ -26,29 +26,35 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:  # readiness probe of a separate process: there is no event to wait on
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not become healthy in {timeout_s:g} s")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_"))}
     env["LLM_SERVER_LOCAL_MAX_TOKENS"] = "16"
+    env["LLM_SERVER_MONITORING_DB_PATH"] = str(tmp_path_factory.mktemp("db") / "monitoring.sqlite3")
+    env["LLM_SERVER_SLOW_LOG_PATH"] = str(tmp_path_factory.mktemp("slow") / "slow_calls.jsonl")
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "server.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # readiness probe of a separate process: there is no event to wait on
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}; see {log.name}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("server did not become healthy in 60 s")
-        time.sleep(0.1)
+    _wait_healthy(process, url)
     yield url
     process.terminate()
     process.wait(timeout=10)

@@ -12,15 +12,14 @@ from errors import Cause, Overloaded, ProviderError
 from providers.catalog import build_engine
 from providers.local import LocalChatModel
 from providers.local_engine import LocalEngine
-from server import create_app
 from settings import Settings
-from tests.conftest import settings_for
+from tests.conftest import AppFactory, settings_for
 
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
 
 
-async def test_no_keys_chat_answers_from_the_local_model(local_engine: LocalEngine) -> None:
-    app = create_app(settings_for(None), engine=local_engine)
+async def test_no_keys_chat_answers_from_the_local_model(make_app: AppFactory) -> None:
+    app = make_app(settings_for(None))
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
         response = await http.post("/chat/invoke", json={"input": {"question": "What is Python?"}})
@@ -28,7 +27,9 @@ async def test_no_keys_chat_answers_from_the_local_model(local_engine: LocalEngi
     assert response.status_code == 200
     assert response.json()["output"].strip()
     assert response.headers["x-served-by"] == "SmolLM2-135M-Instruct"
-    records = sorted(app.state.monitoring.store.find(request_id=response.headers["x-request-id"]), key=lambda r: r.rung)
+    records = sorted(
+        await app.state.monitoring.store.find(request_id=response.headers["x-request-id"]), key=lambda r: r.rung
+    )
     assert [(r.model, r.cause) for r in records] == [("gpt-4o-mini", "not_configured"), ("SmolLM2-135M-Instruct", None)]
     assert records[1].input_tokens > 0 and records[1].output_tokens > 0
     assert records[1].first_token_s is not None

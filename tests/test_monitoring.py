@@ -13,11 +13,9 @@ from fastapi import FastAPI
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from callbacks.alerts import Alert, AlertCallback, AlertThresholds
 from callbacks.performance import PerformanceMonitor
 from callbacks.pricing import Price, PriceTable
-from callbacks.records import CallStore
-from errors import NotConfigured
+from callbacks.records import CallRecord, summarize
 from tests.provider_double import Behaviour, ProviderDouble
 
 PRICES = PriceTable({"m": Price(Decimal("1"), Decimal("0.5"), Decimal("2"))})
@@ -31,14 +29,6 @@ class FakeClock:
         return self.now
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
-
 def result(text: str, input_tokens: int, output_tokens: int) -> LLMResult:
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
     message = AIMessage(content=text, usage_metadata=usage)
@@ -50,8 +40,8 @@ WALL = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
 
 
 async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
-    clock, store = FakeClock(), CallStore()
-    monitor = PerformanceMonitor(store, PRICES, clock=clock, wall_clock=WALL)
+    clock, records = FakeClock(), []
+    monitor = PerformanceMonitor([records.append], PRICES, clock=clock, wall_clock=WALL)
     a, b = uuid4(), uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("a")]], run_id=a, metadata=META)
@@ -64,7 +54,7 @@ async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
     clock.now = 7.0
     await monitor.on_llm_end(result("b", 3, 4), run_id=b)
 
-    by_run = {r.run_id: r for r in store.all()}
+    by_run = {r.run_id: r for r in records}
     assert by_run[str(a)].duration_s == 5.0
     assert by_run[str(b)].duration_s == 6.0
     assert by_run[str(b)].first_token_s == 0.5
@@ -75,83 +65,27 @@ async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
 
 
 async def test_a_result_without_llm_output_is_recorded_from_usage_metadata() -> None:
-    store = CallStore()
-    monitor = PerformanceMonitor(store, PRICES)
+    records: list[CallRecord] = []
+    monitor = PerformanceMonitor([records.append], PRICES)
     run = uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
     await monitor.on_llm_end(result("ok", 7, 9), run_id=run)
 
-    (record,) = store.all()
+    (record,) = records
     assert (record.input_tokens, record.output_tokens, record.outcome) == (7, 9, "ok")
 
 
 async def test_an_unpriced_model_is_recorded_with_no_cost_not_zero() -> None:
-    store = CallStore()
-    monitor = PerformanceMonitor(store, PRICES)
+    records: list[CallRecord] = []
+    monitor = PerformanceMonitor([records.append], PRICES)
     run = uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata={"ls_model_name": "mystery"})
     await monitor.on_llm_end(result("ok", 7, 9), run_id=run)
 
-    assert store.all()[0].cost_usd is None
-    assert store.stats()["totals"]["unpriced_calls"] == 1
-
-
-async def test_slow_response_alert_uses_each_calls_own_start() -> None:
-    clock, sink = FakeClock(), ListSink()
-    alerts = AlertCallback([sink], PRICES, AlertThresholds(slow_response_s=5.0), clock=clock, wall_clock=WALL)
-    slow, fast = uuid4(), uuid4()
-
-    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=slow, metadata=META)
-    clock.now = 4.0
-    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=fast, metadata=META)
-    clock.now = 6.0
-    await alerts.on_llm_end(result("x", 1, 1), run_id=fast)
-    await alerts.on_llm_end(result("x", 1, 1), run_id=slow)
-
-    assert [(a.rule, a.run_id) for a in sink.alerts] == [("slow_response", str(slow))]
-
-
-async def test_cost_threshold_alerts_once_when_crossed() -> None:
-    sink = ListSink()
-    alerts = AlertCallback([sink], PRICES, AlertThresholds(cost_usd=Decimal("0.0001")))
-
-    for _ in range(5):
-        run = uuid4()
-        await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
-        await alerts.on_llm_end(result("x", 10, 20), run_id=run)  # $0.00005 each
-
-    assert [a.rule for a in sink.alerts] == ["cost_threshold"]
-    assert alerts.cumulative_cost == Decimal("0.00025")
-
-
-async def test_long_prompt_and_llm_error_alerts_but_not_for_an_unconfigured_provider() -> None:
-    sink = ListSink()
-    alerts = AlertCallback([sink], PRICES, AlertThresholds(long_prompt_chars=10))
-    long_run, failing, unconfigured = uuid4(), uuid4(), uuid4()
-
-    await alerts.on_chat_model_start({}, [[HumanMessage("x" * 11)]], run_id=long_run, metadata=META)
-    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=failing, metadata=META)
-    await alerts.on_llm_error(TimeoutError("took too long"), run_id=failing)
-    await alerts.on_chat_model_start({}, [[HumanMessage("q")]], run_id=unconfigured, metadata=META)
-    await alerts.on_llm_error(NotConfigured("no key"), run_id=unconfigured)
-
-    assert [(a.rule, a.run_id) for a in sink.alerts] == [("long_prompt", str(long_run)), ("llm_error", str(failing))]
-    assert "timeout" in sink.alerts[1].message
-
-
-async def test_a_failing_sink_never_fails_the_call() -> None:
-    class BrokenSink:
-        def send(self, alert: Alert) -> None:
-            raise ConnectionError("sink down")
-
-    sink = ListSink()
-    alerts = AlertCallback([BrokenSink(), sink], PRICES, AlertThresholds(long_prompt_chars=1))
-
-    await alerts.on_chat_model_start({}, [[HumanMessage("long")]], run_id=uuid4(), metadata=META)
-
-    assert [a.rule for a in sink.alerts] == ["long_prompt"]
+    assert records[0].cost_usd is None
+    assert summarize(records)["totals"]["unpriced_calls"] == 1
 
 
 async def test_32_concurrent_requests_give_32_separate_correct_records(
@@ -176,7 +110,7 @@ async def test_32_concurrent_requests_give_32_separate_correct_records(
     served = {s.question: s for s in double.requests_for("gpt-4o-mini")}
     run_ids = set()
     for i, response in enumerate(responses):
-        (record,) = remote_app.state.monitoring.store.find(request_id=response.headers["x-request-id"])
+        (record,) = await remote_app.state.monitoring.store.find(request_id=response.headers["x-request-id"])
         (sent,) = [s for q, s in served.items() if f"question {i} wait" in q]
         assert record.metadata["user_id"] == f"user-{i}"
         assert (record.input_tokens, record.output_tokens) == (sent.input_tokens, sent.output_tokens)
@@ -186,16 +120,27 @@ async def test_32_concurrent_requests_give_32_separate_correct_records(
     assert len(run_ids) == 32
 
 
-async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled_without_an_alert() -> None:
-    store, sink = CallStore(), ListSink()
-    monitor = PerformanceMonitor(store, PRICES)
-    alerts = AlertCallback([sink], PRICES, AlertThresholds())
+async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled() -> None:
+    records: list[CallRecord] = []
+    monitor = PerformanceMonitor([records.append], PRICES)
     run = uuid4()
 
-    for handler in (monitor, alerts):
-        await handler.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
-        await handler.on_llm_error(GeneratorExit(), run_id=run)
+    await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
+    await monitor.on_llm_error(GeneratorExit(), run_id=run)
 
-    assert (store.all()[0].outcome, store.all()[0].cause) == ("cancelled", "cancelled")
-    assert store.stats()["totals"]["errors"] == 0
-    assert sink.alerts == []
+    assert (records[0].outcome, records[0].cause) == ("cancelled", "cancelled")
+    assert summarize(records)["totals"]["errors"] == 0
+
+
+async def test_a_failing_listener_never_fails_the_call() -> None:
+    def broken(record: CallRecord) -> None:
+        raise OSError("disk full")
+
+    records: list[CallRecord] = []
+    monitor = PerformanceMonitor([broken, records.append], PRICES)
+    run = uuid4()
+
+    await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
+    await monitor.on_llm_end(result("ok", 1, 1), run_id=run)
+
+    assert len(records) == 1

@@ -1,0 +1,171 @@
+"""Alert rules: each looks at finished call records and says, per subject (a model, a ladder),
+whether its condition holds now. ``AlertEngine`` turns those signals into firing and resolved
+notifications.
+
+Rules with memory (error rate over a window, cumulative cost) keep it here; they are called
+from the event loop only, one record at a time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from callbacks.records import CallRecord
+
+# Failures that are nobody's incident: a provider without a key, a client that went away.
+_NOT_INCIDENTS = {"not_configured", "cancelled"}
+
+
+@dataclass(frozen=True)
+class Signal:
+    rule: str
+    subject: str  # what the condition is about: a model, a ladder, "all"
+    firing: bool
+    message: str
+    severity: str = "warning"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}:{self.subject}"
+
+
+class AlertRule(Protocol):
+    name: str
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]: ...
+
+
+@dataclass
+class PerCallThreshold:
+    """Fires for a model while its calls exceed a threshold; resolves on the next call under it."""
+
+    name: str
+    threshold: float
+    measure: Callable[[CallRecord], float | None]
+    describe: Callable[[CallRecord, float], str]
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        value = self.measure(record)
+        if value is None:
+            return []
+        firing = value > self.threshold
+        message = self.describe(record, value) if firing else f"{record.model} is back under {self.threshold:g}"
+        return [Signal(self.name, record.model, firing, message, labels={"model": record.model})]
+
+
+def slow_response(threshold_s: float) -> PerCallThreshold:
+    return PerCallThreshold(
+        "slow_response",
+        threshold_s,
+        lambda r: r.duration_s if r.outcome == "ok" else None,
+        lambda r, v: f"{r.model} answered in {v:.2f}s (threshold {threshold_s:g}s)",
+    )
+
+
+def slow_first_token(threshold_s: float) -> PerCallThreshold:
+    return PerCallThreshold(
+        "slow_first_token",
+        threshold_s,
+        lambda r: r.first_token_s if r.outcome == "ok" else None,
+        lambda r, v: f"{r.model} took {v:.2f}s to its first token (threshold {threshold_s:g}s)",
+    )
+
+
+def long_prompt(threshold_chars: int) -> PerCallThreshold:
+    return PerCallThreshold(
+        "long_prompt",
+        threshold_chars,
+        lambda r: float(r.prompt_chars),
+        lambda r, v: f"a {int(v)}-character prompt went to {r.model} (threshold {threshold_chars})",
+    )
+
+
+class LLMError:
+    """Fires when a model's call fails; resolves on its next successful call."""
+
+    name = "llm_error"
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.outcome == "error" and record.cause not in _NOT_INCIDENTS:
+            message = f"{record.model} failed ({record.cause}): {record.error}"
+            return [Signal(self.name, record.model, True, message, labels={"model": record.model})]
+        if record.outcome == "ok":
+            return [Signal(self.name, record.model, False, f"{record.model} answers again")]
+        return []
+
+
+class ErrorRate:
+    """Fires while a model's share of failed calls over a sliding window is at or above a rate."""
+
+    name = "error_rate"
+
+    def __init__(self, rate: float, window_s: float, min_calls: int):
+        self.rate, self.window_s, self.min_calls = rate, window_s, min_calls
+        self._calls: dict[str, deque[tuple[float, bool]]] = {}
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.outcome == "cancelled" or record.cause == "not_configured":
+            return []
+        calls = self._calls.setdefault(record.model, deque())
+        calls.append((now, record.outcome == "error"))
+        while calls and calls[0][0] < now - self.window_s:
+            calls.popleft()
+        if len(calls) < self.min_calls:
+            return []
+        errors = sum(1 for _, failed in calls if failed)
+        rate = errors / len(calls)
+        firing = rate >= self.rate
+        message = f"{record.model}: {errors} of the last {len(calls)} calls failed ({rate:.0%}) in {self.window_s:g}s"
+        return [Signal(self.name, record.model, firing, message, "critical", {"model": record.model})]
+
+
+class FallbackUsed:
+    """Fires while a ladder answers from a fallback rung; resolves when its first choice answers."""
+
+    name = "fallback_used"
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.outcome != "ok" or record.ladder is None or record.rung is None:
+            return []
+        firing = record.rung > 0
+        if firing:
+            message = f"ladder {record.ladder} answered from fallback rung {record.rung} ({record.model})"
+        else:
+            message = f"ladder {record.ladder} answers from its first choice again"
+        return [Signal(self.name, record.ladder, firing, message, labels={"ladder": record.ladder})]
+
+
+class UnpricedModel:
+    """Fires once per model that answered but has no price: its cost is unknown, not zero."""
+
+    name = "unpriced_model"
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.outcome != "ok" or record.cost_usd is not None:
+            return []
+        message = f"{record.model} is not in the price table; its calls are recorded with no cost"
+        return [Signal(self.name, record.model, True, message, labels={"model": record.model})]
+
+
+class CumulativeCost:
+    """Fires once the spend recorded since start-up passes a threshold."""
+
+    name = "cost_threshold"
+
+    def __init__(self, threshold_usd: Decimal):
+        self.threshold = threshold_usd
+        self.spent = Decimal(0)
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.cost_usd is None:
+            return []
+        self.spent += record.cost_usd
+        if self.spent <= self.threshold:
+            return []
+        message = f"cumulative cost ${self.spent:.4f} passed ${self.threshold}"
+        return [Signal(self.name, "all", True, message, "critical")]

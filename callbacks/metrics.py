@@ -1,0 +1,79 @@
+"""``MetricsExporter``: Prometheus metrics from call records and HTTP requests (prometheus-client).
+
+Each app owns its own ``CollectorRegistry`` so several apps (tests, embedded hosts) never share
+counters. Label values are bounded: models, routes and causes come from settings and code, not
+from clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from callbacks.records import CallRecord
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+
+
+class MetricsExporter:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("http_requests", "HTTP requests answered", ["route", "method", "status"], registry=r)
+        self.request_seconds = Histogram(
+            "http_request_duration_seconds", "Time to the end of the response", ["route"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.llm_calls = Counter("llm_calls", "LLM attempts by outcome", ["model", "provider", "outcome"], registry=r)
+        self.llm_errors = Counter("llm_errors", "Failed LLM attempts by cause", ["model", "cause"], registry=r)
+        self.llm_seconds = Histogram(
+            "llm_call_duration_seconds", "Duration of answered LLM calls", ["model"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.first_token_seconds = Histogram(
+            "llm_first_token_seconds", "Time to the first token of answered LLM calls", ["model"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter("llm_tokens", "Tokens by kind", ["model", "kind"], registry=r)
+        self.cost = Counter("llm_cost_usd", "Spend in USD (priced models only)", ["model"], registry=r)
+        self.unpriced = Counter("llm_unpriced_calls", "Answered calls of models with no price", ["model"], registry=r)
+        self.fallbacks = Counter(
+            "llm_fallback_answers", "Answers that came from a fallback rung", ["ladder", "model"], registry=r
+        )
+        self.alerts_firing = Gauge("alerts_firing", "Alert subjects firing now, by rule", ["rule"], registry=r)
+
+    def observe(self, record: CallRecord) -> None:
+        model = record.model
+        self.llm_calls.labels(model, record.provider, record.outcome).inc()
+        if record.outcome == "error":
+            self.llm_errors.labels(model, record.cause or "unknown").inc()
+        if record.outcome == "ok":
+            self.llm_seconds.labels(model).observe(record.duration_s)
+            if record.first_token_s is not None:
+                self.first_token_seconds.labels(model).observe(record.first_token_s)
+            if record.cost_usd is None:
+                self.unpriced.labels(model).inc()
+            if record.ladder is not None and (record.rung or 0) > 0:
+                self.fallbacks.labels(record.ladder, model).inc()
+        for kind, count in (
+            ("input", record.input_tokens),
+            ("output", record.output_tokens),
+            ("cached_input", record.cached_input_tokens),
+            ("reasoning", record.reasoning_tokens),
+        ):
+            if count:
+                self.tokens.labels(model, kind).inc(count)
+        if record.cost_usd:
+            self.cost.labels(model).inc(float(record.cost_usd))
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.request_seconds.labels(route).observe(seconds)
+
+    def set_firing(self, counts: Mapping[str, int]) -> None:
+        for rule, count in counts.items():
+            self.alerts_firing.labels(rule).set(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,81 @@
+"""A real HTTP receiver for alert deliveries: records every POST, can fail or hang on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    status: int
+
+
+@dataclass
+class HttpReceiver:
+    """Records every POST; per path it can answer ``fail_status`` for the first N requests, or hang."""
+
+    received: list[Received] = field(default_factory=list)
+    fail_first: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (count, status)
+    hang: set[str] = field(default_factory=set)
+    port: int = 0
+    _release: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def on(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if r.path == path]
+
+    def reset(self) -> None:
+        self._release.set()  # let any request still hanging from the previous test finish
+        self._release = threading.Event()
+        with self._lock:
+            self.received.clear()
+        self.fail_first.clear()
+        self.hang.clear()
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.path
+        record = Received(path, dict(request.headers), await request.json(), 200)
+        with self._lock:
+            self.received.append(record)
+            count, status = self.fail_first.get(path, (0, 0))
+            if count:
+                self.fail_first[path] = (count - 1, status)
+                record.status = status
+        if path in self.hang:
+            release = self._release
+            while not release.is_set():  # runs on the server's loop, not the test's
+                await asyncio.sleep(0.01)
+        return JSONResponse({"ok": record.status == 200}, status_code=record.status)
+
+    def start(self) -> uvicorn.Server:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("HTTP receiver did not start")
+            time.sleep(0.01)
+        return server

@@ -1,0 +1,155 @@
+"""Alert rules and the engine that turns their signals into one notification per incident."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from callbacks import alert_rules
+from callbacks.alert_model import Alert
+from callbacks.alerts import AlertEngine
+from callbacks.records import CallRecord
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call(model: str = "m", **fields: Any) -> CallRecord:
+    values: dict[str, Any] = dict(
+        run_id="r", root_run_id="root", request_id="q", route="chat", ladder="fallback", rung=0,
+        alternative="openai", provider="openai", model=model, started_at=T0, duration_s=1.0, first_token_s=0.1,
+        input_tokens=10, output_tokens=10, cached_input_tokens=0, reasoning_tokens=0, cost_usd=Decimal("0.001"),
+        outcome="ok", cause=None, error=None, prompt_chars=100, answer_chars=100,
+    )  # fmt: skip
+    values.update(fields)
+    return CallRecord(**values)
+
+
+def engine_with(*rules: alert_rules.AlertRule, cooldown_s: float = 60.0) -> tuple[AlertEngine, list[Alert], FakeClock]:
+    sent: list[Alert] = []
+    clock = FakeClock()
+    return AlertEngine(list(rules), sent.append, cooldown_s=cooldown_s, clock=clock), sent, clock
+
+
+def states(alerts: list[Alert]) -> list[tuple[str, str]]:
+    return [(a.key, a.state) for a in alerts]
+
+
+def test_a_sustained_slow_model_notifies_once_and_announces_its_end() -> None:
+    engine, sent, clock = engine_with(alert_rules.slow_response(5.0))
+
+    for duration in (6.0, 7.0, 9.0, 8.0):
+        clock.now += 1
+        engine.observe(call(duration_s=duration))
+    clock.now += 1
+    engine.observe(call(duration_s=1.0))
+
+    assert states(sent) == [("slow_response:m", "firing"), ("slow_response:m", "resolved")]
+    assert "6.00s" in sent[0].message
+    assert engine.firing() == []
+
+
+def test_each_model_is_its_own_incident() -> None:
+    engine, sent, _ = engine_with(alert_rules.slow_response(5.0))
+
+    engine.observe(call("a", duration_s=6.0))
+    engine.observe(call("b", duration_s=6.0))
+
+    assert states(sent) == [("slow_response:a", "firing"), ("slow_response:b", "firing")]
+    assert [f["key"] for f in engine.firing()] == ["slow_response:a", "slow_response:b"]
+
+
+def test_flapping_within_the_cooldown_stays_quiet() -> None:
+    engine, sent, clock = engine_with(alert_rules.slow_response(5.0), cooldown_s=60.0)
+
+    engine.observe(call(duration_s=6.0))
+    clock.now = 10
+    engine.observe(call(duration_s=1.0))
+    clock.now = 20
+    engine.observe(call(duration_s=6.0))  # fires again 10 s after the resolution: quiet
+    clock.now = 30
+    engine.observe(call(duration_s=1.0))  # the end of a quiet episode is quiet too
+    clock.now = 100
+    engine.observe(call(duration_s=6.0))  # past the cooldown: announced
+
+    assert states(sent) == [
+        ("slow_response:m", "firing"),
+        ("slow_response:m", "resolved"),
+        ("slow_response:m", "firing"),
+    ]
+
+
+def test_slow_first_token_and_long_prompt() -> None:
+    engine, sent, _ = engine_with(alert_rules.slow_first_token(2.0), alert_rules.long_prompt(1000))
+
+    engine.observe(call(first_token_s=3.0, prompt_chars=5000))
+
+    assert states(sent) == [("slow_first_token:m", "firing"), ("long_prompt:m", "firing")]
+
+
+def test_llm_error_fires_on_failure_and_resolves_on_success_but_ignores_unconfigured_providers() -> None:
+    engine, sent, _ = engine_with(alert_rules.LLMError())
+
+    engine.observe(call("x", outcome="error", cause="not_configured", error="no key"))
+    engine.observe(call(outcome="error", cause="rate_limited", error="429"))
+    engine.observe(call(outcome="error", cause="server_error", error="503"))
+    engine.observe(call())
+
+    assert states(sent) == [("llm_error:m", "firing"), ("llm_error:m", "resolved")]
+    assert "rate_limited" in sent[0].message
+
+
+def test_error_rate_over_a_window_with_a_minimum_of_calls() -> None:
+    engine, sent, clock = engine_with(alert_rules.ErrorRate(rate=0.5, window_s=60, min_calls=4))
+
+    for outcome in ("error", "error", "error"):
+        engine.observe(call(outcome=outcome, cause="server_error"))
+    assert sent == []  # three calls are too few to judge
+    engine.observe(call())
+    assert states(sent) == [("error_rate:m", "firing")]  # 3 of 4
+    clock.now = 120  # the failures leave the window
+    for _ in range(4):
+        engine.observe(call())
+
+    assert states(sent) == [("error_rate:m", "firing"), ("error_rate:m", "resolved")]
+    assert sent[0].severity == "critical"
+
+
+def test_fallback_used_per_ladder() -> None:
+    engine, sent, _ = engine_with(alert_rules.FallbackUsed())
+
+    engine.observe(call(outcome="error", cause="server_error", rung=0))
+    engine.observe(call("backup", rung=1))
+    engine.observe(call("backup", rung=2))
+    engine.observe(call(rung=0))
+
+    assert states(sent) == [("fallback_used:fallback", "firing"), ("fallback_used:fallback", "resolved")]
+    assert "rung 1" in sent[0].message
+
+
+def test_an_unpriced_model_alerts_once() -> None:
+    engine, sent, _ = engine_with(alert_rules.UnpricedModel())
+
+    engine.observe(call("new-model", cost_usd=None))
+    engine.observe(call("new-model", cost_usd=None))
+    engine.observe(call("priced"))
+
+    assert states(sent) == [("unpriced_model:new-model", "firing")]
+
+
+def test_cumulative_cost_alerts_once_when_crossed() -> None:
+    engine, sent, _ = engine_with(alert_rules.CumulativeCost(Decimal("0.0025")))
+
+    for _ in range(5):
+        engine.observe(call(cost_usd=Decimal("0.001")))
+
+    assert states(sent) == [("cost_threshold:all", "firing")]
+    assert "$0.0030" in sent[0].message

@@ -1,0 +1,168 @@
+"""The SQLite call store: write-behind, round trips, filters, retention, and what SIGKILL loses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from callbacks.storage import CallStore
+from tests.test_alerts import T0, call
+from tests.test_live_server import ROOT, _free_port, _wait_healthy
+
+
+def store_at(path: Path, **options: object) -> CallStore:
+    """A store whose clock stands just after the test records, so retention keeps them."""
+    return CallStore(path, clock=(T0 + timedelta(days=1)).timestamp, **options)  # type: ignore[arg-type]
+
+
+def rows(path: Path) -> int:
+    """Call rows in the file, read-only (never creating the file or its schema)."""
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM calls").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+async def test_records_round_trip_through_the_file(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "m.sqlite3", flush_interval_s=60)
+    record = call(
+        run_id="r1",
+        cost_usd=Decimal("0.000435"),
+        tags=["exp", "한국어"],
+        metadata={"user_id": "u1", "session_id": "s1"},
+        reasoning_tokens=3,
+        cached_input_tokens=2,
+    )
+    store.add(record)
+
+    (found,) = await store.find(run_id="r1")
+    await store.close()
+
+    assert found == record
+
+
+async def test_adding_a_record_does_not_touch_the_disk_until_the_flush(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = store_at(path, flush_interval_s=60)
+    await store.flush()  # creates the file and schema
+
+    store.add(call(run_id="r1"))
+    before = rows(path)
+    await store.flush()
+    after = rows(path)
+    await store.close()
+
+    assert (before, after) == (0, 1)
+
+
+async def test_find_filters(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "m.sqlite3")
+    t0 = T0
+    store.add(call("gpt-4o", run_id="a", root_run_id="root-1", tags=["x"], metadata={"user_id": "ann"}, started_at=t0))
+    store.add(
+        call(
+            "gemini",
+            run_id="b",
+            alternative="gemini",
+            outcome="error",
+            cause="timeout",
+            started_at=t0 + timedelta(minutes=1),
+        )
+    )
+    store.add(call("gpt-4o", run_id="c", tags=["y"], metadata={"user_id": "bob"}, started_at=t0 + timedelta(minutes=2)))
+
+    async def ids(**filters: object) -> list[str]:
+        return [r.run_id for r in await store.find(**filters)]  # type: ignore[arg-type]
+
+    assert await ids() == ["c", "b", "a"]
+    assert await ids(model="gpt-4o") == ["c", "a"]
+    assert await ids(model="gemini") == ["b"]  # the alternative key works too
+    assert await ids(outcome="error") == ["b"]
+    assert await ids(tag="x") == ["a"]
+    assert await ids(user_id="bob") == ["c"]
+    assert await ids(run_id="root-1") == ["a"]
+    assert await ids(since=t0 + timedelta(seconds=30), until=t0 + timedelta(seconds=90)) == ["b"]
+    assert await ids(limit=1) == ["c"]
+    await store.close()
+
+
+async def test_old_records_are_deleted_after_the_retention_period(tmp_path: Path) -> None:
+    now = datetime(2026, 5, 10, tzinfo=UTC)
+    store = CallStore(tmp_path / "m.sqlite3", retention_days=7, clock=now.timestamp)
+    store.add(call(run_id="old", started_at=now - timedelta(days=8)))
+    store.add(call(run_id="new", started_at=now - timedelta(days=1)))
+
+    await store.flush()
+    kept = [r.run_id for r in await store.find()]
+    await store.close()
+
+    assert kept == ["new"]
+
+
+async def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = store_at(path)
+    await store.flush()
+    os.chmod(path, 0o444)
+    store.add(call(run_id="r1"))
+    try:
+        failed = False
+        try:
+            await store.flush()
+        except sqlite3.OperationalError:
+            failed = True
+    finally:
+        os.chmod(path, 0o644)
+    await store.close()  # flushes again, now writable
+
+    reopened = store_at(path)
+    kept = [r.run_id for r in await reopened.find()]
+    await reopened.close()
+    assert failed or os.geteuid() == 0  # root ignores file modes; the test still checks nothing was lost
+    assert kept == ["r1"]
+
+
+def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
+    db = tmp_path / "monitoring.sqlite3"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_"))}
+    env.update(LLM_SERVER_LOCAL_MAX_TOKENS="4", LLM_SERVER_MONITORING_DB_PATH=str(db))
+    env["LLM_SERVER_MONITORING_FLUSH_INTERVAL_S"] = "0.5"
+    process = subprocess.Popen(
+        [sys.executable, "server.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(process, url)
+        payload = {"input": {"question": "Hi"}, "config": {"configurable": {"llm_model": "local"}}}
+        for _ in range(10):
+            assert httpx.post(f"{url}/chat/invoke", json=payload, timeout=30).status_code == 200
+        answered = time.monotonic()
+        # Read-only polling of the file: every record must be on disk within one flush interval.
+        while rows(db) < 10 and time.monotonic() - answered < 1.0:
+            time.sleep(0.05)
+        on_disk_within_a_second = rows(db)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    assert on_disk_within_a_second == 10
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert rows(db) == 10
