@@ -51,6 +51,10 @@ class SlowCallLog:
         except OSError:
             logger.exception("cannot write the slow-call log %s", self.path)
 
+    def flush(self) -> None:
+        """Wait until every line submitted so far is written."""
+        self._writer.submit(lambda: None).result()
+
     def close(self) -> None:
         """Finish writing what was submitted."""
         self._writer.shutdown(wait=True)

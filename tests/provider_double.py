@@ -45,6 +45,10 @@ class Behaviour:
     delay_s: float = 0.0
     cut_stream: bool = False  # stream some text, then end without a finish reason
     delay_for: Callable[[str], float] | None = None  # per-question delay, on top of delay_s
+    fail_when: Callable[[str], bool] | None = None  # fail_status applies only to these questions
+
+    def fails(self, question: str) -> bool:
+        return bool(self.fail_status) and (self.fail_when is None or self.fail_when(question))
 
     def delay(self, question: str) -> float:
         return self.delay_s + (self.delay_for(question) if self.delay_for else 0.0)
@@ -151,7 +155,7 @@ class ProviderDouble:
         behaviour = self.behaviours.get(model, Behaviour())
         served = self._log(Served("openai", model, stream, question, 0, body=body))
         await asyncio.sleep(behaviour.delay(question))
-        if behaviour.fail_status:
+        if behaviour.fails(question):
             served.status = behaviour.fail_status
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
             error = {"error": {"message": f"double says {behaviour.fail_status}", "type": "double", "code": None}}
@@ -196,7 +200,7 @@ class ProviderDouble:
         behaviour = self.behaviours.get(model, Behaviour())
         served = self._log(Served("gemini", model, stream, question, 0, body=body))
         await asyncio.sleep(behaviour.delay(question))
-        if behaviour.fail_status:
+        if behaviour.fails(question):
             served.status = behaviour.fail_status
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
             status = behaviour.fail_status
