@@ -9,11 +9,13 @@ import argparse
 import asyncio
 import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from langchain_core.runnables import Runnable
 from langserve import add_routes
 
 from api.config_guard import config_guard
@@ -34,7 +36,15 @@ warnings.filterwarnings("ignore", message=r".*PydanticSerializationUnexpectedVal
 warnings.filterwarnings("ignore", message=r".*Pydantic serializer warnings.*")
 
 
-def create_app(settings: Settings | None = None, *, engine: LocalEngine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: LocalEngine | None = None,
+    chains: Mapping[str, Runnable[Any, Any]] | None = None,
+    monitored: bool = True,
+) -> FastAPI:
+    """The app. ``chains`` (route name -> runnable) replaces the built-in ones for hosts that bring
+    their own; ``monitored=False`` serves them without the monitoring callbacks (benchmarks)."""
     settings = settings or Settings()
     # Also runs in each worker process, which does not inherit main()'s logging set-up.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -68,10 +78,10 @@ def create_app(settings: Settings | None = None, *, engine: LocalEngine | None =
         on_response=suite.metrics.observe_request,
     )
 
-    for name, chain in build_chains(settings, engine).items():
+    for name, chain in (chains or build_chains(settings, engine)).items():
         add_routes(
             app,
-            chain.with_config(callbacks=suite.handlers),
+            chain.with_config(callbacks=suite.handlers if monitored else []),
             path=f"/{name}",
             config_keys=("configurable", "tags", "metadata"),
             per_req_config_modifier=config_guard(name, chain.config_specs),

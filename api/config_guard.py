@@ -9,6 +9,7 @@ route) over anything a client sent under those names.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -62,6 +63,10 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec]) -> ConfigMo
             if isinstance(client_config, dict):
                 _check_configurable(route, client_config.get("configurable"), allowed)
         metadata = {**(config.get("metadata") or {}), "route": route, "request_id": current_request_id()}
-        return {**config, "metadata": metadata}
+        if request.url.path.endswith("/batch"):
+            return {**config, "metadata": metadata}
+        # Name the root run ourselves, so every call record can point at the id the client gets.
+        run_id = uuid.uuid4()
+        return {**config, "run_id": run_id, "metadata": {**metadata, "root_run_id": str(run_id)}}
 
     return modifier

@@ -100,28 +100,42 @@ class LLMError:
 
 
 class ErrorRate:
-    """Fires while a model's share of failed calls over a sliding window is at or above a rate."""
+    """Fires while a model's share of failed calls over a sliding window is at or above a rate.
+
+    Calls are counted in one-second buckets with running totals, so each record costs O(1) and
+    memory stays at most one bucket per second of window per model, whatever the traffic."""
 
     name = "error_rate"
 
     def __init__(self, rate: float, window_s: float, min_calls: int):
         self.rate, self.window_s, self.min_calls = rate, window_s, min_calls
-        self._calls: dict[str, deque[tuple[float, bool]]] = {}
+        self._buckets: dict[str, deque[list[float]]] = {}  # model -> [second, calls, errors]
+        self._totals: dict[str, list[int]] = {}  # model -> [calls, errors] over the window
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
         if record.outcome == "cancelled" or record.cause == "not_configured":
             return []
-        calls = self._calls.setdefault(record.model, deque())
-        calls.append((now, record.outcome == "error"))
-        while calls and calls[0][0] < now - self.window_s:
-            calls.popleft()
-        if len(calls) < self.min_calls:
+        buckets = self._buckets.setdefault(record.model, deque())
+        totals = self._totals.setdefault(record.model, [0, 0])
+        failed = int(record.outcome == "error")
+        second = float(int(now))
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] += 1
+            buckets[-1][2] += failed
+        else:
+            buckets.append([second, 1, failed])
+        totals[0] += 1
+        totals[1] += failed
+        while buckets and buckets[0][0] <= now - self.window_s:
+            _, calls, errors = buckets.popleft()
+            totals[0] -= int(calls)
+            totals[1] -= int(errors)
+        calls, errors = totals
+        if calls < self.min_calls:
             return []
-        errors = sum(1 for _, failed in calls if failed)
-        rate = errors / len(calls)
-        firing = rate >= self.rate
-        message = f"{record.model}: {errors} of the last {len(calls)} calls failed ({rate:.0%}) in {self.window_s:g}s"
-        return [Signal(self.name, record.model, firing, message, "critical", {"model": record.model})]
+        rate = errors / calls
+        message = f"{record.model}: {errors} of the last {calls} calls failed ({rate:.0%}) in {self.window_s:g}s"
+        return [Signal(self.name, record.model, rate >= self.rate, message, "critical", {"model": record.model})]
 
 
 class FallbackUsed:

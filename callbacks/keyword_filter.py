@@ -29,6 +29,9 @@ class ContentBlocked(ProviderError):
 
 
 class KeywordFilter(AsyncCallbackHandler):
+    ignore_chain = True
+    run_inline = True
+
     def __init__(
         self,
         words: Sequence[str],

@@ -1,9 +1,9 @@
 """``PerformanceMonitor``: one ``CallRecord`` per LLM attempt, handed to every listener (the
 store, the alert engine, the metrics exporter, the slow-call log).
 
-State: ``_calls`` holds the calls in flight and ``_roots`` the root run of every chain run in
-flight, both keyed by run id and dropped when the run ends. Every call has its own start time,
-so concurrent calls never share one (the seed's bug). Handlers are async and do no I/O.
+State: ``_calls`` holds the calls in flight, keyed by run id and dropped when the call ends.
+Every call has its own start time, so concurrent calls never share one (the seed's bug).
+Handlers are async and do no I/O; listeners must be quick too (the store only queues).
 """
 
 from __future__ import annotations
@@ -28,14 +28,23 @@ from errors import Cause, classify, describe
 logger = logging.getLogger("llm_server.monitoring")
 
 # Run metadata the server adds; the rest of the metadata is the client's and is kept as sent.
-_SERVER_KEYS = ("request_id", "route", "ladder", "ladder_rung", "alternative", "ls_provider", "ls_model_name")
+_SERVER_KEYS = (
+    "request_id",
+    "root_run_id",
+    "route",
+    "ladder",
+    "ladder_rung",
+    "alternative",
+    "ls_provider",
+    "ls_model_name",
+)
 
 
 @dataclass
 class _Call:
     started: float
     started_at: datetime
-    root_run_id: str
+    root_run_id: str | None
     provider: str
     model: str
     prompt_chars: int
@@ -45,6 +54,11 @@ class _Call:
 
 
 class PerformanceMonitor(AsyncCallbackHandler):
+    # Only LLM events matter, and handling them is quick and never blocks: skip chain events and
+    # let LangChain await the handler inline instead of scheduling it.
+    ignore_chain = True
+    run_inline = True
+
     def __init__(
         self,
         listeners: Sequence[Callable[[CallRecord], None]],
@@ -58,34 +72,19 @@ class PerformanceMonitor(AsyncCallbackHandler):
         self._clock = clock
         self._wall_clock = wall_clock
         self._calls: dict[UUID, _Call] = {}
-        self._roots: dict[UUID, UUID] = {}
-
-    # Chain runs only matter to find the root run (the run id LangServe gives the client).
-    async def on_chain_start(
-        self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
-    ) -> None:
-        self._roots[run_id] = self._roots.get(parent_run_id, run_id) if parent_run_id else run_id
-
-    async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._roots.pop(run_id, None)
-
-    async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._roots.pop(run_id, None)
 
     def _begin(
         self,
         prompt_chars: int,
         run_id: UUID,
-        parent_run_id: UUID | None,
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
     ) -> None:
         metadata = dict(metadata or {})
-        root = self._roots.get(parent_run_id, parent_run_id) if parent_run_id else run_id
         self._calls[run_id] = _Call(
             started=self._clock(),
             started_at=self._wall_clock(),
-            root_run_id=str(root),
+            root_run_id=metadata.get("root_run_id"),
             provider=str(metadata.get("ls_provider") or "unknown"),
             model=str(metadata.get("ls_model_name") or "unknown"),
             prompt_chars=prompt_chars,
@@ -105,7 +104,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         chars = sum(len(m.text) for batch in messages for m in batch)
-        self._begin(chars, run_id, parent_run_id, tags, metadata)
+        self._begin(chars, run_id, tags, metadata)
 
     async def on_llm_start(
         self,
@@ -118,7 +117,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._begin(sum(len(p) for p in prompts), run_id, parent_run_id, tags, metadata)
+        self._begin(sum(len(p) for p in prompts), run_id, tags, metadata)
 
     async def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         call = self._calls.get(run_id)

@@ -173,7 +173,17 @@ class Settings(BaseSettings):
             raise ValueError("log_level must be one of critical, error, warning, info, debug")
         return level
 
-    @field_validator("openai_api_key", "google_api_key", mode="before")
+    @field_validator(
+        "openai_api_key",
+        "google_api_key",
+        "slow_log_path",
+        "local_model_path",
+        "alert_webhook_url",
+        "alert_slack_webhook_url",
+        "alert_discord_webhook_url",
+        "alert_smtp_host",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -54,3 +54,19 @@ def test_the_bundled_local_model_is_found_without_importing_its_package() -> Non
     path = Settings(_env_file=None).resolved_local_model_path()
 
     assert path is not None and path.suffix == ".gguf" and path.is_file()
+
+
+def test_an_empty_optional_path_or_url_turns_the_feature_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_SERVER_SLOW_LOG_PATH", "")
+    monkeypatch.setenv("LLM_SERVER_ALERT_WEBHOOK_URL", " ")
+
+    settings = Settings(_env_file=None)
+
+    assert settings.slow_log_path is None
+    assert settings.alert_webhook_url is None
+
+
+def test_list_settings_take_comma_separated_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_SERVER_ALERT_EMAIL_TO", "ops@example.com, oncall@example.com")
+
+    assert Settings(_env_file=None).alert_email_to == ["ops@example.com", "oncall@example.com"]
