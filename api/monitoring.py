@@ -79,6 +79,13 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
     @router.get("/monitoring/alerts", tags=["monitoring"])
     async def alerts(limit: int = Query(100, ge=1, le=1000), since: datetime | None = _SINCE) -> dict[str, Any]:
         history = await suite.store.alerts(limit=limit, since=since)
-        return {"firing": suite.engine.firing(), "history": [alert.as_dict() for alert in history]}
+        deliveries: dict[str, list[dict[str, Any]]] = {}
+        # deliveries() with no ids returns every delivery: only ask when there are alerts.
+        for delivery in (await suite.store.deliveries(*(alert.id for alert in history))) if history else []:
+            deliveries.setdefault(delivery.pop("alert_id"), []).append(delivery)
+        return {
+            "firing": suite.engine.firing(),
+            "history": [{**alert.as_dict(), "deliveries": deliveries.get(alert.id, [])} for alert in history],
+        }
 
     return router

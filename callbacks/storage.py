@@ -311,11 +311,13 @@ class CallStore:
         )
         return [_alert(row) for row in rows]
 
-    async def deliveries(self, alert_id: str | None = None) -> list[dict[str, Any]]:
-        sql, params = "SELECT * FROM deliveries", []
-        if alert_id:
-            sql, params = sql + " WHERE alert_id = ?", [alert_id]
-        return [dict(row) for row in await self._query(sql + " ORDER BY rowid", params)]
+    async def deliveries(self, *alert_ids: str) -> list[dict[str, Any]]:
+        """Delivery outcomes (sink, ok, attempts, error) of the given alerts, or of all."""
+        sql, params = "SELECT * FROM deliveries", list(alert_ids)
+        if alert_ids:
+            sql += f" WHERE alert_id IN ({', '.join('?' * len(alert_ids))})"
+        rows = await self._query(sql + " ORDER BY rowid", params)
+        return [{**dict(row), "ok": bool(row["ok"])} for row in rows]
 
 
 def utc_now() -> datetime:
