@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import statistics
 import sys
@@ -130,6 +131,7 @@ async def main() -> None:
     app_settings = settings.model_copy(update={"monitoring_db_path": folder / "app.sqlite3", "slow_log_path": None})
     app_on = create_app(app_settings, chains={"chat": base}, monitored=True)
     app_off = create_app(app_settings, chains={"chat": base}, monitored=False)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would dilute the ratio
     await run_http(app_on, 200)  # warm both paths up
     await run_http(app_off, 200)
     await run(plain, 300)
