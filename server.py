@@ -27,6 +27,7 @@ from chains.builders import build_chains
 from errors import NotConfigured
 from providers.catalog import build_engine
 from providers.local_engine import LocalEngine
+from resilience.kit import ResilienceKit
 from settings import Settings
 
 logger = logging.getLogger("llm_server")
@@ -42,14 +43,18 @@ def create_app(
     engine: LocalEngine | None = None,
     chains: Mapping[str, Runnable[Any, Any]] | None = None,
     monitored: bool = True,
+    resilience: ResilienceKit | None = None,
 ) -> FastAPI:
     """The app. ``chains`` (route name -> runnable) replaces the built-in ones for hosts that bring
-    their own; ``monitored=False`` serves them without the monitoring callbacks (benchmarks)."""
+    their own; ``monitored=False`` serves them without the monitoring callbacks (benchmarks);
+    ``resilience`` replaces the breakers and policies built from settings (tests inject clocks)."""
     settings = settings or Settings()
     # Also runs in each worker process, which does not inherit main()'s logging set-up.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = engine or build_engine(settings)
     suite = MonitoringSuite(settings)
+    kit = resilience or ResilienceKit.from_settings(settings, suite.prices)
+    suite.watch(kit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +76,7 @@ def create_app(
     app.state.settings = settings
     app.state.monitoring = suite
     app.state.engine = engine
+    app.state.resilience = kit
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
     app.add_middleware(
         RequestContextMiddleware,
@@ -78,7 +84,7 @@ def create_app(
         on_response=suite.metrics.observe_request,
     )
 
-    for name, chain in (chains or build_chains(settings, engine)).items():
+    for name, chain in (chains or build_chains(settings, engine, kit)).items():
         add_routes(
             app,
             chain.with_config(callbacks=suite.handlers if monitored else []),
@@ -86,7 +92,7 @@ def create_app(
             config_keys=("configurable", "tags", "metadata"),
             per_req_config_modifier=config_guard(name, chain.config_specs),
         )
-    app.include_router(monitoring_router(suite, settings, engine))
+    app.include_router(monitoring_router(suite, settings, engine, kit))
     return app
 
 

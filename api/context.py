@@ -4,7 +4,8 @@ answered.
 It opens a ``collect_outcomes()`` block around the request, so the fallback ladders report into
 it, then adds ``X-Request-Id``, ``X-Served-By`` (the model) and ``X-Fallback-Rung`` to the
 response. On streams it also replaces LangServe's scrubbed ``500 Internal Server Error`` event
-with the real answer when every rung failed: 503, the retry hint and each attempt's cause.
+with the real answer: 503 with the retry hint and each attempt's cause when every rung failed,
+502 naming the model and cause when a stream broke off after text was sent.
 A plain ASGI middleware (not ``BaseHTTPMiddleware``) so streams pass through unbuffered and the
 context reaches the endpoint's task.
 """
@@ -22,14 +23,14 @@ from contextvars import ContextVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chains.outcomes import Outcomes, collect_outcomes
-from errors import AllRungsFailed, RequestError
+from errors import AllRungsFailed, RequestError, StreamInterrupted
 
 logger = logging.getLogger("llm_server.requests")
 
 REQUEST_ID_SCOPE_KEY = "llm_server.request_id"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_EXPECTED = (AllRungsFailed, RequestError)  # failures with an answer of their own, not bugs
+_EXPECTED = (AllRungsFailed, RequestError, StreamInterrupted)  # failures with an answer of their own, not bugs
 _SCRUBBED = re.compile(rb'data: \{"status_code": 500, "message": "Internal Server Error"\}')
 
 
@@ -123,8 +124,18 @@ class RequestContextMiddleware:
         if b"event: error" not in body:
             return body
         error = outcomes.failures[-1]
+        content: dict[str, object]
         if isinstance(error, AllRungsFailed):
             content = failure_body(error, error.retry_after(self.default_retry_after), current_request_id())
+        elif isinstance(error, StreamInterrupted):
+            content = {
+                "status_code": 502,
+                "error": "stream_interrupted",
+                "message": str(error),
+                "model": error.model,
+                "cause": error.cause.value,
+                "request_id": current_request_id(),
+            }
         else:
             content = {"status_code": error.status, "error": "invalid_request", "message": error.message}
         payload = json.dumps(content)

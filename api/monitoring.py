@@ -1,4 +1,4 @@
-"""``/health``, ``/metrics`` and the read-only ``/monitoring`` routes."""
+"""``/health``, ``/metrics`` and the read-only ``/monitoring`` routes (calls, stats, alerts, breakers)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from callbacks.records import summarize
 from callbacks.suite import MonitoringSuite
 from providers.local_engine import LocalEngine
+from resilience.kit import ResilienceKit
 from settings import Settings
 
 _SINCE = Query(None, description="Only records at or after this time (ISO 8601).")
@@ -22,7 +23,7 @@ def _since(since: datetime | None, window_s: float | None) -> datetime | None:
     return since
 
 
-def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalEngine) -> APIRouter:
+def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", tags=["operations"])
@@ -87,5 +88,11 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
             "firing": suite.engine.firing(),
             "history": [{**alert.as_dict(), "deliveries": deliveries.get(alert.id, [])} for alert in history],
         }
+
+    @router.get("/monitoring/breakers", tags=["monitoring"])
+    async def breakers() -> dict[str, Any]:
+        """Each remote model endpoint's circuit breaker: state, why, and when it probes again."""
+        policy = kit.breakers.policy
+        return {"breakers": kit.breakers.snapshot(), "policy": vars(policy)}
 
     return router

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from callbacks.records import CallRecord
 
+_BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
@@ -42,6 +43,12 @@ class MetricsExporter:
             "llm_fallback_answers", "Answers that came from a fallback rung", ["ladder", "model"], registry=r
         )
         self.alerts_firing = Gauge("alerts_firing", "Alert subjects firing now, by rule", ["rule"], registry=r)
+        self.breaker_state = Gauge(
+            "circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["endpoint"], registry=r
+        )
+        self.breaker_changes = Counter(
+            "circuit_breaker_transitions", "Circuit breaker state changes", ["endpoint", "to"], registry=r
+        )
 
     def observe(self, record: CallRecord) -> None:
         model = record.model
@@ -70,6 +77,10 @@ class MetricsExporter:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.request_seconds.labels(route).observe(seconds)
+
+    def observe_breaker(self, endpoint: str, state: str) -> None:
+        self.breaker_state.labels(endpoint).set(_BREAKER_LEVELS[state])
+        self.breaker_changes.labels(endpoint, state).inc()
 
     def set_firing(self, counts: Mapping[str, int]) -> None:
         for rule, count in counts.items():

@@ -5,6 +5,8 @@ PerformanceMonitor (callback) -> CallRecord -> CallStore (SQLite)
                                             -> MetricsExporter (/metrics)
                                             -> SlowCallLog (JSON Lines)
 KeywordFilter (callback) -> log, metrics; in block mode it fails the call
+BreakerBoard (resilience) -> AlertEngine (circuit_breaker alerts), MetricsExporter
+CallRecord -> LatencyBoard (resilience, for the fastest-first ladder order)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from prometheus_client import Counter
 
 from callbacks import alert_rules
 from callbacks.alert_model import Alert, AlertSink
+from callbacks.alert_rules import Signal
 from callbacks.alerts import AlertEngine
 from callbacks.dispatch import AlertDispatcher
 from callbacks.keyword_filter import KeywordFilter
@@ -25,6 +28,8 @@ from callbacks.records import CallRecord
 from callbacks.sinks import DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
 from callbacks.slow_log import SlowCallLog
 from callbacks.storage import CallStore
+from resilience.breaker import BreakerChange, BreakerState
+from resilience.kit import ResilienceKit
 from settings import Settings
 
 
@@ -55,6 +60,25 @@ class MonitoringSuite:
         if self.keyword_filter is not None:
             handlers.append(self.keyword_filter)
         return handlers
+
+    def watch(self, kit: ResilienceKit) -> None:
+        """Alert on and export every breaker change; feed call latencies to the ladder order."""
+        kit.breakers.listeners.append(self._breaker_changed)
+        self.performance.listeners.append(kit.latency.observe)
+
+    def _breaker_changed(self, change: BreakerChange) -> None:
+        self.metrics.observe_breaker(change.endpoint, change.new.value)
+        if change.new is BreakerState.HALF_OPEN:
+            return  # still an incident until a probe succeeds
+        opened = change.new is BreakerState.OPEN
+        message = (
+            f"circuit breaker for {change.endpoint} opened: {change.reason}; its rung is skipped"
+            if opened
+            else f"circuit breaker for {change.endpoint} closed: {change.reason}"
+        )
+        severity = "critical" if opened else "warning"
+        labels = {"endpoint": change.endpoint}
+        self.engine.signal(Signal("circuit_breaker", change.endpoint, opened, message, severity, labels))
 
     def _record(self, record: CallRecord) -> None:
         self.store.add(record)

@@ -2,9 +2,12 @@
 
 - ``chat``: prompt_style x llm_model alternatives, llm_temperature; the chosen model falls back to
   the local one.
-- ``fallback``: the seed's ladder: openai (short timeout) -> gemini -> gpt4 -> local.
-- ``quality``: the same ladder with the seed's length check on every rung but the last, which
-  answers whatever it can (graceful degradation beats a 503).
+- ``fallback``: the seed's ladder by default: openai (short timeout) -> gemini -> gpt4 -> local;
+  its rungs and order strategy are settings.
+- ``quality``: the same ladder with the seed's length check (and forbidden words) on every rung but
+  the last, which answers whatever it can (graceful degradation beats a 503).
+
+Every ladder shares one ``ResilienceKit``: breakers, retries, the request deadline, the order.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
 from providers.catalog import build_chat_model, model_specs
 from providers.local_engine import LocalEngine
+from resilience.kit import ResilienceKit
 from settings import Settings
 
 MODEL_ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
 LOCAL = "local"
-SEED_LADDER = ("openai", "gemini", "gpt4", "local")
 
 TEMPERATURE_FIELD = ConfigurableField(
     id="llm_temperature", name="LLM temperature", description="Sampling temperature, 0 to 2."
@@ -42,57 +45,61 @@ def _with_temperature(model: BaseChatModel) -> Runnable[Any, Any]:
 class _Models:
     """Builds each alternative's chat model once, so ladders share clients and the local engine."""
 
-    def __init__(self, settings: Settings, engine: LocalEngine):
+    def __init__(self, settings: Settings, engine: LocalEngine, kit: ResilienceKit):
         self.settings = settings
         self.engine = engine
+        self.kit = kit
         self.specs = model_specs(settings)
         self._built: dict[tuple[str, float | None], Runnable[Any, Any]] = {}
 
     def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
         key = (alternative, timeout_s)
         if key not in self._built:
-            model = build_chat_model(self.specs[alternative], self.settings, self.engine, timeout_s=timeout_s)
+            spec = self.specs[alternative]
+            model = build_chat_model(spec, self.settings, self.engine, timeout_s=timeout_s, faults=self.kit.faults)
             self._built[key] = _with_temperature(model)
         return Rung(self.specs[alternative], self._built[key])
 
 
-def build_chat_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, str]:
-    models = _Models(settings, engine)
+def build_chat_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+    models = _Models(settings, engine, kit)
 
     def ladder(alternative: str) -> FallbackLadder:
         rungs = [models.rung(alternative)]
         if alternative != LOCAL:
             rungs.append(models.rung(LOCAL))
-        return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs)
+        return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs, kit=kit)
 
     others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != "openai"}
     model = ladder("openai").configurable_alternatives(MODEL_FIELD, default_key="openai", **others)
     return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
 
 
-def _seed_rungs(settings: Settings, models: _Models) -> list[Rung]:
-    first, *rest = SEED_LADDER
+def _configured_rungs(settings: Settings, models: _Models) -> list[Rung]:
+    """``fallback_ladder`` from settings; its first rung gets the seed's short timeout."""
+    first, *rest = settings.fallback_ladder
     return [models.rung(first, timeout_s=settings.primary_timeout_s)] + [models.rung(alt) for alt in rest]
 
 
-def build_fallback_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, str]:
-    ladder = FallbackLadder(ladder="fallback", rungs=_seed_rungs(settings, _Models(settings, engine)))
+def build_fallback_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+    rungs = _configured_rungs(settings, _Models(settings, engine, kit))
+    ladder = FallbackLadder(ladder="fallback", rungs=rungs, kit=kit)
     return (bilingual_prompt("default") | ladder | StrOutputParser()).with_config(run_name="fallback")
 
 
-def build_quality_chain(settings: Settings, engine: LocalEngine) -> Runnable[Any, str]:
-    gate = QualityGate(min_chars=settings.quality_min_chars)
-    rungs = _seed_rungs(settings, _Models(settings, engine))
+def build_quality_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+    gate = QualityGate(min_chars=settings.quality_min_chars, forbidden_words=settings.quality_forbidden_words)
+    rungs = _configured_rungs(settings, _Models(settings, engine, kit))
     checked = [Rung(r.spec, r.runnable | StrOutputParser() | gate) for r in rungs[:-1]]
     last = Rung(rungs[-1].spec, rungs[-1].runnable | StrOutputParser())
-    ladder = FallbackLadder(ladder="quality", rungs=[*checked, last])
+    ladder = FallbackLadder(ladder="quality", rungs=[*checked, last], kit=kit)
     return (bilingual_prompt("default") | ladder).with_config(run_name="quality")
 
 
-def build_chains(settings: Settings, engine: LocalEngine) -> dict[str, Runnable[Any, str]]:
+def build_chains(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> dict[str, Runnable[Any, str]]:
     """Every served chain by name; the host decides where each is mounted."""
     return {
-        "chat": build_chat_chain(settings, engine),
-        "fallback": build_fallback_chain(settings, engine),
-        "quality": build_quality_chain(settings, engine),
+        "chat": build_chat_chain(settings, engine, kit),
+        "fallback": build_fallback_chain(settings, engine, kit),
+        "quality": build_quality_chain(settings, engine, kit),
     }

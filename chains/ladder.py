@@ -3,13 +3,23 @@ that works, or raise ``AllRungsFailed`` listing every attempt.
 
 Unlike ``Runnable.with_fallbacks`` it keeps each attempt's cause, refuses to fall back on the
 caller's own mistakes (``Cause.BAD_REQUEST`` is raised at once), and when streaming moves on only
-while nothing has reached the client yet. Each rung runs as a child of the ladder's run, with
-``ladder``, ``ladder_rung`` and ``alternative`` in its metadata so monitoring can tell a primary
-from a fallback. The ladder keeps no state between calls.
+while nothing has reached the client yet; a stream that fails after that raises
+``StreamInterrupted``. With a ``ResilienceKit`` it also:
+
+- orders the rungs per request (ordered, cheapest or fastest first; the last rung stays last);
+- skips a rung whose circuit breaker is open, at once (the last rung, the floor, is always tried);
+- retries transient failures on the same rung with backoff, within the request's deadline;
+- starts every model call inside the request's deadline scope, so calls are cut at it (see
+  ``providers.guard``).
+
+Each rung runs as a child of the ladder's run, with ``ladder``, ``ladder_rung`` (0 is the first
+choice) and ``alternative`` in its metadata so monitoring can tell a primary from a fallback.
+Per-request state lives in a ``_Trial``; the ladder itself keeps none between calls.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,8 +37,30 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_con
 from pydantic import BaseModel, ConfigDict
 
 from chains.outcomes import Served, current_outcomes
-from errors import AllRungsFailed, Attempt, RequestError, classify, describe, retry_after_of
+from errors import AllRungsFailed, Attempt, Cause, RequestError, StreamInterrupted, classify, describe, retry_after_of
 from providers.catalog import ModelSpec
+from resilience.breaker import BreakerState, CircuitBreaker
+from resilience.deadline import Deadline, deadline_scope
+from resilience.kit import ResilienceKit
+
+# Causes that say the endpoint is unwell (and count against its breaker). The rest say nothing
+# about its health: a bad input, a short answer, a client that left, a provider with no key.
+_UNHEALTHY = frozenset(
+    {
+        Cause.RATE_LIMITED,
+        Cause.TIMEOUT,
+        Cause.SERVER_ERROR,
+        Cause.CONNECTION,
+        Cause.AUTH,
+        Cause.TRUNCATED_STREAM,
+        Cause.STALLED_STREAM,
+        Cause.OVERLOADED,
+        Cause.UNKNOWN,
+    }
+)
+
+
+_END: Any = object()  # end of a rung's stream
 
 
 @dataclass(frozen=True)
@@ -37,11 +69,109 @@ class Rung:
     runnable: Runnable[Any, Any]
 
 
+class _Trial:
+    """One request's way down the ladder: its order, deadline, breakers and failed attempts."""
+
+    def __init__(self, ladder: FallbackLadder):
+        self.ladder = ladder
+        self.kit = ladder.kit
+        self.attempts: list[Attempt] = []
+        # Real monotonic time: the models' guards read the same clock (see resilience.deadline).
+        self.deadline = Deadline(self.kit.deadline_s if self.kit else None)
+        specs = [rung.spec for rung in ladder.rungs]
+        order = self.kit.order(specs) if self.kit else list(range(len(specs)))
+        self.rungs = [ladder.rungs[i] for i in order]
+
+    def breaker(self, position: int) -> CircuitBreaker | None:
+        if self.kit is None or position == len(self.rungs) - 1:  # the floor is always tried
+            return None
+        spec = self.rungs[position].spec
+        return self.kit.breakers.get(f"{spec.provider}:{spec.model}")
+
+    def admit(self, position: int, breaker: CircuitBreaker | None) -> bool:
+        """Whether this rung may be tried now; if not, the skip is recorded as an attempt."""
+        if self.deadline.expired:
+            self._skip(position, Cause.TIMEOUT, "the request deadline passed before this model was tried")
+            return False
+        if breaker is not None and not breaker.allow():
+            self._skip(position, Cause.BREAKER_OPEN, f"circuit breaker open: {breaker.last_reason}", breaker.retry_in())
+            return False
+        return True
+
+    def failed(self, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int) -> float | None:
+        """Account for a failed try. Returns the seconds to wait before retrying this rung, or
+        None after recording the attempt (move on). Raises when the caller is at fault."""
+        cause = classify(exc)
+        spec = self.rungs[position].spec
+        if breaker is not None:
+            if cause in _UNHEALTHY:
+                breaker.record_failure(cause.value)
+            else:
+                breaker.release()
+        if cause.is_callers_fault:
+            raise self._rejected(spec, exc)
+        retry_after = retry_after_of(exc)
+        wait = None
+        if self.kit is not None and (breaker is None or breaker.state is BreakerState.CLOSED):
+            wait = self.kit.retry.wait_before_retry(cause, tries, retry_after, self.deadline.time_left())
+        if wait is None:
+            self.attempts.append(
+                Attempt(position, spec.alternative, spec.model, spec.provider, cause, describe(exc), retry_after, tries)
+            )
+        return wait
+
+    def succeeded(self, position: int, breaker: CircuitBreaker | None) -> None:
+        if breaker is not None:
+            breaker.record_success()
+        outcomes = current_outcomes()
+        if outcomes is not None:
+            spec = self.rungs[position].spec
+            outcomes.add_served(Served(self.ladder.ladder, position, spec.alternative, spec.model))
+
+    def interrupted(self, position: int, breaker: CircuitBreaker | None, exc: Exception) -> StreamInterrupted:
+        """A stream failed after text reached the client: nobody can take over now."""
+        cause = classify(exc)
+        if breaker is not None and cause in _UNHEALTHY:
+            breaker.record_failure(cause.value)
+        elif breaker is not None:
+            breaker.release()
+        spec = self.rungs[position].spec
+        error = StreamInterrupted(spec.model, cause, describe(exc))
+        self._report(error)
+        return error
+
+    def exhausted(self) -> AllRungsFailed:
+        error = AllRungsFailed(self.ladder.ladder, self.attempts)
+        self._report(error)
+        return error
+
+    def _skip(self, position: int, cause: Cause, detail: str, retry_after: float | None = None) -> None:
+        spec = self.rungs[position].spec
+        self.attempts.append(
+            Attempt(position, spec.alternative, spec.model, spec.provider, cause, detail, retry_after, tries=0)
+        )
+
+    def _rejected(self, spec: ModelSpec, exc: Exception) -> RequestError:
+        if isinstance(exc, RequestError):
+            rejected = exc
+        else:
+            rejected = RequestError(f"{spec.model} rejected the request as invalid ({describe(exc)}); change the input")
+        self._report(rejected)
+        return rejected
+
+    @staticmethod
+    def _report(error: AllRungsFailed | RequestError | StreamInterrupted) -> None:
+        outcomes = current_outcomes()
+        if outcomes is not None:
+            outcomes.add_failure(error)
+
+
 class FallbackLadder(RunnableSerializable[Any, Any]):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     ladder: str
     rungs: list[Rung]
+    kit: ResilienceKit | None = None
 
     def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
         return name or f"FallbackLadder[{self.ladder}]"
@@ -64,53 +194,13 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         return get_unique_config_specs(spec for rung in self.rungs for spec in rung.runnable.config_specs)
 
-    def _rung_config(self, config: RunnableConfig, index: int, run_manager: Any) -> RunnableConfig:
-        rung = self.rungs[index]
-        tagged = merge_configs(
-            config,
-            {"metadata": {"ladder": self.ladder, "ladder_rung": index, "alternative": rung.spec.alternative}},
-        )
-        return patch_config(tagged, callbacks=run_manager.get_child())
-
-    def _after_failure(self, index: int, exc: Exception, attempts: list[Attempt]) -> RequestError | None:
-        """Record a failed rung and return None to move on, or the error to raise when the caller
-        is at fault (a 422, rather than blaming every other model too)."""
-        cause = classify(exc)
-        spec = self.rungs[index].spec
-        if not cause.is_callers_fault:
-            attempts.append(
-                Attempt(
-                    rung=index,
-                    alternative=spec.alternative,
-                    model=spec.model,
-                    provider=spec.provider,
-                    cause=cause,
-                    detail=describe(exc),
-                    retry_after=retry_after_of(exc),
-                )
-            )
-            return None
-        if isinstance(exc, RequestError):
-            rejected = exc
-        else:
-            rejected = RequestError(f"{spec.model} rejected the request as invalid ({describe(exc)}); change the input")
-        outcomes = current_outcomes()
-        if outcomes is not None:
-            outcomes.add_failure(rejected)
-        return rejected
-
-    def _served(self, index: int) -> None:
-        outcomes = current_outcomes()
-        if outcomes is not None:
-            spec = self.rungs[index].spec
-            outcomes.add_served(Served(self.ladder, index, spec.alternative, spec.model))
-
-    def _exhausted(self, attempts: list[Attempt]) -> AllRungsFailed:
-        error = AllRungsFailed(self.ladder, attempts)
-        outcomes = current_outcomes()
-        if outcomes is not None:
-            outcomes.add_failure(error)
-        return error
+    def _rung_config(self, config: RunnableConfig, trial: _Trial, position: int, run_manager: Any) -> RunnableConfig:
+        metadata = {
+            "ladder": self.ladder,
+            "ladder_rung": position,
+            "alternative": trial.rungs[position].spec.alternative,
+        }
+        return patch_config(merge_configs(config, {"metadata": metadata}), callbacks=run_manager.get_child())
 
     def _start(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, CallbackManagerForChainRun]:
         config = ensure_config(config)
@@ -126,90 +216,169 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         run_manager = await manager.on_chain_start(None, input, name=self.get_name(), run_id=config.pop("run_id", None))
         return config, run_manager
 
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         config, run_manager = self._start(input, config)
-        attempts: list[Attempt] = []
-        for index, rung in enumerate(self.rungs):
-            try:
-                output = rung.runnable.invoke(input, self._rung_config(config, index, run_manager))
-            except Exception as exc:
-                rejected = self._after_failure(index, exc, attempts)
-                if rejected is None:
+        trial = _Trial(self)
+        for position, rung in enumerate(trial.rungs):
+            breaker = trial.breaker(position)
+            if not trial.admit(position, breaker):
+                continue
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    with deadline_scope(trial.deadline.at):
+                        output = rung.runnable.invoke(input, self._rung_config(config, trial, position, run_manager))
+                except Exception as exc:
+                    try:
+                        wait = trial.failed(position, breaker, exc, tries)
+                    except RequestError as rejected:
+                        run_manager.on_chain_error(rejected)
+                        raise rejected from exc
+                    if wait is None:
+                        break
+                    self._sleep(wait)
                     continue
-                run_manager.on_chain_error(rejected)
-                raise rejected from exc
-            self._served(index)
-            run_manager.on_chain_end(output)
-            return output
-        error = self._exhausted(attempts)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    if breaker is not None:
+                        breaker.release()
+                    raise
+                trial.succeeded(position, breaker)
+                run_manager.on_chain_end(output)
+                return output
+        error = trial.exhausted()
         run_manager.on_chain_error(error)
         raise error
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         config, run_manager = await self._astart(input, config)
-        attempts: list[Attempt] = []
-        for index, rung in enumerate(self.rungs):
-            try:
-                output = await rung.runnable.ainvoke(input, self._rung_config(config, index, run_manager))
-            except Exception as exc:
-                rejected = self._after_failure(index, exc, attempts)
-                if rejected is None:
+        trial = _Trial(self)
+        for position, rung in enumerate(trial.rungs):
+            breaker = trial.breaker(position)
+            if not trial.admit(position, breaker):
+                continue
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    with deadline_scope(trial.deadline.at):
+                        rung_config = self._rung_config(config, trial, position, run_manager)
+                        output = await rung.runnable.ainvoke(input, rung_config)
+                except Exception as exc:
+                    try:
+                        wait = trial.failed(position, breaker, exc, tries)
+                    except RequestError as rejected:
+                        await run_manager.on_chain_error(rejected)
+                        raise rejected from exc
+                    if wait is None:
+                        break
+                    await self._asleep(wait)
                     continue
-                await run_manager.on_chain_error(rejected)
-                raise rejected from exc
-            self._served(index)
-            await run_manager.on_chain_end(output)
-            return output
-        error = self._exhausted(attempts)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    if breaker is not None:
+                        breaker.release()
+                    raise
+                trial.succeeded(position, breaker)
+                await run_manager.on_chain_end(output)
+                return output
+        error = trial.exhausted()
         await run_manager.on_chain_error(error)
         raise error
 
+    async def _asleep(self, seconds: float) -> None:
+        if self.kit is not None:
+            await self.kit.sleep(seconds)
+
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         config, run_manager = self._start(input, config)
-        attempts: list[Attempt] = []
-        for index, rung in enumerate(self.rungs):
-            final: Any = None
-            try:
-                for chunk in rung.runnable.stream(input, self._rung_config(config, index, run_manager)):
-                    final = chunk if final is None else final + chunk
-                    yield chunk
-            except Exception as exc:
-                if final is not None:  # a chunk already reached the caller: no one can take over
-                    run_manager.on_chain_error(exc)
-                    raise
-                rejected = self._after_failure(index, exc, attempts)
-                if rejected is None:
+        trial = _Trial(self)
+        for position, rung in enumerate(trial.rungs):
+            breaker = trial.breaker(position)
+            if not trial.admit(position, breaker):
+                continue
+            tries = 0
+            while True:
+                tries += 1
+                final: Any = None
+                try:
+                    chunks = iter(rung.runnable.stream(input, self._rung_config(config, trial, position, run_manager)))
+                    with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
+                        chunk = next(chunks, _END)
+                    while chunk is not _END:
+                        final = chunk if final is None else final + chunk
+                        yield chunk
+                        chunk = next(chunks, _END)
+                except Exception as exc:
+                    if final is not None:
+                        interrupted = trial.interrupted(position, breaker, exc)
+                        run_manager.on_chain_error(interrupted)
+                        raise interrupted from exc
+                    try:
+                        wait = trial.failed(position, breaker, exc, tries)
+                    except RequestError as rejected:
+                        run_manager.on_chain_error(rejected)
+                        raise rejected from exc
+                    if wait is None:
+                        break
+                    self._sleep(wait)
                     continue
-                run_manager.on_chain_error(rejected)
-                raise rejected from exc
-            self._served(index)
-            run_manager.on_chain_end(final)
-            return
-        error = self._exhausted(attempts)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    if breaker is not None:
+                        breaker.release()
+                    raise
+                trial.succeeded(position, breaker)
+                run_manager.on_chain_end(final)
+                return
+        error = trial.exhausted()
         run_manager.on_chain_error(error)
         raise error
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         config, run_manager = await self._astart(input, config)
-        attempts: list[Attempt] = []
-        for index, rung in enumerate(self.rungs):
-            final: Any = None
-            try:
-                async for chunk in rung.runnable.astream(input, self._rung_config(config, index, run_manager)):
-                    final = chunk if final is None else final + chunk
-                    yield chunk
-            except Exception as exc:
-                if final is not None:
-                    await run_manager.on_chain_error(exc)
-                    raise
-                rejected = self._after_failure(index, exc, attempts)
-                if rejected is None:
+        trial = _Trial(self)
+        for position, rung in enumerate(trial.rungs):
+            breaker = trial.breaker(position)
+            if not trial.admit(position, breaker):
+                continue
+            tries = 0
+            while True:
+                tries += 1
+                final: Any = None
+                try:
+                    rung_config = self._rung_config(config, trial, position, run_manager)
+                    achunks = aiter(rung.runnable.astream(input, rung_config))
+                    # The scope must not span a yield (the consumer may resume us in another
+                    # context); the model's stream starts, and reads the deadline, on the first chunk.
+                    with deadline_scope(trial.deadline.at):
+                        chunk = await anext(achunks, _END)
+                    while chunk is not _END:
+                        final = chunk if final is None else final + chunk
+                        yield chunk
+                        chunk = await anext(achunks, _END)
+                except Exception as exc:
+                    if final is not None:
+                        interrupted = trial.interrupted(position, breaker, exc)
+                        await run_manager.on_chain_error(interrupted)
+                        raise interrupted from exc
+                    try:
+                        wait = trial.failed(position, breaker, exc, tries)
+                    except RequestError as rejected:
+                        await run_manager.on_chain_error(rejected)
+                        raise rejected from exc
+                    if wait is None:
+                        break
+                    await self._asleep(wait)
                     continue
-                await run_manager.on_chain_error(rejected)
-                raise rejected from exc
-            self._served(index)
-            await run_manager.on_chain_end(final)
-            return
-        error = self._exhausted(attempts)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    if breaker is not None:
+                        breaker.release()
+                    raise
+                trial.succeeded(position, breaker)
+                await run_manager.on_chain_end(final)
+                return
+        error = trial.exhausted()
         await run_manager.on_chain_error(error)
         raise error

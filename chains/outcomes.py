@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from errors import AllRungsFailed, RequestError
+from errors import AllRungsFailed, RequestError, StreamInterrupted
+
+Failure = AllRungsFailed | RequestError | StreamInterrupted
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,14 @@ class Served:
 @dataclass
 class Outcomes:
     served: list[Served] = field(default_factory=list)
-    failures: list[AllRungsFailed | RequestError] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_served(self, served: Served) -> None:
         with self._lock:
             self.served.append(served)
 
-    def add_failure(self, failure: AllRungsFailed | RequestError) -> None:
+    def add_failure(self, failure: Failure) -> None:
         with self._lock:
             self.failures.append(failure)
 

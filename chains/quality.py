@@ -1,8 +1,10 @@
 """``QualityGate``: the seed's conditional fallback as a validator step.
 
-An answer shorter than ``min_chars`` raises ``QualityRejected``, which a ``FallbackLadder`` treats
-like any provider failure. When streaming, the gate holds chunks back until the answer is long
-enough, so a rejected answer never reaches the client and the next rung can still take over.
+An answer shorter than ``min_chars``, or one containing a ``forbidden_words`` entry (any case),
+raises ``QualityRejected``, which a ``FallbackLadder`` treats like any provider failure. When
+streaming, the gate holds chunks back until the answer passes (with forbidden words configured,
+until it is complete), so a rejected answer never reaches the client and the next rung can still
+take over.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from pydantic import Field
 
 from errors import QualityRejected
 
 
 class QualityGate(RunnableSerializable[str, str]):
     min_chars: int
+    forbidden_words: list[str] = Field(default_factory=list)
 
     def _check(self, answer: str) -> str:
         length = len(answer.strip())
         if length < self.min_chars:
             raise QualityRejected(f"answer too short: {length} characters, at least {self.min_chars} required")
+        lowered = answer.lower()
+        found = [word for word in self.forbidden_words if word.lower() in lowered]
+        if found:
+            raise QualityRejected(f"answer contains forbidden words: {', '.join(found)}")
         return answer
 
     def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
@@ -36,7 +44,9 @@ class QualityGate(RunnableSerializable[str, str]):
             released = holdback.feed(chunk)
             if released:
                 yield released
-        holdback.finish()
+        rest = holdback.finish()
+        if rest:
+            yield rest
 
     async def _agate(self, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
         holdback = _Holdback(self)
@@ -44,7 +54,9 @@ class QualityGate(RunnableSerializable[str, str]):
             released = holdback.feed(chunk)
             if released:
                 yield released
-        holdback.finish()
+        rest = holdback.finish()
+        if rest:
+            yield rest
 
     def transform(self, input: Iterator[str], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str]:
         yield from self._transform_stream_with_config(input, self._gate, config, run_type="parser")
@@ -79,11 +91,14 @@ class _Holdback:
             return chunk
         self.held.append(chunk)
         text = "".join(self.held)
-        if len(text.strip()) < self.gate.min_chars:
+        # A forbidden word may still come at the very end: then nothing passes before the end.
+        if self.gate.forbidden_words or len(text.strip()) < self.gate.min_chars:
             return ""
         self.passed = True
         return text
 
-    def finish(self) -> None:
-        if not self.passed:
-            self.gate._check("".join(self.held))
+    def finish(self) -> str:
+        """Check what is still held; return it if it passes (raises if it does not)."""
+        if self.passed:
+            return ""
+        return self.gate._check("".join(self.held))

@@ -7,7 +7,8 @@
     │   ├── NotConfigured       no key for that provider: fails at once, the ladder moves on
     │   ├── Overloaded          the local model's queue is full or the wait ran out
     │   └── QualityRejected     the answer failed a validator (e.g. too short)
-    └── AllRungsFailed          every rung of a ladder failed: 503 with each attempt
+    ├── AllRungsFailed          every rung of a ladder failed: 503 with each attempt
+    └── StreamInterrupted       a stream failed after text reached the client: an error event
 
 Every message says what happened and, where it can, what to do about it. None carries a key.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "QualityRejected",
     "RequestError",
     "ServerError",
+    "StreamInterrupted",
     "classify",
     "describe",
     "retry_after_of",
@@ -90,10 +92,12 @@ class Attempt:
     cause: Cause
     detail: str
     retry_after: float | None = None
+    tries: int = 1  # 0: skipped without a call (breaker open, deadline passed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rung": self.rung,
+            "tries": self.tries,
             "alternative": self.alternative,
             "model": self.model,
             "provider": self.provider,
@@ -115,3 +119,14 @@ class AllRungsFailed(ServerError):
         """The longest wait any provider asked for, or ``default`` when none did."""
         hints = [a.retry_after for a in self.attempts if a.retry_after]
         return max(1, round(max(hints))) if hints else default
+
+
+class StreamInterrupted(ServerError):
+    """A stream failed after part of the answer reached the client, so no other model can take
+    over; the client gets an error event saying so instead of a silently partial answer."""
+
+    def __init__(self, model: str, cause: Cause, detail: str):
+        self.model = model
+        self.cause = cause
+        self.detail = detail
+        super().__init__(f"the answer from {model} broke off ({cause.value}: {detail}); ask again")

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
-from providers.local import LOCAL_PROVIDER, LocalChatModel
+from providers.guard import Guard
+from providers.local import LOCAL_PROVIDER, GuardedLocalChatModel
 from providers.local_engine import LocalEngine
 from providers.unconfigured import UnconfiguredChatModel
+from resilience.faults import FaultPlan
 from settings import Settings
 
 OPENAI_PROVIDER = "openai"
@@ -49,22 +51,41 @@ def build_engine(settings: Settings) -> LocalEngine:
 
 
 def build_chat_model(
-    spec: ModelSpec, settings: Settings, engine: LocalEngine, *, timeout_s: float | None = None
+    spec: ModelSpec,
+    settings: Settings,
+    engine: LocalEngine,
+    *,
+    timeout_s: float | None = None,
+    faults: FaultPlan | None = None,
 ) -> BaseChatModel:
     timeout = timeout_s or settings.provider_timeout_s
     temperature = settings.default_temperature
     if spec.provider == LOCAL_PROVIDER:
-        return LocalChatModel(
-            engine=engine, model_name=spec.model, temperature=temperature, max_tokens=settings.local_max_tokens
+        # No first-token limit: the local model's first token waits for its queue, which has its own.
+        guard = Guard(spec.alternative, spec.model, stall_s=settings.stream_stall_timeout_s, faults=faults)
+        return GuardedLocalChatModel(
+            engine=engine,
+            model_name=spec.model,
+            temperature=temperature,
+            max_tokens=settings.local_max_tokens,
+            guard=guard,
         )
+    guard = Guard(
+        spec.alternative,
+        spec.model,
+        first_token_s=settings.first_token_timeout_s,
+        stall_s=settings.stream_stall_timeout_s,
+        faults=faults,
+    )
     if spec.provider == OPENAI_PROVIDER:
         if settings.openai_api_key is None:
             return UnconfiguredChatModel(
                 provider=spec.provider, model_name=spec.model, missing_setting="OPENAI_API_KEY"
             )
-        from langchain_openai import ChatOpenAI
+        from providers.remote import GuardedChatOpenAI
 
-        return ChatOpenAI(
+        return GuardedChatOpenAI(
+            guard=guard,
             model=spec.model,
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
@@ -72,15 +93,17 @@ def build_chat_model(
             max_retries=settings.provider_max_retries,
             temperature=temperature,
             stream_usage=True,
+            streaming=True,  # so invokes get the first-token deadline and the cut-stream check too
         )
     if spec.provider == GEMINI_PROVIDER:
         if settings.google_api_key is None:
             return UnconfiguredChatModel(
                 provider=spec.provider, model_name=spec.model, missing_setting="GOOGLE_API_KEY"
             )
-        from langchain_google_genai import ChatGoogleGenerativeAI
+        from providers.remote import GuardedChatGoogleGenerativeAI
 
-        return ChatGoogleGenerativeAI(
+        return GuardedChatGoogleGenerativeAI(
+            guard=guard,
             model=spec.model,
             google_api_key=settings.google_api_key,
             base_url=settings.google_gemini_base_url,
@@ -88,5 +111,6 @@ def build_chat_model(
             timeout=timeout,
             max_retries=settings.provider_max_retries,
             temperature=temperature,
+            streaming=True,
         )
     raise ValueError(f"unknown provider {spec.provider!r}")

@@ -18,6 +18,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
+from providers.guard import GuardedStream
 from providers.local_engine import LocalEngine, Piece
 
 LOCAL_PROVIDER = "local"
@@ -115,3 +116,8 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+
+
+class GuardedLocalChatModel(GuardedStream, LocalChatModel):
+    """The local model behind the request deadline and injected faults. Its non-streaming calls
+    are built from its stream, so guarding the stream guards both."""

@@ -8,6 +8,7 @@ Values come from the environment, then from ``.env``; ``.env.example`` lists eve
 from __future__ import annotations
 
 import importlib.util
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,7 +16,10 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from resilience.faults import FaultSpec
+
 ENV_PREFIX = "LLM_SERVER_"
+ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
 
 
 def bundled_smollm2_path() -> Path | None:
@@ -88,6 +92,47 @@ class Settings(BaseSettings):
         0, ge=0, le=5, description="SDK-internal retries; the ladder already moves on, so keep this low."
     )
     retry_after_s: int = Field(30, ge=1, description="Retry-After sent with a 503 when no provider gave one.")
+    request_deadline_s: float = Field(
+        60.0, gt=0, description="Longest a request may take over all its rungs and retries together."
+    )
+    first_token_timeout_s: float = Field(
+        10.0, gt=0, description="A remote stream with no first token this long fails and the next rung takes over."
+    )
+    stream_stall_timeout_s: float = Field(
+        10.0, gt=0, description="A stream silent this long between chunks fails as stalled_stream."
+    )
+    retry_attempts: int = Field(
+        2, ge=1, le=10, description="Tries per rung for transient failures (429, 5xx, connection), the first included."
+    )
+    retry_base_s: float = Field(0.2, ge=0, description="First retry backoff; doubles per retry, with full jitter.")
+    retry_max_backoff_s: float = Field(2.0, ge=0, description="Longest backoff between two tries.")
+    retry_max_retry_after_s: float = Field(
+        5.0, ge=0, description="A provider asking to wait longer than this is failed over, not waited for."
+    )
+
+    # Circuit breakers, one per remote model endpoint.
+    breaker_consecutive_failures: int = Field(5, ge=1, description="Failures in a row that open a breaker.")
+    breaker_failure_ratio: float = Field(
+        0.5, gt=0, le=1, description="Failure ratio over the window that opens a breaker."
+    )
+    breaker_window_s: float = Field(60.0, gt=0, description="Window of the failure ratio.")
+    breaker_min_calls: int = Field(10, ge=1, description="Calls in the window before the ratio counts.")
+    breaker_open_s: float = Field(30.0, gt=0, description="How long an open breaker skips its model before a probe.")
+    breaker_half_open_probes: int = Field(1, ge=1, description="Probe calls let through at once while half-open.")
+
+    # Ladders.
+    fallback_ladder: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["openai", "gemini", "gpt4", "local"],
+        description="Rungs of /fallback and /quality, comma-separated; three or more, local last.",
+    )
+    ladder_strategy: Literal["ordered", "cheapest", "fastest"] = Field(
+        "ordered", description="ordered: as listed; cheapest: by price; fastest: by monitored latency."
+    )
+    faults: dict[str, FaultSpec] = Field(
+        default_factory=dict,
+        description="Fault injection for demos, JSON by alternative, e.g. "
+        '{"openai": {"kind": "status", "status": 503, "probability": 0.5}}; kinds: status, rate_limit, slow, stall.',
+    )
 
     # Embedded local model.
     local_model_path: Path | None = Field(
@@ -106,6 +151,9 @@ class Settings(BaseSettings):
 
     # Chains.
     quality_min_chars: int = Field(50, ge=0, description="/quality rejects shorter answers (the seed's rule).")
+    quality_forbidden_words: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="/quality rejects answers containing any of these, comma-separated."
+    )
 
     # Monitoring: records in SQLite, written off the request path.
     monitoring_db_path: Path = Field(Path("var/monitoring.sqlite3"), description="SQLite file of calls and alerts.")
@@ -158,7 +206,27 @@ class Settings(BaseSettings):
     )
     slow_log_threshold_s: float = Field(5.0, gt=0, description="Calls slower than this go to the slow-call log.")
 
-    @field_validator("alert_email_to", "keyword_filter_words", mode="before")
+    @field_validator("fallback_ladder")
+    @classmethod
+    def _usable_ladder(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in ALTERNATIVES]
+        if unknown:
+            raise ValueError(f"unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
+        if len(value) < 3 or len(set(value)) != len(value) or value[-1] != "local":
+            raise ValueError("give three or more different alternatives, ending with local (the floor)")
+        return value
+
+    @field_validator("faults")
+    @classmethod
+    def _known_fault_targets(cls, value: dict[str, FaultSpec]) -> dict[str, FaultSpec]:
+        unknown = [name for name in value if name not in ALTERNATIVES]
+        if unknown:
+            raise ValueError(f"faults for unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
+        return value
+
+    @field_validator(
+        "alert_email_to", "keyword_filter_words", "fallback_ladder", "quality_forbidden_words", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -208,7 +276,12 @@ def env_example() -> str:
         default = field.get_default(call_default_factory=True)
         if name == "price_table_path":
             default = "data/prices.toml"
-        shown = ",".join(default) if isinstance(default, list) else "" if default is None else str(default)
+        if isinstance(default, list):
+            shown = ",".join(default)
+        elif isinstance(default, dict):
+            shown = json.dumps(default) if default else ""
+        else:
+            shown = "" if default is None else str(default)
         lines.append(f"# {field.description}")
         lines.append(f"# {env_variable(name)}={shown}")
         lines.append("")

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from providers.catalog import build_engine
 from providers.local_engine import LocalEngine
+from resilience.kit import ResilienceKit
 from server import create_app
 from settings import Settings
 from tests.provider_double import ProviderDouble
@@ -77,6 +78,7 @@ def settings_for(double: ProviderDouble | None = None, **overrides: Any) -> Sett
         "provider_timeout_s": 5.0,
         "monitoring_db_path": files / "monitoring.sqlite3",
         "slow_log_path": files / "slow_calls.jsonl",
+        "retry_attempts": 1,  # one try per rung unless a test is about retries
     }
     if double is not None:
         values.update(
@@ -99,8 +101,8 @@ async def make_app(local_engine: LocalEngine) -> AsyncIterator[AppFactory]:
     name) and closes their monitoring at the end: SQLite connections, alert deliveries."""
     apps: list[FastAPI] = []
 
-    def make(settings: Settings, *, own_engine: bool = False) -> FastAPI:
-        app = create_app(settings, engine=None if own_engine else local_engine)
+    def make(settings: Settings, *, own_engine: bool = False, resilience: ResilienceKit | None = None) -> FastAPI:
+        app = create_app(settings, engine=None if own_engine else local_engine, resilience=resilience)
         apps.append(app)
         return app
 

@@ -46,9 +46,14 @@ class Behaviour:
     cut_stream: bool = False  # stream some text, then end without a finish reason
     delay_for: Callable[[str], float] | None = None  # per-question delay, on top of delay_s
     fail_when: Callable[[str], bool] | None = None  # fail_status applies only to these questions
+    status_for: Callable[[str], int | None] | None = None  # per-question failure status, over fail_status
 
-    def fails(self, question: str) -> bool:
-        return bool(self.fail_status) and (self.fail_when is None or self.fail_when(question))
+    def status(self, question: str) -> int | None:
+        if self.status_for is not None:
+            return self.status_for(question)
+        if self.fail_status and (self.fail_when is None or self.fail_when(question)):
+            return self.fail_status
+        return None
 
     def delay(self, question: str) -> float:
         return self.delay_s + (self.delay_for(question) if self.delay_for else 0.0)
@@ -155,11 +160,12 @@ class ProviderDouble:
         behaviour = self.behaviours.get(model, Behaviour())
         served = self._log(Served("openai", model, stream, question, 0, body=body))
         await asyncio.sleep(behaviour.delay(question))
-        if behaviour.fails(question):
-            served.status = behaviour.fail_status
+        failure = behaviour.status(question)
+        if failure:
+            served.status = failure
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
-            error = {"error": {"message": f"double says {behaviour.fail_status}", "type": "double", "code": None}}
-            return JSONResponse(error, status_code=behaviour.fail_status, headers=headers)
+            error = {"error": {"message": f"double says {failure}", "type": "double", "code": None}}
+            return JSONResponse(error, status_code=failure, headers=headers)
         answer = self._answer(model, question)
         usage = {"prompt_tokens": _words(question), "completion_tokens": _words(answer)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -200,10 +206,10 @@ class ProviderDouble:
         behaviour = self.behaviours.get(model, Behaviour())
         served = self._log(Served("gemini", model, stream, question, 0, body=body))
         await asyncio.sleep(behaviour.delay(question))
-        if behaviour.fails(question):
-            served.status = behaviour.fail_status
+        status = behaviour.status(question)
+        if status:
+            served.status = status
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
-            status = behaviour.fail_status
             error = {
                 "error": {
                     "code": status,

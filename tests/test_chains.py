@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from langchain_core.runnables import ConfigurableField
 
+from callbacks.pricing import PriceTable
 from chains.builders import build_chains
 from chains.cached_fields import CachedConfigurableFields
 from chains.prompts import detect_language
 from providers.local_engine import LocalEngine
+from resilience.kit import ResilienceKit
 from tests.conftest import settings_for
 from tests.provider_double import ProviderDouble
 
@@ -40,7 +42,9 @@ def test_the_prompt_language_follows_the_question(question: str, language: str) 
 
 
 def test_the_prompt_style_and_language_reach_the_prompt(local_engine: LocalEngine) -> None:
-    chat = build_chains(settings_for(None), local_engine)["chat"]
+    settings = settings_for(None)
+    kit = ResilienceKit.from_settings(settings, PriceTable.from_file(settings.price_table_path))
+    chat = build_chains(settings, local_engine, kit)["chat"]
     prompt = chat.first  # type: ignore[attr-defined]
 
     korean = prompt.invoke({"question": "머신러닝이란?"}, {"configurable": {"prompt_style": "concise"}})

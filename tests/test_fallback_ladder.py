@@ -17,7 +17,7 @@ QUESTION = {"input": {"question": "What is a circuit breaker?"}}
 
 async def calls_for(app: FastAPI, request_id: str) -> list[dict]:
     records = await app.state.monitoring.store.find(request_id=request_id)
-    return sorted((r.as_dict() for r in records), key=lambda r: r["rung"])
+    return sorted((r.as_dict() for r in records), key=lambda r: (r["rung"], r["started_at"]))
 
 
 async def test_primary_503_falls_back_to_gemini_and_both_attempts_are_recorded(

@@ -1,0 +1,135 @@
+"""Guards around one model call: the request deadline, the first-token deadline, stalled and cut
+streams, and injected faults, all raised inside the model's own LLM run so records, alerts and
+breakers see the real cause.
+
+- A stream whose first chunk does not come within ``first_token_s`` fails as ``timeout``; one
+  that goes quiet for ``stall_s`` between chunks fails as ``stalled_stream``; one that ends
+  without a finish reason fails as ``truncated_stream`` (the OpenAI and Gemini SDKs raise nothing
+  then, so without this check a cut answer would pass as complete).
+- A call still running at the request's deadline (see ``resilience.deadline``) fails as
+  ``timeout``.
+
+``GuardedStream`` is a mixin placed before a chat model class; a model with ``guard=None``
+behaves exactly like its base. Remote models are built with ``streaming=True``, so an invoke
+streams too and gets the same first-token deadline and cut-stream check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
+from pydantic import Field
+
+from errors import Cause, ProviderError
+from resilience.deadline import current_deadline_at
+from resilience.faults import FaultPlan, FaultSpec
+
+
+def _finished(chunk: ChatGenerationChunk) -> bool:
+    info = chunk.generation_info or {}
+    meta = chunk.message.response_metadata or {}
+    return bool(info.get("finish_reason") or meta.get("finish_reason"))
+
+
+def _limit(own: float | None, time_left: float | None) -> tuple[float | None, bool]:
+    """The tighter of a guard's own limit and the request's time left; True when the deadline is
+    the tighter one."""
+    if time_left is None:
+        return own, False
+    if own is None or time_left < own:
+        return max(0.0, time_left), True
+    return own, False
+
+
+@dataclass(frozen=True)
+class Guard:
+    alternative: str
+    model: str
+    first_token_s: float | None = None
+    stall_s: float | None = None
+    faults: FaultPlan | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def _fault(self) -> FaultSpec | None:
+        return self.faults.pick(self.alternative) if self.faults else None
+
+    def _deadline_error(self) -> ProviderError:
+        return ProviderError(f"{self.model} was still answering at the request deadline", cause=Cause.TIMEOUT)
+
+    async def stream(self, chunks: AsyncIterator[ChatGenerationChunk]) -> AsyncIterator[ChatGenerationChunk]:
+        fault = self._fault()
+        deadline_at = current_deadline_at()  # read once: the scope may be gone after the first chunk
+        iterator = aiter(chunks)
+        first, finished = True, False
+        try:
+            if fault is not None:
+                await self._before_stream(fault, self._time_left(deadline_at))
+            while True:
+                own = self.first_token_s if first else self.stall_s
+                limit, by_deadline = _limit(own, self._time_left(deadline_at))
+                try:
+                    async with asyncio.timeout(limit):
+                        if not first and fault is not None and fault.kind == "stall":
+                            await asyncio.Event().wait()  # an injected stall after the first chunk
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise self._timeout(first, by_deadline, limit) from None
+                finished = finished or _finished(chunk)
+                first = False
+                yield chunk
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if not finished:
+            raise ProviderError(
+                f"{self.model}'s stream ended without a finish reason (the answer is incomplete)",
+                cause=Cause.TRUNCATED_STREAM,
+            )
+
+    def _time_left(self, deadline_at: float | None) -> float | None:
+        return None if deadline_at is None else deadline_at - self.clock()
+
+    async def _before_stream(self, fault: FaultSpec, time_left: float | None) -> None:
+        limit, by_deadline = _limit(self.first_token_s, time_left)
+        try:
+            async with asyncio.timeout(limit):
+                await FaultPlan.before_call(fault, self.model)
+        except TimeoutError:
+            raise self._timeout(True, by_deadline, limit) from None
+
+    def _timeout(self, first: bool, by_deadline: bool, limit: float | None) -> ProviderError:
+        if by_deadline:
+            return self._deadline_error()
+        if first:
+            return ProviderError(f"{self.model} sent no first token within {limit:g}s", cause=Cause.TIMEOUT)
+        return ProviderError(f"{self.model}'s stream stalled for {limit:g}s", cause=Cause.STALLED_STREAM)
+
+
+class GuardedStream(BaseChatModel):
+    """Mixin: every stream of this model goes through its ``guard``."""
+
+    guard: Guard | None = Field(None, exclude=True)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        chunks = super()._astream(messages, stop, run_manager, **kwargs)
+        if self.guard is not None:
+            chunks = self.guard.stream(chunks)
+        async for chunk in chunks:
+            yield chunk

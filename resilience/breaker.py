@@ -1,0 +1,192 @@
+"""``CircuitBreaker``: stop calling a model endpoint that keeps failing, probe it, come back.
+
+    closed ──(N failures in a row, or a failure ratio over a window with enough calls)──> open
+    open ──(open_s passed)──> half_open: up to ``half_open_probes`` calls may go through
+    half_open ──(a probe succeeds)──> closed;  half_open ──(a probe fails)──> open again
+
+``BreakerBoard`` keeps one breaker per endpoint (provider and model) and tells a listener about
+every change (alerts, metrics, log). State lives in memory and is touched from the event loop
+only; a shared (Redis) backend is the scale-out issue's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+logger = logging.getLogger("llm_server.breakers")
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    consecutive_failures: int = 5  # opens after this many failures in a row...
+    failure_ratio: float = 0.5  # ...or at this failure ratio over the window...
+    window_s: float = 60.0
+    min_calls: int = 10  # ...once the window holds at least this many calls
+    open_s: float = 30.0  # how long an open breaker skips its endpoint before probing
+    half_open_probes: int = 1  # calls let through at once while half-open
+
+
+@dataclass(frozen=True)
+class BreakerChange:
+    endpoint: str
+    old: BreakerState
+    new: BreakerState
+    reason: str
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        endpoint: str,
+        policy: BreakerPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerChange], None] | None = None,
+    ):
+        self.endpoint = endpoint
+        self.policy = policy
+        self._clock = clock
+        self._on_change = on_change
+        self._state = BreakerState.CLOSED
+        self._opened_at = 0.0
+        self._in_a_row = 0
+        self._window: deque[tuple[float, bool]] = deque()  # (time, failed)
+        self._window_failures = 0
+        self._probes = 0
+        self.last_reason = ""
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.policy.open_s:
+            self._move(BreakerState.HALF_OPEN, f"{self.policy.open_s:g}s passed; probing")
+        return self._state
+
+    def allow(self) -> bool:
+        """Whether a call may go to the endpoint now. In half-open state this takes a probe slot,
+        which ``record_success``, ``record_failure`` or ``release`` gives back."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and self._probes < self.policy.half_open_probes:
+            self._probes += 1
+            return True
+        return False
+
+    def retry_in(self) -> float:
+        """Seconds until an open breaker lets a probe through (0 when it would now)."""
+        if self._state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self.policy.open_s - (self._clock() - self._opened_at))
+
+    def record_success(self) -> None:
+        self._observe(failed=False)
+        if self._state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+            self._reset_counts()
+            self._move(BreakerState.CLOSED, "a probe succeeded")
+
+    def record_failure(self, cause: str = "") -> None:
+        self._observe(failed=True)
+        if self._state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+            self._open(f"a probe failed ({cause})")
+            return
+        if self._state is not BreakerState.CLOSED:
+            return
+        calls = len(self._window)
+        if self._in_a_row >= self.policy.consecutive_failures:
+            self._open(f"{self._in_a_row} failures in a row, the last {cause}")
+        elif calls >= self.policy.min_calls and self._window_failures / calls >= self.policy.failure_ratio:
+            self._open(f"{self._window_failures} of the last {calls} calls failed, the last {cause}")
+
+    def release(self) -> None:
+        """A call that proved nothing either way (the caller left, the input was bad)."""
+        if self._state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+
+    def snapshot(self) -> dict[str, Any]:
+        state = self.state
+        calls = len(self._window)
+        return {
+            "endpoint": self.endpoint,
+            "state": state.value,
+            "reason": self.last_reason,
+            "failures_in_a_row": self._in_a_row,
+            "window_calls": calls,
+            "window_failures": self._window_failures,
+            "retry_in_s": round(self.retry_in(), 3),
+        }
+
+    def _observe(self, *, failed: bool) -> None:
+        now = self._clock()
+        self._in_a_row = self._in_a_row + 1 if failed else 0
+        self._window.append((now, failed))
+        self._window_failures += failed
+        horizon = now - self.policy.window_s
+        while self._window and self._window[0][0] < horizon:
+            _, old_failed = self._window.popleft()
+            self._window_failures -= old_failed
+
+    def _reset_counts(self) -> None:
+        self._in_a_row = 0
+        self._window.clear()
+        self._window_failures = 0
+
+    def _open(self, reason: str) -> None:
+        self._opened_at = self._clock()
+        self._reset_counts()
+        self._move(BreakerState.OPEN, reason)
+
+    def _move(self, new: BreakerState, reason: str) -> None:
+        old, self._state, self.last_reason = self._state, new, reason
+        if new is not BreakerState.HALF_OPEN:
+            self._probes = 0
+        if old is not new:
+            logger.warning("circuit breaker %s: %s -> %s (%s)", self.endpoint, old.value, new.value, reason)
+            if self._on_change is not None:
+                self._on_change(BreakerChange(self.endpoint, old, new, reason))
+
+
+class BreakerBoard:
+    """One breaker per endpoint, made on first use, all with the same policy."""
+
+    def __init__(
+        self,
+        policy: BreakerPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        listeners: list[Callable[[BreakerChange], None]] | None = None,
+    ):
+        self.policy = policy
+        self._clock = clock
+        self.listeners = list(listeners or [])
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, endpoint: str) -> CircuitBreaker:
+        breaker = self._breakers.get(endpoint)
+        if breaker is None:
+            breaker = CircuitBreaker(endpoint, self.policy, clock=self._clock, on_change=self._changed)
+            self._breakers[endpoint] = breaker
+        return breaker
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [self._breakers[name].snapshot() for name in sorted(self._breakers)]
+
+    def _changed(self, change: BreakerChange) -> None:
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:  # a failing listener must not break the breaker
+                logger.exception("breaker listener %r failed", listener)

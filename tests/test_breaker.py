@@ -1,0 +1,128 @@
+"""CircuitBreaker states and transitions, on a fixed clock."""
+
+from __future__ import annotations
+
+from resilience.breaker import BreakerBoard, BreakerChange, BreakerPolicy, BreakerState, CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+POLICY = BreakerPolicy(consecutive_failures=3, failure_ratio=0.5, window_s=60, min_calls=6, open_s=30)
+
+
+def breaker(clock: Clock, changes: list[BreakerChange] | None = None) -> CircuitBreaker:
+    return CircuitBreaker(
+        "openai:gpt-4o-mini", POLICY, clock=clock, on_change=None if changes is None else changes.append
+    )
+
+
+def test_opens_after_failures_in_a_row_and_skips_until_open_s_passes() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(2):
+        b.record_failure("server_error")
+    assert b.state is BreakerState.CLOSED and b.allow()
+    b.record_failure("server_error")
+    assert b.state is BreakerState.OPEN
+    assert not b.allow()
+    clock.now += 29.9
+    assert not b.allow()
+    assert abs(b.retry_in() - 0.1) < 1e-9
+
+
+def test_a_success_resets_the_run_of_failures() -> None:
+    b = breaker(Clock())
+    for _ in range(2):
+        b.record_failure("timeout")
+    b.record_success()
+    for _ in range(2):
+        b.record_failure("timeout")
+    assert b.state is BreakerState.CLOSED
+
+
+def test_opens_on_the_failure_ratio_once_the_window_has_enough_calls() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for failed in (True, False, True, False, True):  # 3 of 5, but fewer than min_calls
+        if failed:
+            b.record_failure("server_error")
+        else:
+            b.record_success()
+    assert b.state is BreakerState.CLOSED
+    b.record_success()  # 3 of 6: ratio 0.5 reached, but on a success
+    assert b.state is BreakerState.CLOSED
+    b.record_failure("server_error")  # 4 of 7
+    assert b.state is BreakerState.OPEN
+
+
+def test_old_calls_leave_the_window() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(5):
+        b.record_success()
+        b.record_failure("server_error")
+        b.record_success()
+    clock.now += 61  # all of those are out of the window now
+    b.record_failure("server_error")
+    assert b.snapshot()["window_calls"] == 1
+    assert b.state is BreakerState.CLOSED
+
+
+def test_half_open_lets_one_probe_through_and_closes_on_its_success() -> None:
+    clock = Clock()
+    changes: list[BreakerChange] = []
+    b = breaker(clock, changes)
+    for _ in range(3):
+        b.record_failure("server_error")
+    clock.now += 30
+    assert b.state is BreakerState.HALF_OPEN
+    assert b.allow()
+    assert not b.allow(), "only one probe at a time"
+    b.record_success()
+    assert b.state is BreakerState.CLOSED
+    assert [(c.old, c.new) for c in changes] == [
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+        (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+    ]
+
+
+def test_a_failed_probe_opens_the_breaker_again_for_another_open_s() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_failure("server_error")
+    clock.now += 30
+    assert b.allow()
+    b.record_failure("timeout")
+    assert b.state is BreakerState.OPEN
+    assert b.retry_in() == POLICY.open_s
+
+
+def test_a_released_probe_frees_its_slot() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_failure("server_error")
+    clock.now += 30
+    assert b.allow()
+    b.release()  # the probe's client went away: no verdict
+    assert b.state is BreakerState.HALF_OPEN
+    assert b.allow()
+
+
+def test_the_board_keeps_one_breaker_per_endpoint_and_reports_changes() -> None:
+    changes: list[BreakerChange] = []
+    board = BreakerBoard(POLICY, clock=Clock(), listeners=[changes.append])
+    assert board.get("openai:gpt-4o") is board.get("openai:gpt-4o")
+    for _ in range(3):
+        board.get("openai:gpt-4o").record_failure("server_error")
+    snapshot = {b["endpoint"]: b["state"] for b in board.snapshot()}
+    assert snapshot == {"openai:gpt-4o": "open"}
+    assert [c.endpoint for c in changes] == ["openai:gpt-4o"]
