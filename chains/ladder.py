@@ -63,6 +63,16 @@ _UNHEALTHY = frozenset(
 _END: Any = object()  # end of a rung's stream
 
 
+def _account(breaker: CircuitBreaker | None, cause: Cause) -> None:
+    """Count a failure against the endpoint's breaker only when it says the endpoint is unwell."""
+    if breaker is None:
+        return
+    if cause in _UNHEALTHY:
+        breaker.record_failure(cause.value)
+    else:
+        breaker.release()
+
+
 @dataclass(frozen=True)
 class Rung:
     spec: ModelSpec
@@ -103,11 +113,7 @@ class _Trial:
         None after recording the attempt (move on). Raises when the caller is at fault."""
         cause = classify(exc)
         spec = self.rungs[position].spec
-        if breaker is not None:
-            if cause in _UNHEALTHY:
-                breaker.record_failure(cause.value)
-            else:
-                breaker.release()
+        _account(breaker, cause)
         if cause.is_callers_fault:
             raise self._rejected(spec, exc)
         retry_after = retry_after_of(exc)
@@ -131,10 +137,7 @@ class _Trial:
     def interrupted(self, position: int, breaker: CircuitBreaker | None, exc: Exception) -> StreamInterrupted:
         """A stream failed after text reached the client: nobody can take over now."""
         cause = classify(exc)
-        if breaker is not None and cause in _UNHEALTHY:
-            breaker.record_failure(cause.value)
-        elif breaker is not None:
-            breaker.release()
+        _account(breaker, cause)
         spec = self.rungs[position].spec
         error = StreamInterrupted(spec.model, cause, describe(exc))
         self._report(error)

@@ -22,6 +22,13 @@ def breaker(clock: Clock, changes: list[BreakerChange] | None = None) -> Circuit
     )
 
 
+def opened(clock: Clock, changes: list[BreakerChange] | None = None) -> CircuitBreaker:
+    b = breaker(clock, changes)
+    for _ in range(POLICY.consecutive_failures):
+        b.record_failure("server_error")
+    return b
+
+
 def test_opens_after_failures_in_a_row_and_skips_until_open_s_passes() -> None:
     clock = Clock()
     b = breaker(clock)
@@ -77,9 +84,7 @@ def test_old_calls_leave_the_window() -> None:
 def test_half_open_lets_one_probe_through_and_closes_on_its_success() -> None:
     clock = Clock()
     changes: list[BreakerChange] = []
-    b = breaker(clock, changes)
-    for _ in range(3):
-        b.record_failure("server_error")
+    b = opened(clock, changes)
     clock.now += 30
     assert b.state is BreakerState.HALF_OPEN
     assert b.allow()
@@ -95,9 +100,7 @@ def test_half_open_lets_one_probe_through_and_closes_on_its_success() -> None:
 
 def test_a_failed_probe_opens_the_breaker_again_for_another_open_s() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure("server_error")
+    b = opened(clock)
     clock.now += 30
     assert b.allow()
     b.record_failure("timeout")
@@ -107,9 +110,7 @@ def test_a_failed_probe_opens_the_breaker_again_for_another_open_s() -> None:
 
 def test_a_released_probe_frees_its_slot() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure("server_error")
+    b = opened(clock)
     clock.now += 30
     assert b.allow()
     b.release()  # the probe's client went away: no verdict
