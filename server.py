@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import warnings
 from collections.abc import AsyncIterator, Mapping
@@ -18,14 +19,18 @@ from fastapi import FastAPI
 from langchain_core.runnables import Runnable
 from langserve import add_routes
 
-from api.config_guard import config_guard
+from api.access import AccessMiddleware
+from api.config_guard import SizeLimits, config_guard
 from api.context import RequestContextMiddleware
 from api.errors import install_error_handlers
 from api.monitoring import monitoring_router
+from api.routing import routing_router
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
 from errors import NotConfigured
-from providers.catalog import build_engine
+from policy.keys import Caller
+from policy.kit import PolicyKit
+from providers.catalog import build_engine, configured_alternatives
 from providers.local_engine import LocalEngine
 from resilience.kit import ResilienceKit
 from settings import Settings
@@ -44,10 +49,12 @@ def create_app(
     chains: Mapping[str, Runnable[Any, Any]] | None = None,
     monitored: bool = True,
     resilience: ResilienceKit | None = None,
+    policy: PolicyKit | None = None,
 ) -> FastAPI:
     """The app. ``chains`` (route name -> runnable) replaces the built-in ones for hosts that bring
     their own; ``monitored=False`` serves them without the monitoring callbacks (benchmarks);
-    ``resilience`` replaces the breakers and policies built from settings (tests inject clocks)."""
+    ``resilience`` and ``policy`` replace the breakers, keys, limits and routing built from
+    settings (tests inject clocks and random generators)."""
     settings = settings or Settings()
     # Also runs in each worker process, which does not inherit main()'s logging set-up.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -55,16 +62,20 @@ def create_app(
     suite = MonitoringSuite(settings)
     kit = resilience or ResilienceKit.from_settings(settings, suite.prices)
     suite.watch(kit)
+    access = policy or PolicyKit.from_settings(settings, configured_alternatives(settings))
+    suite.feed(access.router.observe, access.meter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_providers(settings)
+        _log_access(settings, access)
         await suite.start()
         try:
             await asyncio.to_thread(engine.warm_up)
         except NotConfigured as exc:
             logger.error("local model unavailable: %s", exc)
         yield
+        await access.meter.drain()
         await suite.close()
         engine.close()
 
@@ -77,22 +88,33 @@ def create_app(
     app.state.monitoring = suite
     app.state.engine = engine
     app.state.resilience = kit
+    app.state.policy = access
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
+    open_tier = settings.tiers[settings.open_tier]
     app.add_middleware(
+        AccessMiddleware,
+        keys=access.keys,
+        limits=access.limits,
+        open_caller=Caller("anonymous", settings.open_tier, open_tier, key_id=None),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.add_middleware(  # added last: outermost, so even a 401 carries a request id
         RequestContextMiddleware,
         default_retry_after=settings.retry_after_s,
         on_response=suite.metrics.observe_request,
     )
 
-    for name, chain in (chains or build_chains(settings, engine, kit)).items():
+    sizes = SizeLimits(max_prompt_chars=settings.max_prompt_chars, max_batch_inputs=settings.max_batch_inputs)
+    for name, chain in (chains or build_chains(settings, engine, kit, access.policy)).items():
         add_routes(
             app,
             chain.with_config(callbacks=suite.handlers if monitored else []),
             path=f"/{name}",
             config_keys=("configurable", "tags", "metadata"),
-            per_req_config_modifier=config_guard(name, chain.config_specs),
+            per_req_config_modifier=config_guard(name, chain.config_specs, sizes),
         )
     app.include_router(monitoring_router(suite, settings, engine, kit))
+    app.include_router(routing_router(suite, access.router))
     return app
 
 
@@ -104,6 +126,17 @@ def _log_providers(settings: Settings) -> None:
             logger.info("%s: configured", name)
 
 
+def _log_access(settings: Settings, access: PolicyKit) -> None:
+    if access.keys.empty:
+        logger.warning(
+            "running OPEN: no API keys configured (LLM_SERVER_API_KEYS_FILE), so every caller gets the %s tier "
+            "and anyone who can reach this server may use it",
+            settings.open_tier,
+        )
+    else:
+        logger.info("API keys: %d configured; requests without a valid key get 401", len(access.keys))
+
+
 def main() -> None:
     settings = Settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +144,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=settings.workers)
     args = parser.parse_args()
+    if settings.api_keys_file is None and not settings.allow_open_network and not _is_loopback(args.host):
+        parser.error(
+            f"no API keys are configured, so the server only runs on localhost, not on {args.host}: set "
+            "LLM_SERVER_API_KEYS_FILE (see README, 'API keys and tiers'), or LLM_SERVER_ALLOW_OPEN_NETWORK=true"
+        )
     uvicorn.run(
         "server:create_app",
         factory=True,
@@ -119,6 +157,15 @@ def main() -> None:
         workers=args.workers,
         log_level=settings.log_level,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -3,21 +3,29 @@
 LangServe silently drops ``configurable`` ids it does not know, so a typo ("temp" for
 "llm_temperature") runs with defaults and nobody notices: the failure the seed's troubleshooting
 guide describes. Here an unknown id, a non-object ``configurable`` or a temperature outside 0-2
-is a 422 naming what is allowed. The check also stamps the server's own metadata (request id,
-route) over anything a client sent under those names.
+is a 422 naming what is allowed. It also refuses what the caller may not have: a model above
+its tier (403), a question over ``max_prompt_chars`` or a batch over ``max_batch_inputs`` (413).
+
+Then it stamps the server's own metadata over anything a client sent under those names: the
+request id and route, who is calling (``user_id``, ``tier``, ``api_key_id``) and ``access``: the
+tier's models and default and the configurable ids this client really sent (LangServe fills in
+every other id with its default, so the chain could not tell them apart).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 
 from api.context import current_request_id
-from errors import RequestError
+from errors import RequestError, TooLarge
+from policy.keys import Caller
+from policy.request_policy import MODEL_ID, Access, check_model
 
 ConfigModifier = Callable[[dict[str, Any], Request], Awaitable[dict[str, Any]]]
 
@@ -45,12 +53,61 @@ def _check_configurable(route: str, configurable: Any, allowed: dict[str, Config
             raise RequestError(f"{TEMPERATURE_ID} must be a number from {low:g} to {high:g}, got {value!r}")
 
 
-def _client_configs(body: Any) -> Iterable[Any]:
+def _client_configs(body: Any) -> list[Any]:
     config = body.get("config") if isinstance(body, dict) else None
     return config if isinstance(config, list) else [config]
 
 
-def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec]) -> ConfigModifier:
+def _questions(body: Any) -> list[Any]:
+    if not isinstance(body, dict):
+        return []
+    if isinstance(body.get("inputs"), list):
+        return [item.get("question") if isinstance(item, dict) else item for item in body["inputs"]]
+    item = body.get("input")
+    return [item.get("question") if isinstance(item, dict) else item]
+
+
+def _check_size(body: Any, limits: SizeLimits) -> None:
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    if isinstance(inputs, list) and len(inputs) > limits.max_batch_inputs:
+        raise TooLarge(
+            f"a batch may hold {limits.max_batch_inputs} inputs (LLM_SERVER_MAX_BATCH_INPUTS), this one has "
+            f"{len(inputs)}; split it",
+            details={"limit_inputs": limits.max_batch_inputs},
+        )
+    longest = max((len(q) for q in _questions(body) if isinstance(q, str)), default=0)
+    if longest > limits.max_prompt_chars:
+        raise TooLarge(
+            f"the question is {longest} characters; the limit is {limits.max_prompt_chars} "
+            "(LLM_SERVER_MAX_PROMPT_CHARS): shorten it",
+            details={"limit_chars": limits.max_prompt_chars},
+        )
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    max_prompt_chars: int
+    max_batch_inputs: int
+
+
+def _access(caller: Caller, explicit: Iterable[str]) -> Access:
+    tier = caller.tier
+    return Access(caller.tier_name, tuple(tier.models), tier.default_model, frozenset(explicit))
+
+
+def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
+    """Who called, as the server knows it. With keys, the key's owner replaces any ``user_id`` the
+    client sent (kept as ``client_user_id``: a backend may pass its own users' ids); an open
+    server has nobody to vouch for, so the client's ``user_id`` stands as a label."""
+    if not caller.authenticated:
+        return {"user_id": sent.get("user_id") or caller.user_id, "tier": caller.tier_name, "api_key_id": None}
+    identity: dict[str, Any] = {"user_id": caller.user_id, "tier": caller.tier_name, "api_key_id": caller.key_id}
+    if sent.get("user_id") is not None:
+        identity["client_user_id"] = sent["user_id"]
+    return identity
+
+
+def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], limits: SizeLimits) -> ConfigModifier:
     allowed = {spec.id: spec for spec in specs}
 
     async def modifier(config: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -59,10 +116,26 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec]) -> ConfigMo
             body = await request.json()
         except ValueError:
             body = None
-        for client_config in _client_configs(body):
+        client_configs = _client_configs(body)
+        for client_config in client_configs:
             if isinstance(client_config, dict):
                 _check_configurable(route, client_config.get("configurable"), allowed)
-        metadata = {**(config.get("metadata") or {}), "route": route, "request_id": current_request_id()}
+        _check_size(body, limits)
+        # LangServe calls this once per config of a batch, in order: count to know whose it is.
+        index = getattr(request.state, "config_index", 0)
+        request.state.config_index = index + 1
+        client_config = client_configs[min(index, len(client_configs) - 1)]
+        configurable = (client_config or {}).get("configurable") if isinstance(client_config, dict) else None
+        caller: Caller = request.state.caller
+        access = _access(caller, configurable or {})
+        check_model(access, (configurable or {}).get(MODEL_ID))
+        metadata = {
+            **(config.get("metadata") or {}),
+            "route": route,
+            "request_id": current_request_id(),
+            **_identity(caller, config.get("metadata") or {}),
+            "access": access.as_metadata(),
+        }
         if request.url.path.endswith("/batch"):
             return {**config, "metadata": metadata}
         # Name the root run ourselves, so every call record can point at the id the client gets.

@@ -137,7 +137,7 @@ class RequestContextMiddleware:
                 "request_id": current_request_id(),
             }
         else:
-            content = {"status_code": error.status, "error": "invalid_request", "message": error.message}
+            content = {"status_code": error.status, "error": error.code, "message": error.message}
         payload = json.dumps(content)
         return _SCRUBBED.sub(lambda _: b"data: " + payload.encode(), body, count=1)
 

@@ -1,6 +1,7 @@
 """Exception handlers: every error leaves as JSON with a message, never as a stack trace.
 
-``AllRungsFailed`` -> 503 with ``Retry-After`` and each attempt; ``RequestError`` -> its status;
+``AllRungsFailed`` -> 503 with ``Retry-After`` and each attempt; ``RequestError`` -> its status
+(429 with ``Retry-After``, 401 with the ``WWW-Authenticate`` challenge);
 anything unexpected -> 500 with the request id to quote (the traceback goes to the log only).
 """
 
@@ -12,9 +13,23 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.context import REQUEST_ID_SCOPE_KEY, current_request_id, failure_body
-from errors import AllRungsFailed, ConfigurationError, RequestError
+from errors import AllRungsFailed, ConfigurationError, RateLimited, RequestError, Unauthenticated
 
 logger = logging.getLogger("llm_server.errors")
+
+
+AUTH_CHALLENGE = 'Basic realm="llm-server", Bearer'  # Basic first: browsers then ask for the key
+
+
+def request_error_response(exc: RequestError) -> JSONResponse:
+    """The JSON answer to a caller's mistake, with the header its status calls for."""
+    body = {"error": exc.code, "message": exc.message, "detail": exc.message, **exc.details}
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = AUTH_CHALLENGE
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI, *, default_retry_after: int) -> None:
@@ -29,8 +44,7 @@ def install_error_handlers(app: FastAPI, *, default_retry_after: int) -> None:
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
-        body = {"error": "invalid_request", "message": exc.message, "detail": exc.message, **exc.details}
-        return JSONResponse(body, status_code=exc.status)
+        return request_error_response(exc)
 
     @app.exception_handler(ConfigurationError)
     async def configuration_error(request: Request, exc: ConfigurationError) -> JSONResponse:

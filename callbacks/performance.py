@@ -27,7 +27,8 @@ from errors import Cause, classify, describe
 
 logger = logging.getLogger("llm_server.monitoring")
 
-# Run metadata the server adds; the rest of the metadata is the client's and is kept as sent.
+# Run metadata kept in its own columns or of no use later; the rest is the client's metadata as
+# sent, plus who called (user_id, tier, api_key_id) and why this model answered (routing).
 _SERVER_KEYS = (
     "request_id",
     "root_run_id",
@@ -37,6 +38,7 @@ _SERVER_KEYS = (
     "alternative",
     "ls_provider",
     "ls_model_name",
+    "access",
 )
 
 

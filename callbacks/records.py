@@ -54,6 +54,19 @@ class CallRecord:
         return data
 
 
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """A person's score (0 to 1) for the answer of one run, and what it taught the router."""
+
+    run_id: str
+    score: float
+    comment: str | None
+    user_id: str | None
+    question_type: str | None
+    alternative: str | None
+    at: datetime
+
+
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None}

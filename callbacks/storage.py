@@ -1,4 +1,4 @@
-"""``CallStore``: call records, alerts and alert deliveries in a SQLite file (WAL).
+"""``CallStore``: call records, alerts, alert deliveries and feedback in a SQLite file (WAL).
 
 Writes never happen on the request path: ``add`` only appends to a list, and a background task
 writes everything pending in one transaction every ``flush_interval_s``. That interval is the
@@ -27,7 +27,7 @@ import aiosqlite
 
 from callbacks.alert_model import Alert
 from callbacks.dispatch import DeliveryResult
-from callbacks.records import CallRecord
+from callbacks.records import CallRecord, FeedbackRecord
 
 logger = logging.getLogger("llm_server.storage")
 
@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     severity TEXT NOT NULL, message TEXT NOT NULL, at TEXT NOT NULL, at_ts REAL NOT NULL, labels TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    run_id TEXT NOT NULL, score REAL NOT NULL, comment TEXT, user_id TEXT, question_type TEXT, alternative TEXT,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     alert_id TEXT NOT NULL, rule TEXT NOT NULL, state TEXT NOT NULL, sink TEXT NOT NULL,
     ok INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT, at TEXT NOT NULL
@@ -133,6 +137,7 @@ class CallStore:
         self._pending_calls: list[CallRecord] = []
         self._pending_alerts: list[Alert] = []
         self._pending_deliveries: list[DeliveryResult] = []
+        self._pending_feedback: list[FeedbackRecord] = []
         self._pending_lock = threading.Lock()
         self._db: aiosqlite.Connection | None = None
         self._db_lock: asyncio.Lock | None = None
@@ -153,6 +158,11 @@ class CallStore:
     def add_delivery(self, delivery: DeliveryResult) -> None:
         with self._pending_lock:
             self._pending_deliveries.append(delivery)
+        self._ensure_writer()
+
+    def add_feedback(self, feedback: FeedbackRecord) -> None:
+        with self._pending_lock:
+            self._pending_feedback.append(feedback)
         self._ensure_writer()
 
     def _ensure_writer(self) -> None:
@@ -196,9 +206,10 @@ class CallStore:
                 calls, self._pending_calls = self._pending_calls, []
                 alerts, self._pending_alerts = self._pending_alerts, []
                 deliveries, self._pending_deliveries = self._pending_deliveries, []
+                feedback, self._pending_feedback = self._pending_feedback, []
             try:
                 db = await self._connection()
-                if not (calls or alerts or deliveries):
+                if not (calls or alerts or deliveries or feedback):
                     await self._prune_if_due()
                     return
                 await db.executemany(
@@ -218,12 +229,18 @@ class CallStore:
                     [(d.alert_id, d.rule, d.state, d.sink, int(d.ok), d.attempts, d.error, d.at.isoformat())
                      for d in deliveries],
                 )  # fmt: skip
+                await db.executemany(
+                    "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(f.run_id, f.score, f.comment, f.user_id, f.question_type, f.alternative, f.at.isoformat())
+                     for f in feedback],
+                )  # fmt: skip
                 await db.commit()
             except Exception:
                 with self._pending_lock:  # keep them for the next try, in order
                     self._pending_calls[:0] = calls
                     self._pending_alerts[:0] = alerts
                     self._pending_deliveries[:0] = deliveries
+                    self._pending_feedback[:0] = feedback
                 raise
             await self._prune_if_due()
 
@@ -310,6 +327,10 @@ class CallStore:
             [since.timestamp() if since else 0.0, limit],
         )
         return [_alert(row) for row in rows]
+
+    async def feedback(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self._query("SELECT * FROM feedback ORDER BY rowid DESC LIMIT ?", [limit])
+        return [dict(row) for row in rows]
 
     async def deliveries(self, *alert_ids: str) -> list[dict[str, Any]]:
         """Delivery outcomes (sink, ok, attempts, error) of the given alerts, or of all."""

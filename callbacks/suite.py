@@ -11,6 +11,8 @@ CallRecord -> LatencyBoard (resilience, for the fastest-first ladder order)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 from langchain_core.callbacks import BaseCallbackHandler
 from prometheus_client import Counter
@@ -65,6 +67,10 @@ class MonitoringSuite:
         """Alert on and export every breaker change; feed call latencies to the ladder order."""
         kit.breakers.listeners.append(self._breaker_changed)
         self.performance.listeners.append(kit.latency.observe)
+
+    def feed(self, *listeners: Callable[[CallRecord], None]) -> None:
+        """Hand every call record to ``listeners`` too (routing statistics, token limits)."""
+        self.performance.listeners.extend(listeners)
 
     def _breaker_changed(self, change: BreakerChange) -> None:
         self.metrics.observe_breaker(change.endpoint, change.new.value)

@@ -1,7 +1,8 @@
 """The three served chains, each built by a function from settings.
 
-- ``chat``: prompt_style x llm_model alternatives, llm_temperature; the chosen model falls back to
-  the local one.
+- ``chat``: prompt_style x llm_model alternatives (``auto`` included), llm_temperature; the chosen
+  model falls back to the local one. ``RequestPolicy`` fills in what the client left out.
+- ``adaptive``: the same chain with the model always picked by the adaptive router.
 - ``fallback``: the seed's ladder by default: openai (short timeout) -> gemini -> gpt4 -> local;
   its rungs and order strategy are settings.
 - ``quality``: the same ladder with the seed's length check (and forbidden words) on every rung but
@@ -16,12 +17,15 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import ConfigurableField, Runnable
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
 
 from chains.cached_fields import CachedConfigurableFields
 from chains.ladder import FallbackLadder, Rung
+from chains.policy_applied import PolicyApplied
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
+from errors import ConfigurationError
+from policy.request_policy import RequestPolicy
 from providers.catalog import build_chat_model, model_specs
 from providers.local_engine import LocalEngine
 from resilience.kit import ResilienceKit
@@ -29,12 +33,15 @@ from settings import Settings
 
 MODEL_ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
 LOCAL = "local"
+AUTO = "auto"
 
 TEMPERATURE_FIELD = ConfigurableField(
     id="llm_temperature", name="LLM temperature", description="Sampling temperature, 0 to 2."
 )
 MODEL_FIELD = ConfigurableField(
-    id="llm_model", name="LLM model", description="Which model answers: " + ", ".join(MODEL_ALTERNATIVES)
+    id="llm_model",
+    name="LLM model",
+    description="Which model answers: " + ", ".join(MODEL_ALTERNATIVES) + "; auto: the adaptive router picks",
 )
 
 
@@ -61,7 +68,11 @@ class _Models:
         return Rung(self.specs[alternative], self._built[key])
 
 
-def build_chat_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+def _unresolved_auto(_: Any) -> Any:
+    raise ConfigurationError("llm_model=auto reached the model unresolved: serve the chain through PolicyApplied")
+
+
+def _chat_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
     models = _Models(settings, engine, kit)
 
     def ladder(alternative: str) -> FallbackLadder:
@@ -71,8 +82,22 @@ def build_chat_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit
         return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs, kit=kit)
 
     others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != "openai"}
+    others[AUTO] = RunnableLambda(_unresolved_auto)  # PolicyApplied always replaces it
     model = ladder("openai").configurable_alternatives(MODEL_FIELD, default_key="openai", **others)
     return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
+
+
+def build_chat_chain(
+    settings: Settings, engine: LocalEngine, kit: ResilienceKit, policy: RequestPolicy
+) -> Runnable[Any, str]:
+    return PolicyApplied(chain=_chat_chain(settings, engine, kit), policy=policy)
+
+
+def build_adaptive_chain(
+    settings: Settings, engine: LocalEngine, kit: ResilienceKit, policy: RequestPolicy
+) -> Runnable[Any, str]:
+    chain = _chat_chain(settings, engine, kit).with_config(run_name="adaptive")
+    return PolicyApplied(chain=chain, policy=policy, force_auto=True)
 
 
 def _configured_rungs(settings: Settings, models: _Models) -> list[Rung]:
@@ -96,10 +121,13 @@ def build_quality_chain(settings: Settings, engine: LocalEngine, kit: Resilience
     return (bilingual_prompt("default") | ladder).with_config(run_name="quality")
 
 
-def build_chains(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> dict[str, Runnable[Any, str]]:
+def build_chains(
+    settings: Settings, engine: LocalEngine, kit: ResilienceKit, policy: RequestPolicy
+) -> dict[str, Runnable[Any, str]]:
     """Every served chain by name; the host decides where each is mounted."""
     return {
-        "chat": build_chat_chain(settings, engine, kit),
+        "chat": build_chat_chain(settings, engine, kit, policy),
+        "adaptive": build_adaptive_chain(settings, engine, kit, policy),
         "fallback": build_fallback_chain(settings, engine, kit),
         "quality": build_quality_chain(settings, engine, kit),
     }

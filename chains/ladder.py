@@ -37,7 +37,17 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_con
 from pydantic import BaseModel, ConfigDict
 
 from chains.outcomes import Served, current_outcomes
-from errors import AllRungsFailed, Attempt, Cause, RequestError, StreamInterrupted, classify, describe, retry_after_of
+from errors import (
+    AllRungsFailed,
+    Attempt,
+    Cause,
+    ModelNotAllowed,
+    RequestError,
+    StreamInterrupted,
+    classify,
+    describe,
+    retry_after_of,
+)
 from providers.catalog import ModelSpec
 from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
@@ -73,6 +83,23 @@ def _account(breaker: CircuitBreaker | None, cause: Cause) -> None:
         breaker.release()
 
 
+def _allowed_rungs(ladder: FallbackLadder, metadata: dict[str, Any]) -> list[Rung]:
+    """The rungs the caller's tier may use (all of them when the host stamped no ``access``)."""
+    access = metadata.get("access")
+    if not isinstance(access, dict):
+        return list(ladder.rungs)
+    rungs = [rung for rung in ladder.rungs if rung.spec.alternative in access["models"]]
+    if not rungs:
+        error = ModelNotAllowed(
+            f"the {metadata.get('tier')} tier may use none of the '{ladder.ladder}' ladder's models "
+            f"({', '.join(r.spec.alternative for r in ladder.rungs)}); allowed: {', '.join(access['models'])}",
+            details={"tier": metadata.get("tier"), "allowed": list(access["models"])},
+        )
+        _Trial._report(error)
+        raise error
+    return rungs
+
+
 @dataclass(frozen=True)
 class Rung:
     spec: ModelSpec
@@ -82,15 +109,16 @@ class Rung:
 class _Trial:
     """One request's way down the ladder: its order, deadline, breakers and failed attempts."""
 
-    def __init__(self, ladder: FallbackLadder):
+    def __init__(self, ladder: FallbackLadder, config: RunnableConfig | None):
         self.ladder = ladder
         self.kit = ladder.kit
         self.attempts: list[Attempt] = []
         # Real monotonic time: the models' guards read the same clock (see resilience.deadline).
         self.deadline = Deadline(self.kit.deadline_s if self.kit else None)
-        specs = [rung.spec for rung in ladder.rungs]
+        rungs = _allowed_rungs(ladder, (config or {}).get("metadata") or {})
+        specs = [rung.spec for rung in rungs]
         order = self.kit.order(specs) if self.kit else list(range(len(specs)))
-        self.rungs = [ladder.rungs[i] for i in order]
+        self.rungs = [rungs[i] for i in order]
 
     def breaker(self, position: int) -> CircuitBreaker | None:
         if self.kit is None or position == len(self.rungs) - 1:  # the floor is always tried
@@ -223,8 +251,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         time.sleep(seconds)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        trial = _Trial(self, config)
         config, run_manager = self._start(input, config)
-        trial = _Trial(self)
         for position, rung in enumerate(trial.rungs):
             breaker = trial.breaker(position)
             if not trial.admit(position, breaker):
@@ -257,8 +285,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         raise error
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        trial = _Trial(self, config)
         config, run_manager = await self._astart(input, config)
-        trial = _Trial(self)
         for position, rung in enumerate(trial.rungs):
             breaker = trial.breaker(position)
             if not trial.admit(position, breaker):
@@ -296,8 +324,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             await self.kit.sleep(seconds)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        trial = _Trial(self, config)
         config, run_manager = self._start(input, config)
-        trial = _Trial(self)
         for position, rung in enumerate(trial.rungs):
             breaker = trial.breaker(position)
             if not trial.admit(position, breaker):
@@ -340,8 +368,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         raise error
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        trial = _Trial(self, config)
         config, run_manager = await self._astart(input, config)
-        trial = _Trial(self)
         for position, rung in enumerate(trial.rungs):
             breaker = trial.breaker(position)
             if not trial.admit(position, breaker):

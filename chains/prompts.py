@@ -37,7 +37,6 @@ TEMPLATES: dict[str, dict[Language, str]] = {
     },
 }
 PROMPT_STYLES = tuple(TEMPLATES)
-MAX_QUESTION_CHARS = 20_000
 
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
@@ -51,7 +50,8 @@ class QuestionInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS, description="The question to answer.")
+    # No max_length here: the server's limit (LLM_SERVER_MAX_PROMPT_CHARS) answers 413 with the number.
+    question: str = Field(..., min_length=1, description="The question to answer.")
     language: Literal["auto", "ko", "en"] = Field(
         "auto", description="Answer language; 'auto' follows the question (Hangul means Korean)."
     )

@@ -2,7 +2,11 @@
 
     ServerError
     ├── ConfigurationError      the operator's to fix: bad settings, missing model file
-    ├── RequestError            the caller's to fix; carries an HTTP status (422, 413, ...)
+    ├── RequestError            the caller's to fix; carries an HTTP status (422 by default)
+    │   ├── Unauthenticated     401: no API key, or one the server does not know
+    │   ├── ModelNotAllowed     403: a model above the caller's tier; names the allowed ones
+    │   ├── TooLarge            413: body, prompt or batch over its limit; names the limit
+    │   └── RateLimited         429: the caller's requests or tokens per minute are used up
     ├── ProviderError           one model attempt failed; carries the model and a Cause
     │   ├── NotConfigured       no key for that provider: fails at once, the ladder moves on
     │   ├── Overloaded          the local model's queue is full or the wait ran out
@@ -15,6 +19,7 @@ Every message says what happened and, where it can, what to do about it. None ca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +31,17 @@ __all__ = [
     "Attempt",
     "Cause",
     "ConfigurationError",
+    "ModelNotAllowed",
     "NotConfigured",
     "Overloaded",
     "ProviderError",
     "QualityRejected",
+    "RateLimited",
     "RequestError",
     "ServerError",
     "StreamInterrupted",
+    "TooLarge",
+    "Unauthenticated",
     "classify",
     "describe",
     "retry_after_of",
@@ -48,13 +57,41 @@ class ConfigurationError(ServerError):
 
 
 class RequestError(ServerError):
-    """The request is wrong; ``status`` is the HTTP status to answer with."""
+    """The request is wrong; ``status`` is the HTTP status to answer with, ``code`` the short
+    error name in the JSON body."""
 
-    def __init__(self, message: str, *, status: int = 422, details: dict[str, Any] | None = None):
+    code = "invalid_request"
+    default_status = 422
+
+    def __init__(self, message: str, *, status: int | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
-        self.status = status
+        self.status = status or self.default_status
         self.details = details or {}
+
+
+class Unauthenticated(RequestError):
+    code = "unauthenticated"
+    default_status = 401
+
+
+class ModelNotAllowed(RequestError):
+    code = "model_not_allowed"
+    default_status = 403
+
+
+class TooLarge(RequestError):
+    code = "too_large"
+    default_status = 413
+
+
+class RateLimited(RequestError):
+    code = "rate_limited"
+    default_status = 429
+
+    def __init__(self, message: str, *, retry_after: float, details: dict[str, Any] | None = None):
+        super().__init__(message, details={**(details or {}), "retry_after": max(1, math.ceil(retry_after))})
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class ProviderError(ServerError):

@@ -114,3 +114,15 @@ def build_chat_model(
             streaming=True,
         )
     raise ValueError(f"unknown provider {spec.provider!r}")
+
+
+def configured_alternatives(settings: Settings) -> list[str]:
+    """The alternatives that can answer at all: a key for remote ones, a model file for local."""
+    local_path = settings.resolved_local_model_path()
+    configured = {
+        "openai": settings.openai_api_key is not None,
+        "gpt4": settings.openai_api_key is not None,
+        "gemini": settings.google_api_key is not None,
+        "local": bool(local_path and local_path.is_file()),
+    }
+    return [alternative for alternative in model_specs(settings) if configured[alternative]]

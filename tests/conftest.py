@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from policy.kit import PolicyKit
 from providers.catalog import build_engine
 from providers.local_engine import LocalEngine
 from resilience.kit import ResilienceKit
@@ -101,8 +102,15 @@ async def make_app(local_engine: LocalEngine) -> AsyncIterator[AppFactory]:
     name) and closes their monitoring at the end: SQLite connections, alert deliveries."""
     apps: list[FastAPI] = []
 
-    def make(settings: Settings, *, own_engine: bool = False, resilience: ResilienceKit | None = None) -> FastAPI:
-        app = create_app(settings, engine=None if own_engine else local_engine, resilience=resilience)
+    def make(
+        settings: Settings,
+        *,
+        own_engine: bool = False,
+        resilience: ResilienceKit | None = None,
+        policy: PolicyKit | None = None,
+    ) -> FastAPI:
+        engine = None if own_engine else local_engine
+        app = create_app(settings, engine=engine, resilience=resilience, policy=policy)
         apps.append(app)
         return app
 

@@ -42,10 +42,10 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, timeout_s: float =
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _serve(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_"))}
+    env.update(settings)
     env["LLM_SERVER_LOCAL_MAX_TOKENS"] = "16"
     env["LLM_SERVER_MONITORING_DB_PATH"] = str(tmp_path_factory.mktemp("db") / "monitoring.sqlite3")
     env["LLM_SERVER_SLOW_LOG_PATH"] = str(tmp_path_factory.mktemp("slow") / "slow_calls.jsonl")
@@ -59,6 +59,21 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.terminate()
     process.wait(timeout=10)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(tmp_path_factory)
+
+
+API_KEY = "lsk_live-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    keys = tmp_path_factory.mktemp("keys") / "api_keys.toml"
+    keys.write_text(f'[[keys]]\nuser = "dana"\ntier = "free"\nkey = "{API_KEY}"\n')
+    yield from _serve(tmp_path_factory, LLM_SERVER_API_KEYS_FILE=str(keys))
 
 
 CONFIG = {
@@ -132,3 +147,44 @@ def test_client_example_runs(live_server: str, command: list[str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout.count(":") >= 3
+
+
+def test_remote_runnable_sends_its_key_and_is_refused_without_one(keyed_server: str) -> None:
+    keyed = RemoteRunnable(f"{keyed_server}/adaptive/", timeout=60.0, headers={"X-API-Key": API_KEY})
+    anonymous = RemoteRunnable(f"{keyed_server}/adaptive/", timeout=60.0)
+    try:
+        answer = keyed.invoke({"question": "Name a colour."})
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            anonymous.invoke({"question": "Name a colour."})
+    finally:
+        keyed.sync_client.close()
+        anonymous.sync_client.close()
+
+    assert answer.strip()
+    assert caught.value.response.status_code == 401
+
+
+def test_a_browser_gets_into_the_playground_with_the_key_as_its_password(keyed_server: str) -> None:
+    refused = httpx.get(f"{keyed_server}/chat/playground/", follow_redirects=True, timeout=10)
+    admitted = httpx.get(
+        f"{keyed_server}/chat/playground/", follow_redirects=True, timeout=10, auth=("anyone", API_KEY)
+    )
+
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+    assert admitted.status_code == 200 and "<html" in admitted.text.lower()
+
+
+def test_the_adaptive_example_runs_with_a_key(keyed_server: str) -> None:
+    env = {**os.environ, "LLM_SERVER_API_KEY": API_KEY}
+    done = subprocess.run(
+        [sys.executable, "client_examples/adaptive.py", keyed_server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("answered by: SmolLM2-135M-Instruct") == 2, done.stdout
+    assert "small talk" in done.stdout or "smalltalk" in done.stdout

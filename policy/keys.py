@@ -1,0 +1,117 @@
+"""``ApiKeyRing``: which user and tier an API key belongs to, read from a TOML file.
+
+    [[keys]]
+    user = "alice"
+    tier = "pro"
+    sha256 = "9f86d081..."   # hex SHA-256 of the key (preferred: the file then holds no secret)
+    # key = "lsk_..."        # or the key itself
+
+Keys are looked up by their SHA-256, so the ring never holds a presented key and the lookup
+does not leak where two keys differ. ``python -m policy.keys new --user alice --tier pro``
+prints a fresh key and the lines to add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from errors import ConfigurationError
+from policy.tiers import Tier
+from settings import Settings
+
+KEY_PREFIX = "lsk_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling. ``key_id`` names the key in limits and logs without revealing it; an
+    unauthenticated caller (the server runs open) has none."""
+
+    user_id: str
+    tier_name: str
+    tier: Tier
+    key_id: str | None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.key_id is not None
+
+
+class ApiKeyRing:
+    def __init__(self, callers_by_hash: Mapping[str, Caller]):
+        self._by_hash = dict(callers_by_hash)
+
+    @property
+    def empty(self) -> bool:
+        return not self._by_hash
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def authenticate(self, presented: str) -> Caller | None:
+        return self._by_hash.get(hash_key(presented))
+
+    @classmethod
+    def from_file(cls, path: Path | None, tiers: Mapping[str, Tier]) -> ApiKeyRing:
+        """The ring in ``path``; an empty ring (the server runs open) when ``path`` is None."""
+        if path is None:
+            return cls({})
+        try:
+            entries = tomllib.loads(path.read_text(encoding="utf-8")).get("keys", [])
+        except FileNotFoundError:
+            raise ConfigurationError(f"LLM_SERVER_API_KEYS_FILE points at {path}, which does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+        callers: dict[str, Caller] = {}
+        for number, entry in enumerate(entries, start=1):
+            digest = _digest_of(entry, path, number)
+            user, tier = entry.get("user"), entry.get("tier")
+            if not isinstance(user, str) or not user:
+                raise ConfigurationError(f"{path}: key #{number} needs a `user`")
+            if tier not in tiers:
+                raise ConfigurationError(f"{path}: key #{number} ({user}) has tier {tier!r}; tiers: {sorted(tiers)}")
+            if digest in callers:
+                raise ConfigurationError(f"{path}: key #{number} ({user}) repeats an earlier key")
+            callers[digest] = Caller(user_id=user, tier_name=tier, tier=tiers[tier], key_id=digest[:12])
+        return cls(callers)
+
+
+def _digest_of(entry: object, path: Path, number: int) -> str:
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{path}: key #{number} must be a table ([[keys]])")
+    if isinstance(entry.get("sha256"), str):
+        digest = entry["sha256"].strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ConfigurationError(f"{path}: key #{number} has a `sha256` that is not 64 hex digits")
+        return digest
+    if isinstance(entry.get("key"), str) and len(entry["key"]) >= 16:
+        return hash_key(entry["key"])
+    raise ConfigurationError(f"{path}: key #{number} needs `sha256` (hex) or `key` (16 characters or more)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Make a new API key and print its entry for the keys file.")
+    parser.add_argument("command", choices=["new"])
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--tier", required=True)
+    args = parser.parse_args()
+    tiers = Settings().tiers
+    if args.tier not in tiers:
+        parser.error(f"no tier {args.tier!r}; the tiers are {', '.join(tiers)} (LLM_SERVER_TIERS)")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    print(f"# give this key to {args.user}; it is not stored anywhere:\n#   {key}")
+    print(f'[[keys]]\nuser = "{args.user}"\ntier = "{args.tier}"\nsha256 = "{hash_key(key)}"')
+
+
+if __name__ == "__main__":
+    main()

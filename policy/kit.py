@@ -1,0 +1,58 @@
+"""``PolicyKit``: who may call and what each question gets, built once from settings: the API
+key ring, per-key limits, the request policy and the adaptive router it consults."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from policy.bandit import ModelBandit
+from policy.classifier import QuestionClassifier
+from policy.keys import ApiKeyRing
+from policy.limits import CallerLimits, TokenMeter
+from policy.request_policy import RequestPolicy
+from policy.routing import AdaptiveRouter
+from policy.schedule import StyleSchedule
+from settings import Settings
+
+
+@dataclass
+class PolicyKit:
+    keys: ApiKeyRing
+    limits: CallerLimits
+    router: AdaptiveRouter
+    policy: RequestPolicy
+    meter: TokenMeter
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        available: Collection[str],
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> PolicyKit:
+        """``available``: the alternatives that can answer; ``rng`` drives the bandit's
+        exploration and ``clock`` the time-of-day styles (tests pass fixed ones)."""
+        bandit = ModelBandit(exploration=settings.routing_exploration, discount=settings.routing_discount, rng=rng)
+        router = AdaptiveRouter(bandit, available)
+        policy = RequestPolicy(
+            classifier=QuestionClassifier(),
+            schedule=StyleSchedule.parse(settings.policy_prompt_styles, settings.policy_timezone),
+            router=router,
+            tiers=settings.tiers,
+            open_tier=settings.open_tier,
+            enabled=settings.policy_enabled,
+            clock=clock,
+        )
+        limits = CallerLimits()
+        return cls(
+            keys=ApiKeyRing.from_file(settings.api_keys_file, settings.tiers),
+            limits=limits,
+            router=router,
+            policy=policy,
+            meter=TokenMeter(limits, settings.tiers),
+        )

@@ -1,0 +1,94 @@
+"""``CallerLimits``: each API key's requests and LLM tokens per minute, over a sliding window.
+
+A request is admitted when the key has a request left and its token budget is not used up; the
+tokens a call used are charged when the call ends (nobody knows them sooner), so one call may
+overshoot and the next requests wait until the window moves on. Backed by the ``limits``
+library: in memory here, and any of its storages (Redis included) can be passed in. Its sliding
+window counter keeps two counters per key and limit (a moving window would keep one entry per
+token: millions for a busy key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from callbacks.records import CallRecord
+from errors import RateLimited
+from policy.keys import Caller
+from policy.tiers import Tier
+
+logger = logging.getLogger("llm_server.limits")
+
+
+class CallerLimits:
+    def __init__(self, storage: Storage | None = None, *, clock: Callable[[], float] = time.time):
+        self._limiter = SlidingWindowCounterRateLimiter(storage or MemoryStorage())
+        self._clock = clock  # the storage's own clock: wall time
+
+    async def admit(self, caller: Caller) -> None:
+        """Count one request against ``caller``'s key, or raise ``RateLimited`` with the wait.
+        Callers without a key (an open server) have no limits."""
+        if caller.key_id is None:
+            return
+        tokens = RateLimitItemPerMinute(caller.tier.tokens_per_minute)
+        if not await self._limiter.test(tokens, caller.key_id, "tokens"):
+            stats = await self._limiter.get_window_stats(tokens, caller.key_id, "tokens")
+            raise RateLimited(
+                f"the {caller.tier_name} tier allows {caller.tier.tokens_per_minute} tokens per minute and this key "
+                "has used them; wait for Retry-After",
+                retry_after=stats.reset_time - self._clock(),
+                details={"limit": "tokens_per_minute", "allowed": caller.tier.tokens_per_minute},
+            )
+        requests = RateLimitItemPerMinute(caller.tier.requests_per_minute)
+        if not await self._limiter.hit(requests, caller.key_id, "requests"):
+            stats = await self._limiter.get_window_stats(requests, caller.key_id, "requests")
+            raise RateLimited(
+                f"the {caller.tier_name} tier allows {caller.tier.requests_per_minute} requests per minute; "
+                "wait for Retry-After",
+                retry_after=stats.reset_time - self._clock(),
+                details={"limit": "requests_per_minute", "allowed": caller.tier.requests_per_minute},
+            )
+
+    async def charge_tokens(self, key_id: str, tokens_per_minute: int, tokens: int) -> None:
+        """Charge tokens a call used; what does not fit fills the budget to the brim."""
+        if tokens <= 0:
+            return
+        item = RateLimitItemPerMinute(tokens_per_minute)
+        stats = await self._limiter.get_window_stats(item, key_id, "tokens")
+        cost = min(tokens, stats.remaining)
+        if cost > 0:
+            await self._limiter.hit(item, key_id, "tokens", cost=cost)
+
+
+class TokenMeter:
+    """Call-record listener: charges each call's tokens to the API key that made it."""
+
+    def __init__(self, limits: CallerLimits, tiers: Mapping[str, Tier]):
+        self.limits = limits
+        self.tiers = tiers
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def __call__(self, record: CallRecord) -> None:
+        key_id, tier = record.metadata.get("api_key_id"), self.tiers.get(str(record.metadata.get("tier")))
+        if not key_id or tier is None or record.total_tokens <= 0:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a sync call on a worker thread: LangServe never makes one
+            logger.debug("tokens of run %s not charged: no event loop", record.run_id)
+            return
+        task = loop.create_task(self.limits.charge_tokens(str(key_id), tier.tokens_per_minute, record.total_tokens))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait until every charge made so far is counted (at shutdown, and in tests)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)

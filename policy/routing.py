@@ -1,0 +1,153 @@
+"""``AdaptiveRouter``: picks the model for ``llm_model=auto`` and ``/adaptive``, and learns.
+
+The choice: a ``ModelBandit`` per question type over the caller's models that are configured,
+starting from the preference table below. It learns from
+
+- every monitored call of a classified question (``observe``, a call-record listener): an
+  error scores 0; an answer scores 1 less a latency penalty and a cost penalty;
+- feedback on an answer (``feedback``), by the run id the route returned, weighted more than a
+  call's own signal because a person judged it.
+
+State: the bandit, a bounded map of recent answers (run id -> question type and model, for
+feedback) and the last routing decisions (for monitoring), all in memory, behind one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from callbacks.records import CallRecord
+from policy.bandit import ModelBandit, rank_priors
+from policy.classifier import Classification, QuestionType
+
+# Preference per question type, best first: the bandit's starting point. Strong models for code,
+# maths and reasoning; the cheap local one for small talk, where any model does.
+PREFERENCES: dict[str, tuple[str, ...]] = {
+    QuestionType.CODE: ("gpt4", "openai", "gemini", "local"),
+    QuestionType.MATH: ("gpt4", "gemini", "openai", "local"),
+    QuestionType.REASONING: ("gpt4", "gemini", "openai", "local"),
+    QuestionType.CREATIVE: ("gemini", "openai", "gpt4", "local"),
+    QuestionType.FACTUAL: ("openai", "gemini", "gpt4", "local"),
+    QuestionType.SMALLTALK: ("local", "openai", "gemini", "gpt4"),
+}
+PRIORS = {kind: rank_priors(order) for kind, order in PREFERENCES.items()}
+
+
+@dataclass(frozen=True)
+class RewardModel:
+    """How a finished call scores: 1 for an answer, less up to ``latency_penalty`` as it nears
+    ``slow_s`` and up to ``cost_penalty`` as its cost nears ``costly_usd``; 0 for an error."""
+
+    slow_s: float = 10.0
+    latency_penalty: float = 0.3
+    costly_usd: Decimal = Decimal("0.01")
+    cost_penalty: float = 0.2
+    feedback_weight: float = 3.0
+
+    def of_call(self, record: CallRecord) -> float | None:
+        if record.outcome == "cancelled":  # the client left: says nothing about the model
+            return None
+        if record.outcome != "ok":
+            return 0.0
+        slowness = min(1.0, record.duration_s / self.slow_s)
+        cost = min(Decimal(1), (record.cost_usd or Decimal(0)) / self.costly_usd)
+        return 1.0 - self.latency_penalty * slowness - self.cost_penalty * float(cost)
+
+
+@dataclass(frozen=True)
+class RouteChoice:
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Answer:
+    question_type: str
+    alternative: str
+    model: str
+
+
+class UnknownRun(LookupError):
+    """Feedback named a run id the router has no answer for."""
+
+
+class AdaptiveRouter:
+    def __init__(
+        self,
+        bandit: ModelBandit,
+        available: Collection[str],
+        *,
+        rewards: RewardModel | None = None,
+        memory: int = 10_000,
+        recent: int = 200,
+    ):
+        self.bandit = bandit
+        self.available = frozenset(available)
+        self.rewards = rewards or RewardModel()
+        self._memory = memory
+        self._answers: OrderedDict[str, _Answer] = OrderedDict()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
+        self._lock = threading.Lock()
+
+    def choose(self, question: Classification, allowed: Sequence[str]) -> RouteChoice:
+        """The model for ``question`` among ``allowed``, preferring configured ones."""
+        kind = str(question.type)
+        candidates = [m for m in allowed if m in self.available] or list(allowed)
+        priors = {m: PRIORS[kind].get(m, 0.4) for m in candidates}
+        choice = self.bandit.choose(kind, priors)
+        ranked = ", ".join(f"{m} {v:.2f}" for m, v in sorted(choice.estimates.items(), key=lambda kv: -kv[1]))
+        how = "exploring another model" if choice.explored else "best estimated reward"
+        return RouteChoice(choice.model, f"{question.reason()}; {how} for {kind} ({ranked})")
+
+    def remember(self, decision: dict[str, Any]) -> None:
+        """Keep a routing decision for ``recent()`` (monitoring and the dashboard)."""
+        with self._lock:
+            self._recent.append(decision)
+
+    def observe(self, record: CallRecord) -> None:
+        """Call-record listener: learn from each call of a classified question."""
+        routing = record.metadata.get("routing")
+        if not isinstance(routing, dict) or not record.alternative:
+            return
+        kind = str(routing.get("question_type", ""))
+        if kind not in PRIORS:
+            return
+        reward = self.rewards.of_call(record)
+        if reward is not None:
+            self.bandit.observe(kind, record.alternative, reward, prior=PRIORS[kind].get(record.alternative, 0.4))
+        if record.outcome == "ok" and record.root_run_id:
+            with self._lock:
+                self._answers[record.root_run_id] = _Answer(kind, record.alternative, record.model)
+                self._answers.move_to_end(record.root_run_id)
+                while len(self._answers) > self._memory:
+                    self._answers.popitem(last=False)
+
+    def feedback(self, run_id: str, score: float) -> dict[str, Any]:
+        """Learn a person's ``score`` (0 to 1) for the answer of run ``run_id``."""
+        with self._lock:
+            answer = self._answers.get(run_id)
+        if answer is None:
+            raise UnknownRun(run_id)
+        prior = PRIORS[answer.question_type].get(answer.alternative, 0.4)
+        self.bandit.observe(
+            answer.question_type, answer.alternative, score, weight=self.rewards.feedback_weight, prior=prior
+        )
+        return asdict(answer)
+
+    def recent(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(reversed(self._recent))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "arms": self.bandit.snapshot(),
+            "preferences": {str(kind): list(order) for kind, order in PREFERENCES.items()},
+            "available": sorted(self.available),
+            "exploration": self.bandit.exploration,
+            "recent": self.recent()[:50],
+        }

@@ -1,0 +1,45 @@
+"""``Tier``: what a class of callers may use (model alternatives, the default one) and how much
+(requests and tokens per minute). The tier table is a setting (``LLM_SERVER_TIERS``); API keys
+name a tier (see ``policy.keys``).
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+
+ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
+AUTO = "auto"  # let adaptive routing pick among the tier's models; every tier may ask for it
+
+
+class Tier(BaseModel):
+    models: list[str] = Field(description="Model alternatives this tier may use.")
+    default_model: str = Field(description="The model when the caller names none (or `auto`).")
+    requests_per_minute: int = Field(60, ge=1, description="Requests per minute per API key.")
+    tokens_per_minute: int = Field(100_000, ge=1, description="LLM tokens (in + out) per minute per API key.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        unknown = sorted(set(self.models) - set(ALTERNATIVES))
+        if unknown or not self.models:
+            raise ValueError(f"tier models must be some of {', '.join(ALTERNATIVES)}; got {self.models}")
+        if self.default_model not in (*self.models, AUTO):
+            raise ValueError(f"default_model {self.default_model!r} is not one of the tier's models {self.models}")
+        return self
+
+    def allows(self, alternative: str) -> bool:
+        return alternative == AUTO or alternative in self.models
+
+
+def default_tiers() -> dict[str, Tier]:
+    """Free callers get the local model and the cheap OpenAI one; pro adds Gemini; enterprise
+    gets everything, gpt-4o included."""
+    return {
+        "free": Tier(models=["local", "openai"], default_model="local", requests_per_minute=10,
+                     tokens_per_minute=20_000),
+        "pro": Tier(models=["openai", "gemini", "local"], default_model="openai", requests_per_minute=60,
+                    tokens_per_minute=200_000),
+        "enterprise": Tier(models=list(ALTERNATIVES), default_model="openai", requests_per_minute=600,
+                           tokens_per_minute=2_000_000),
+    }  # fmt: skip
