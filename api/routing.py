@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from callbacks.records import FeedbackRecord
 from callbacks.suite import MonitoringSuite
 from errors import RequestError
-from policy.routing import AdaptiveRouter, UnknownRun
+from policy.keys import Caller
+from policy.routing import AdaptiveRouter, AlreadyRated, UnknownRun
 
 
 class Feedback(BaseModel):
@@ -26,21 +27,23 @@ def routing_router(suite: MonitoringSuite, router: AdaptiveRouter) -> APIRouter:
 
     @api.post("/feedback", tags=["routing"])
     async def feedback(item: Feedback, request: Request) -> dict[str, Any]:
+        caller: Caller = request.state.caller
         try:
-            learned = router.feedback(item.run_id, item.score)
+            learned = router.feedback(item.run_id, item.score, user_id=caller.user_id if caller.authenticated else None)
         except UnknownRun:
             raise RequestError(
-                f"no answer with run id {item.run_id!r} is known: use the run_id a route returned "
+                f"no answer of yours with run id {item.run_id!r} is known: use the run_id a route returned "
                 "(metadata.run_id), within the last 10000 answers",
                 status=404,
             ) from None
-        caller = getattr(request.state, "caller", None)
+        except AlreadyRated:
+            raise RequestError(f"the answer of run {item.run_id!r} has feedback already", status=409) from None
         suite.store.add_feedback(
             FeedbackRecord(
                 run_id=item.run_id,
                 score=item.score,
                 comment=item.comment,
-                user_id=caller.user_id if caller else None,
+                user_id=caller.user_id,
                 question_type=learned["question_type"],
                 alternative=learned["alternative"],
                 at=datetime.now(UTC),

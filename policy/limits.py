@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
@@ -39,22 +39,20 @@ class CallerLimits:
             return
         tokens = RateLimitItemPerMinute(caller.tier.tokens_per_minute)
         if not await self._limiter.test(tokens, caller.key_id, "tokens"):
-            stats = await self._limiter.get_window_stats(tokens, caller.key_id, "tokens")
-            raise RateLimited(
-                f"the {caller.tier_name} tier allows {caller.tier.tokens_per_minute} tokens per minute and this key "
-                "has used them; wait for Retry-After",
-                retry_after=stats.reset_time - self._clock(),
-                details={"limit": "tokens_per_minute", "allowed": caller.tier.tokens_per_minute},
-            )
+            raise await self._refusal(caller, tokens, "tokens")
         requests = RateLimitItemPerMinute(caller.tier.requests_per_minute)
         if not await self._limiter.hit(requests, caller.key_id, "requests"):
-            stats = await self._limiter.get_window_stats(requests, caller.key_id, "requests")
-            raise RateLimited(
-                f"the {caller.tier_name} tier allows {caller.tier.requests_per_minute} requests per minute; "
-                "wait for Retry-After",
-                retry_after=stats.reset_time - self._clock(),
-                details={"limit": "requests_per_minute", "allowed": caller.tier.requests_per_minute},
-            )
+            raise await self._refusal(caller, requests, "requests")
+
+    async def _refusal(self, caller: Caller, item: RateLimitItem, unit: str) -> RateLimited:
+        stats = await self._limiter.get_window_stats(item, str(caller.key_id), unit)
+        allowed = item.amount
+        return RateLimited(
+            f"the {caller.tier_name} tier allows {allowed} {unit} per minute per key, and this key has used them: "
+            "wait for Retry-After",
+            retry_after=stats.reset_time - self._clock(),
+            details={"limit": f"{unit}_per_minute", "allowed": allowed},
+        )
 
     async def charge_tokens(self, key_id: str, tokens_per_minute: int, tokens: int) -> None:
         """Charge tokens a call used; what does not fit fills the budget to the brim."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -65,15 +65,21 @@ class RouteChoice:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Answer:
     question_type: str
     alternative: str
     model: str
+    user_id: str | None
+    rated: bool = False
 
 
 class UnknownRun(LookupError):
-    """Feedback named a run id the router has no answer for."""
+    """Feedback named a run id the router has no answer for (or not one of this caller's)."""
+
+
+class AlreadyRated(ValueError):
+    """Feedback for this answer was given before; one verdict per answer."""
 
 
 class AdaptiveRouter:
@@ -122,22 +128,30 @@ class AdaptiveRouter:
             self.bandit.observe(kind, record.alternative, reward, prior=PRIORS[kind].get(record.alternative, 0.4))
         if record.outcome == "ok" and record.root_run_id:
             with self._lock:
-                self._answers[record.root_run_id] = _Answer(kind, record.alternative, record.model)
+                user = record.metadata.get("user_id")
+                self._answers[record.root_run_id] = _Answer(
+                    kind, record.alternative, record.model, None if user is None else str(user)
+                )
                 self._answers.move_to_end(record.root_run_id)
                 while len(self._answers) > self._memory:
                     self._answers.popitem(last=False)
 
-    def feedback(self, run_id: str, score: float) -> dict[str, Any]:
-        """Learn a person's ``score`` (0 to 1) for the answer of run ``run_id``."""
+    def feedback(self, run_id: str, score: float, *, user_id: str | None = None) -> dict[str, Any]:
+        """Learn a person's ``score`` (0 to 1) for the answer of run ``run_id``, once. With a
+        ``user_id``, only that user's answers can be rated, so nobody can steer the router with
+        verdicts on answers they never saw."""
         with self._lock:
             answer = self._answers.get(run_id)
-        if answer is None:
-            raise UnknownRun(run_id)
+            if answer is None or (user_id is not None and answer.user_id != user_id):
+                raise UnknownRun(run_id)
+            if answer.rated:
+                raise AlreadyRated(run_id)
+            answer.rated = True
         prior = PRIORS[answer.question_type].get(answer.alternative, 0.4)
         self.bandit.observe(
             answer.question_type, answer.alternative, score, weight=self.rewards.feedback_weight, prior=prior
         )
-        return asdict(answer)
+        return {"question_type": answer.question_type, "alternative": answer.alternative, "model": answer.model}
 
     def recent(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -280,3 +280,16 @@ def test_without_keys_the_server_refuses_to_listen_beyond_localhost(tmp_path: Pa
 
     assert result.returncode == 2
     assert "LLM_SERVER_API_KEYS_FILE" in result.stderr
+
+
+async def test_feedback_rates_only_the_callers_own_answers_and_only_once(keyed: httpx.AsyncClient) -> None:
+    answer = await keyed.post("/chat/invoke", json=ask(), headers=as_tier("pro"))
+    verdict = {"run_id": answer.json()["metadata"]["run_id"], "score": 0.0}
+
+    someone_else = await keyed.post("/feedback", json=verdict, headers=as_tier("enterprise"))
+    own = await keyed.post("/feedback", json=verdict, headers=as_tier("pro"))
+    again = await keyed.post("/feedback", json=verdict, headers=as_tier("pro"))
+
+    assert someone_else.status_code == 404
+    assert own.status_code == 200 and own.json()["learned"]["alternative"] == "openai"
+    assert again.status_code == 409
