@@ -23,10 +23,12 @@ from api.access import AccessMiddleware
 from api.config_guard import SizeLimits, config_guard
 from api.context import RequestContextMiddleware
 from api.errors import install_error_handlers
+from api.faults import faults_router
 from api.monitoring import monitoring_router
 from api.routing import routing_router
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
+from dashboard.routes import install_dashboard
 from errors import NotConfigured
 from policy.keys import Caller
 from policy.kit import PolicyKit
@@ -115,6 +117,9 @@ def create_app(
         )
     app.include_router(monitoring_router(suite, settings, engine, kit))
     app.include_router(routing_router(suite, access.router))
+    fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
+    app.include_router(faults_router(kit.faults, control=fault_control))
+    install_dashboard(app, suite, kit, access.router, fault_control=fault_control)
     return app
 
 

@@ -67,7 +67,7 @@ class FeedbackRecord:
     at: datetime
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None}
     if len(values) == 1:
@@ -85,8 +85,8 @@ def _summary(records: list[CallRecord]) -> dict[str, Any]:
         "errors": errors,
         "error_rate": errors / len(records) if records else 0.0,
         "cancelled": sum(1 for r in records if r.outcome == "cancelled"),
-        "latency_s": _percentiles([r.duration_s for r in answers]),
-        "first_token_s": _percentiles([r.first_token_s for r in answers if r.first_token_s is not None]),
+        "latency_s": percentiles([r.duration_s for r in answers]),
+        "first_token_s": percentiles([r.first_token_s for r in answers if r.first_token_s is not None]),
         "input_tokens": sum(r.input_tokens for r in records),
         "output_tokens": sum(r.output_tokens for r in records),
         "cached_input_tokens": sum(r.cached_input_tokens for r in records),

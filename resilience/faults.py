@@ -1,6 +1,7 @@
 """Fault injection for demonstrations: make a model alternative fail, slow down, stall or be
 rate limited with a given probability, so fallbacks, breakers and alerts can be watched without
-a real outage. Off unless ``LLM_SERVER_FAULTS`` names an alternative, for example
+a real outage. Off unless ``LLM_SERVER_FAULTS`` names an alternative, or ``PUT /faults``
+switches one on while the server runs, for example
 
     LLM_SERVER_FAULTS='{"openai": {"kind": "status", "status": 503, "probability": 0.5}}'
 
@@ -40,9 +41,15 @@ def _cause_of_status(status: int) -> Cause:
 
 
 class FaultPlan:
+    """Which alternatives fail how. Every model holds the same plan, so ``replace`` (the
+    ``/faults`` route) switches faults on and off for the next calls, without a restart."""
+
     def __init__(self, specs: Mapping[str, FaultSpec], *, draw: Callable[[], float] = random.random):
         self.specs = dict(specs)
         self._draw = draw
+
+    def replace(self, specs: Mapping[str, FaultSpec]) -> None:
+        self.specs = dict(specs)  # one assignment: a call in flight sees the old plan or the new
 
     def pick(self, alternative: str) -> FaultSpec | None:
         """The fault to apply to one call of ``alternative`` now, if the dice say so."""

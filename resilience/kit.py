@@ -24,7 +24,7 @@ class ResilienceKit:
     deadline_s: float | None = None
     order: LadderOrder = ordered
     latency: LatencyBoard = field(default_factory=LatencyBoard)
-    faults: FaultPlan | None = None
+    faults: FaultPlan = field(default_factory=lambda: FaultPlan({}))  # changeable at run time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     @classmethod
@@ -58,6 +58,6 @@ class ResilienceKit:
             deadline_s=settings.request_deadline_s,
             order=ladder_order(settings.ladder_strategy, prices, latency),
             latency=latency,
-            faults=FaultPlan(settings.faults) if settings.faults else None,
+            faults=FaultPlan(settings.faults),
             sleep=sleep,
         )

@@ -12,15 +12,27 @@ python="${PYTHON:-python3}"
   exit 1
 }
 
+apt_updated=""
+need_debian_packages() {  # need_debian_packages WHY PACKAGE...: install them with apt when root
+  local why="$1"; shift
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "$why: install them first (Debian/Ubuntu: sudo apt-get install $*)" >&2
+    exit 1
+  fi
+}
+
 # llama-cpp-python compiles llama.cpp from source the first time (several minutes on 2 cores;
 # pip caches the wheel afterwards): it needs a C/C++ compiler and cmake.
 if ! command -v c++ >/dev/null || ! command -v cmake >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq build-essential cmake >/dev/null
-  else
-    echo "Install a C++ compiler and cmake first (Debian/Ubuntu: sudo apt-get install build-essential cmake)" >&2
-    exit 1
-  fi
+  need_debian_packages "llama-cpp-python needs a C++ compiler and cmake" build-essential cmake
+fi
+# The dashboard's browser tests drive Debian's Chromium with Playwright (which cannot download
+# its own browser here).
+if [ "$extras" = test ] && [ ! -x /usr/bin/chromium ]; then
+  need_debian_packages "the dashboard tests need Chromium" chromium
 fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv

@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         description="Fault injection for demos, JSON by alternative, e.g. "
         '{"openai": {"kind": "status", "status": 503, "probability": 0.5}}; kinds: status, rate_limit, slow, stall.',
     )
+    fault_control: bool | None = Field(
+        None,
+        description="Whether PUT /faults may switch fault injection on and off while the server runs; "
+        "unset: yes while it runs open (no API keys), no with keys.",
+    )
 
     # Access: API keys, tiers and limits.
     api_keys_file: Path | None = Field(

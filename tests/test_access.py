@@ -99,6 +99,10 @@ async def test_each_tier_gets_its_own_default_model(keyed: httpx.AsyncClient, do
         ("GET", "/docs"),
         ("GET", "/openapi.json"),
         ("POST", "/feedback"),
+        ("GET", "/dashboard"),
+        ("GET", "/dashboard/data"),
+        ("GET", "/dashboard/assets/dashboard.js"),
+        ("PUT", "/faults"),
     ],
 )
 async def test_requests_without_a_key_get_401_everywhere(keyed: httpx.AsyncClient, method: str, path: str) -> None:

@@ -1,0 +1,71 @@
+"""``GET /dashboard`` (the page), ``/dashboard/assets/`` (its script, styles and Chart.js) and
+``GET /dashboard/data`` (everything the page shows, in one JSON snapshot it polls every two
+seconds). Under the same API keys as everything else: a browser asks for the key as a password."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from callbacks.suite import MonitoringSuite
+from dashboard.snapshot import snapshot
+from policy.routing import AdaptiveRouter
+from resilience.kit import ResilienceKit
+
+STATIC = Path(__file__).resolve().parent / "static"
+RECENT_CALL_FIELDS = (
+    "started_at", "request_id", "route", "alternative", "model", "rung", "outcome", "cause", "duration_s",
+    "first_token_s", "total_tokens", "cost_usd", "tags",
+)  # fmt: skip
+
+
+def _recent_call(record: dict[str, Any]) -> dict[str, Any]:
+    routing = record["metadata"].get("routing") or {}
+    return {
+        **{name: record[name] for name in RECENT_CALL_FIELDS},
+        "user_id": record["metadata"].get("user_id"),
+        "question_type": routing.get("question_type"),
+    }
+
+
+def install_dashboard(
+    app: FastAPI, suite: MonitoringSuite, kit: ResilienceKit, router: AdaptiveRouter, *, fault_control: bool
+) -> None:
+    api = APIRouter(tags=["dashboard"])
+
+    @api.get("/dashboard", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @api.get("/dashboard/data")
+    async def data(
+        window_s: float = Query(900, ge=60, le=86_400, description="How far back the charts go, in seconds."),
+        model: str | None = Query(None, description="Recent calls of this model (name or alternative) only."),
+        tag: str | None = Query(None, description="Recent calls with this tag only."),
+        user_id: str | None = Query(None, description="Recent calls of this user only."),
+    ) -> dict[str, Any]:
+        """Charts, breakers, alerts, faults, routing decisions and recent calls, as of now."""
+        now = datetime.now(UTC)
+        records = await suite.store.window(now - timedelta(seconds=window_s))
+        recent = await suite.store.find(model=model or None, tag=tag or None, user_id=user_id or None, limit=50)
+        history = await suite.store.alerts(limit=30)
+        return {
+            "now": now.isoformat(),
+            **snapshot(records, now=now, window_s=window_s),
+            "breakers": kit.breakers.snapshot(),
+            "alerts": {"firing": suite.engine.firing(), "history": [alert.as_dict() for alert in history]},
+            "faults": {
+                "active": {name: spec.model_dump() for name, spec in kit.faults.specs.items()},
+                "control": fault_control,
+            },
+            "routing": router.recent()[:20],
+            "recent_calls": [_recent_call(record.as_dict()) for record in recent],
+        }
+
+    app.include_router(api)
+    app.mount("/dashboard/assets", StaticFiles(directory=STATIC), name="dashboard-assets")
