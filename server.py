@@ -36,6 +36,7 @@ from providers.catalog import build_engine, configured_alternatives
 from providers.local_engine import LocalEngine
 from resilience.kit import ResilienceKit
 from settings import Settings
+from shared_state.kit import SharedState
 
 logger = logging.getLogger("llm_server")
 
@@ -52,19 +53,26 @@ def create_app(
     monitored: bool = True,
     resilience: ResilienceKit | None = None,
     policy: PolicyKit | None = None,
+    shared: SharedState | None = None,
 ) -> FastAPI:
     """The app. ``chains`` (route name -> runnable) replaces the built-in ones for hosts that bring
     their own; ``monitored=False`` serves them without the monitoring callbacks (benchmarks);
     ``resilience`` and ``policy`` replace the breakers, keys, limits and routing built from
-    settings (tests inject clocks and random generators)."""
+    settings (tests inject clocks and random generators); ``shared`` replaces the Redis link
+    built from ``REDIS_URL``."""
     settings = settings or Settings()
     # Also runs in each worker process, which does not inherit main()'s logging set-up.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = engine or build_engine(settings)
-    suite = MonitoringSuite(settings)
+    shared = shared or SharedState.from_settings(settings)
+    suite = MonitoringSuite(settings, spend=shared.spend(), claim=shared.alert_claim(settings.alert_cooldown_s))
     kit = resilience or ResilienceKit.from_settings(settings, suite.prices)
+    kit.breaker_sync = shared.breakers()
     suite.watch(kit)
-    access = policy or PolicyKit.from_settings(settings, configured_alternatives(settings))
+    if shared.link is not None:
+        link = shared.link
+        link.on_health = lambda healthy, detail: suite.shared_state_changed(healthy, detail, link.where)
+    access = policy or PolicyKit.from_settings(settings, configured_alternatives(settings), shared=shared)
     suite.feed(access.router.observe, access.meter)
 
     @asynccontextmanager
@@ -72,6 +80,7 @@ def create_app(
         _log_providers(settings)
         _log_access(settings, access)
         await suite.start()
+        await shared.start()
         try:
             await asyncio.to_thread(engine.warm_up)
         except NotConfigured as exc:
@@ -79,6 +88,7 @@ def create_app(
         yield
         await access.meter.drain()
         await suite.close()
+        await shared.close()
         engine.close()
 
     app = FastAPI(
@@ -124,6 +134,8 @@ def create_app(
 
 
 def _log_providers(settings: Settings) -> None:
+    if settings.redis_url is None:
+        logger.info("shared state: none (REDIS_URL unset); breakers, limits, spend and routing are this process's")
     for name, key in (("OpenAI", settings.openai_api_key), ("Gemini", settings.google_api_key)):
         if key is None:
             logger.info("%s: no key set; its alternatives fail fast and fall back to the local model", name)

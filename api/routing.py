@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from callbacks.records import FeedbackRecord
 from callbacks.suite import MonitoringSuite
 from errors import RequestError
+from policy.answers import AlreadyRated, UnknownRun
 from policy.keys import Caller
-from policy.routing import AdaptiveRouter, AlreadyRated, UnknownRun
+from policy.routing import AdaptiveRouter
 
 
 class Feedback(BaseModel):
@@ -29,11 +30,13 @@ def routing_router(suite: MonitoringSuite, router: AdaptiveRouter) -> APIRouter:
     async def feedback(item: Feedback, request: Request) -> dict[str, Any]:
         caller: Caller = request.state.caller
         try:
-            learned = router.feedback(item.run_id, item.score, user_id=caller.user_id if caller.authenticated else None)
+            learned = await router.feedback(
+                item.run_id, item.score, user_id=caller.user_id if caller.authenticated else None
+            )
         except UnknownRun:
             raise RequestError(
                 f"no answer of yours with run id {item.run_id!r} is known: use the run_id a route returned "
-                "(metadata.run_id), within the last 10000 answers",
+                "(metadata.run_id) of a recent answer",
                 status=404,
             ) from None
         except AlreadyRated:

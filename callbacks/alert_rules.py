@@ -2,8 +2,8 @@
 whether its condition holds now. ``AlertEngine`` turns those signals into firing and resolved
 notifications.
 
-Rules with memory (error rate over a window, cumulative cost) keep it here; they are called
-from the event loop only, one record at a time.
+Rules with memory (error rate over a window) keep it here; they are called
+from the event loop only, one record at a time. The cost threshold is ``callbacks.spend``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Protocol
 
 from callbacks.records import CallRecord
@@ -164,22 +163,3 @@ class UnpricedModel:
             return []
         message = f"{record.model} is not in the price table; its calls are recorded with no cost"
         return [Signal(self.name, record.model, True, message, labels={"model": record.model})]
-
-
-class CumulativeCost:
-    """Fires once the spend recorded since start-up passes a threshold."""
-
-    name = "cost_threshold"
-
-    def __init__(self, threshold_usd: Decimal):
-        self.threshold = threshold_usd
-        self.spent = Decimal(0)
-
-    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
-        if record.cost_usd is None:
-            return []
-        self.spent += record.cost_usd
-        if self.spent <= self.threshold:
-            return []
-        message = f"cumulative cost ${self.spent:.4f} passed ${self.threshold}"
-        return [Signal(self.name, "all", True, message, "critical")]

@@ -59,7 +59,10 @@ class AlertDispatcher:
         queue_size: int = 1000,
         on_delivery: Callable[[DeliveryResult], object] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        claim: Callable[[Alert], Awaitable[bool]] | None = None,
     ) -> None:
+        """``claim``, when given, decides whether this process delivers an alert (replicas that
+        share state deliver each alert once, from whichever claims it first)."""
         self._sinks = list(sinks)
         self._attempts = attempts
         self._initial_backoff_s = initial_backoff_s
@@ -67,6 +70,7 @@ class AlertDispatcher:
         self._queue_size = queue_size
         self._on_delivery = on_delivery
         self._sleep = sleep
+        self._claim = claim
         self._queue: asyncio.Queue[Alert] | None = None
         self._worker: asyncio.Task[None] | None = None
 
@@ -102,11 +106,20 @@ class AlertDispatcher:
         while True:
             alert = await queue.get()
             try:
+                if self._claim is not None and not await self._claim(alert):
+                    self._delivered_elsewhere(alert)
+                    continue
                 await asyncio.gather(*(self._deliver(sink, alert) for sink in self._sinks))
             except Exception:  # _deliver handles its own failures; this only guards the loop
                 logger.exception("alert %s: unexpected dispatcher error", alert.id)
             finally:
                 queue.task_done()
+
+    def _delivered_elsewhere(self, alert: Alert) -> None:
+        logger.info("alert %s (%s %s) is delivered by another replica", alert.id, alert.key, alert.state)
+        for sink in self._sinks:
+            self._report(DeliveryResult(alert.id, alert.rule, alert.state, sink.name, True, 0,
+                                        "delivered by another replica", datetime.now(UTC)))  # fmt: skip
 
     async def _deliver(self, sink: AlertSink, alert: Alert) -> None:
         attempts = 0
@@ -128,18 +141,22 @@ class AlertDispatcher:
         except Exception as exc:
             error = _describe(exc)
             logger.warning("alert %s to %s failed after %d attempts: %s", alert.id, sink.name, attempts, error)
-        result = DeliveryResult(
-            alert_id=alert.id,
-            rule=alert.rule,
-            state=alert.state,
-            sink=sink.name,
-            ok=error is None,
-            attempts=attempts,
-            error=error,
-            at=datetime.now(UTC),
+        self._report(
+            DeliveryResult(
+                alert_id=alert.id,
+                rule=alert.rule,
+                state=alert.state,
+                sink=sink.name,
+                ok=error is None,
+                attempts=attempts,
+                error=error,
+                at=datetime.now(UTC),
+            )
         )
+
+    def _report(self, result: DeliveryResult) -> None:
         if self._on_delivery is not None:
             try:
                 self._on_delivery(result)
             except Exception:
-                logger.exception("on_delivery callback failed for alert %s to %s", alert.id, sink.name)
+                logger.exception("on_delivery callback failed for alert %s to %s", result.alert_id, result.sink)

@@ -11,7 +11,7 @@ CallRecord -> LatencyBoard (resilience, for the fastest-first ladder order)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 from langchain_core.callbacks import BaseCallbackHandler
@@ -29,6 +29,7 @@ from callbacks.pricing import PriceTable
 from callbacks.records import CallRecord
 from callbacks.sinks import DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
 from callbacks.slow_log import SlowCallLog
+from callbacks.spend import MemorySpendLedger, SpendLedger, SpendWatch
 from callbacks.storage import CallStore
 from resilience.breaker import BreakerChange, BreakerState
 from resilience.kit import ResilienceKit
@@ -36,7 +37,14 @@ from settings import Settings
 
 
 class MonitoringSuite:
-    def __init__(self, settings: Settings):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        spend: SpendLedger | None = None,
+        claim: Callable[[Alert], Awaitable[bool]] | None = None,
+    ):
+        """``spend`` and ``claim`` come from the shared state when replicas share it (Redis)."""
         self.prices = PriceTable.from_file(settings.price_table_path)
         self.store = CallStore(
             settings.monitoring_db_path,
@@ -46,10 +54,11 @@ class MonitoringSuite:
         self.metrics = MetricsExporter()
         self.http, sinks = _sinks(settings)
         self.dispatcher = AlertDispatcher(
-            sinks, attempts=settings.alert_delivery_attempts, on_delivery=self.store.add_delivery
+            sinks, attempts=settings.alert_delivery_attempts, on_delivery=self.store.add_delivery, claim=claim
         )
         self.engine = AlertEngine(_rules(settings), self._alert, cooldown_s=settings.alert_cooldown_s)
-        self.performance = PerformanceMonitor([self._record], self.prices)
+        self.spend = SpendWatch(spend or MemorySpendLedger(), settings.alert_cost_threshold_usd, self.engine.signal)
+        self.performance = PerformanceMonitor([self._record, self.spend], self.prices)
         self.keyword_filter = _keyword_filter(settings, self.metrics)
         self.slow_log = (
             SlowCallLog(settings.slow_log_path, settings.slow_log_threshold_s) if settings.slow_log_path else None
@@ -71,6 +80,16 @@ class MonitoringSuite:
     def feed(self, *listeners: Callable[[CallRecord], None]) -> None:
         """Hand every call record to ``listeners`` too (routing statistics, token limits)."""
         self.performance.listeners.extend(listeners)
+
+    def shared_state_changed(self, healthy: bool, detail: str, where: str) -> None:
+        """Alert while Redis is away: replicas then run on their own state (breakers, limits, spend)."""
+        message = (
+            f"shared state at {where} is back ({detail})"
+            if healthy
+            else f"shared state at {where} unreachable ({detail}): this replica runs on its own breakers, "
+            "limits, spend and routing until it returns"
+        )
+        self.engine.signal(Signal("shared_state", "redis", not healthy, message, "critical", {"redis": where}))
 
     def _breaker_changed(self, change: BreakerChange) -> None:
         self.metrics.observe_breaker(change.endpoint, change.new.value)
@@ -104,6 +123,7 @@ class MonitoringSuite:
 
     async def close(self) -> None:
         """Deliver pending alerts, write pending records, release files and connections."""
+        await self.spend.drain()
         await self.dispatcher.close()
         await self.store.close()
         if self.slow_log is not None:
@@ -123,7 +143,6 @@ def _rules(settings: Settings) -> list[alert_rules.AlertRule]:
         ),
         alert_rules.FallbackUsed(),
         alert_rules.UnpricedModel(),
-        alert_rules.CumulativeCost(settings.alert_cost_threshold_usd),
     ]
 
 

@@ -289,6 +289,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         config, run_manager = await self._astart(input, config)
         for position, rung in enumerate(trial.rungs):
             breaker = trial.breaker(position)
+            await self._pull(breaker)
             if not trial.admit(position, breaker):
                 continue
             tries = 0
@@ -304,6 +305,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     except RequestError as rejected:
                         await run_manager.on_chain_error(rejected)
                         raise rejected from exc
+                    await self._push(breaker)
                     if wait is None:
                         break
                     await self._asleep(wait)
@@ -313,6 +315,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                         breaker.release()
                     raise
                 trial.succeeded(position, breaker)
+                await self._push(breaker)
                 await run_manager.on_chain_end(output)
                 return output
         error = trial.exhausted()
@@ -322,6 +325,15 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     async def _asleep(self, seconds: float) -> None:
         if self.kit is not None:
             await self.kit.sleep(seconds)
+
+    # Replicas share breaker verdicts on the async paths only (the ones LangServe serves).
+    async def _pull(self, breaker: CircuitBreaker | None) -> None:
+        if self.kit is not None:
+            await self.kit.pull(breaker)
+
+    async def _push(self, breaker: CircuitBreaker | None) -> None:
+        if self.kit is not None:
+            await self.kit.push(breaker)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         trial = _Trial(self, config)
@@ -372,6 +384,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         config, run_manager = await self._astart(input, config)
         for position, rung in enumerate(trial.rungs):
             breaker = trial.breaker(position)
+            await self._pull(breaker)
             if not trial.admit(position, breaker):
                 continue
             tries = 0
@@ -392,6 +405,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 except Exception as exc:
                     if final is not None:
                         interrupted = trial.interrupted(position, breaker, exc)
+                        await self._push(breaker)
                         await run_manager.on_chain_error(interrupted)
                         raise interrupted from exc
                     try:
@@ -399,6 +413,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     except RequestError as rejected:
                         await run_manager.on_chain_error(rejected)
                         raise rejected from exc
+                    await self._push(breaker)
                     if wait is None:
                         break
                     await self._asleep(wait)
@@ -408,6 +423,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                         breaker.release()
                     raise
                 trial.succeeded(position, breaker)
+                await self._push(breaker)
                 await run_manager.on_chain_end(final)
                 return
         error = trial.exhausted()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -46,10 +46,14 @@ class ModelBandit:
         discount: float = 0.97,
         prior_weight: float = 5.0,
         rng: random.Random | None = None,
+        on_observe: Callable[[str, str, float, float, float], None] | None = None,
     ):
+        """``on_observe(kind, model, reward, weight, prior)`` hears every observation (replicas
+        share them through Redis and ``load`` the shared estimates back)."""
         self.exploration = exploration
         self.discount = discount
         self.prior_weight = prior_weight
+        self.on_observe = on_observe
         self._rng = rng or random.Random()
         self._arms: dict[tuple[str, str], _Arm] = {}
         self._lock = threading.Lock()
@@ -77,6 +81,13 @@ class ModelBandit:
             arm.evidence = arm.evidence * self.discount + reward * weight
             arm.weight = arm.weight * self.discount + weight
             arm.observations += 1
+        if self.on_observe is not None:
+            self.on_observe(kind, model, reward, weight, prior)
+
+    def load(self, kind: str, model: str, *, prior: float, evidence: float, weight: float, observations: int) -> None:
+        """Replace an arm's evidence with the shared one."""
+        with self._lock:
+            self._arms[(kind, model)] = _Arm(prior, evidence, weight, observations)
 
     def snapshot(self) -> dict[str, list[dict[str, float | int | str]]]:
         """Every arm's estimate by question type, best first."""

@@ -16,6 +16,7 @@ from policy.request_policy import RequestPolicy
 from policy.routing import AdaptiveRouter
 from policy.schedule import StyleSchedule
 from settings import Settings
+from shared_state.kit import SharedState
 
 
 @dataclass
@@ -34,11 +35,15 @@ class PolicyKit:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        shared: SharedState | None = None,
     ) -> PolicyKit:
         """``available``: the alternatives that can answer; ``rng`` drives the bandit's
-        exploration and ``clock`` the time-of-day styles (tests pass fixed ones)."""
+        exploration and ``clock`` the time-of-day styles (tests pass fixed ones); ``shared``
+        shares limits and routing statistics with other replicas."""
+        shared = shared or SharedState()
         bandit = ModelBandit(exploration=settings.routing_exploration, discount=settings.routing_discount, rng=rng)
-        router = AdaptiveRouter(bandit, available)
+        shared.share(bandit)
+        router = AdaptiveRouter(bandit, available, answers=shared.answers())
         policy = RequestPolicy(
             classifier=QuestionClassifier(),
             schedule=StyleSchedule.parse(settings.policy_prompt_styles, settings.policy_timezone),
@@ -48,7 +53,7 @@ class PolicyKit:
             enabled=settings.policy_enabled,
             clock=clock,
         )
-        limits = CallerLimits()
+        limits = CallerLimits(shared.limits_storage(), link=shared.link)
         return cls(
             keys=ApiKeyRing.from_file(settings.api_keys_file, settings.tiers),
             limits=limits,

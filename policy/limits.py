@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
@@ -23,14 +24,39 @@ from callbacks.records import CallRecord
 from errors import RateLimited
 from policy.keys import Caller
 from policy.tiers import Tier
+from shared_state.link import RedisLink
 
 logger = logging.getLogger("llm_server.limits")
 
+T = TypeVar("T")
+
 
 class CallerLimits:
-    def __init__(self, storage: Storage | None = None, *, clock: Callable[[], float] = time.time):
-        self._limiter = SlidingWindowCounterRateLimiter(storage or MemoryStorage())
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        link: RedisLink | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        """``storage``: a shared one (Redis, for replicas); ``link`` says whether it answers.
+        Without it, or while it is away, limits are counted in this process's memory."""
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._shared = SlidingWindowCounterRateLimiter(storage) if storage is not None else None
+        self._link = link
         self._clock = clock  # the storage's own clock: wall time
+
+    async def _run(self, operation: Callable[[SlidingWindowCounterRateLimiter], Awaitable[T]]) -> T:
+        if self._shared is not None and (self._link is None or self._link.healthy):
+            for tries_left in (1, 0):  # one more try on a fresh connection, as RedisLink does
+                try:
+                    return await operation(self._shared)
+                except Exception as exc:  # the limits library raises its own and redis-py's errors
+                    if self._link is None:
+                        raise
+                    if not tries_left:
+                        self._link.lost(exc)
+        return await operation(self._local)
 
     async def admit(self, caller: Caller) -> None:
         """Count one request against ``caller``'s key, or raise ``RateLimited`` with the wait.
@@ -38,14 +64,16 @@ class CallerLimits:
         if caller.key_id is None:
             return
         tokens = RateLimitItemPerMinute(caller.tier.tokens_per_minute)
-        if not await self._limiter.test(tokens, caller.key_id, "tokens"):
+        key = caller.key_id
+        if not await self._run(lambda limiter: limiter.test(tokens, key, "tokens")):
             raise await self._refusal(caller, tokens, "tokens")
         requests = RateLimitItemPerMinute(caller.tier.requests_per_minute)
-        if not await self._limiter.hit(requests, caller.key_id, "requests"):
+        if not await self._run(lambda limiter: limiter.hit(requests, key, "requests")):
             raise await self._refusal(caller, requests, "requests")
 
     async def _refusal(self, caller: Caller, item: RateLimitItem, unit: str) -> RateLimited:
-        stats = await self._limiter.get_window_stats(item, str(caller.key_id), unit)
+        key = str(caller.key_id)
+        stats = await self._run(lambda limiter: limiter.get_window_stats(item, key, unit))
         allowed = item.amount
         return RateLimited(
             f"the {caller.tier_name} tier allows {allowed} {unit} per minute per key, and this key has used them: "
@@ -59,10 +87,10 @@ class CallerLimits:
         if tokens <= 0:
             return
         item = RateLimitItemPerMinute(tokens_per_minute)
-        stats = await self._limiter.get_window_stats(item, key_id, "tokens")
+        stats = await self._run(lambda limiter: limiter.get_window_stats(item, key_id, "tokens"))
         cost = min(tokens, stats.remaining)
         if cost > 0:
-            await self._limiter.hit(item, key_id, "tokens", cost=cost)
+            await self._run(lambda limiter: limiter.hit(item, key_id, "tokens", cost=cost))
 
 
 class TokenMeter:

@@ -8,20 +8,22 @@ starting from the preference table below. It learns from
 - feedback on an answer (``feedback``), by the run id the route returned, weighted more than a
   call's own signal because a person judged it.
 
-State: the bandit, a bounded map of recent answers (run id -> question type and model, for
-feedback) and the last routing decisions (for monitoring), all in memory, behind one lock.
+State: the bandit, an ``AnswerBook`` of recent answers (run id -> question type and model, for
+feedback) and the last routing decisions (for monitoring, behind a lock). The bandit and the
+answers are shared by replicas when Redis is (``shared_state.routing``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from callbacks.records import CallRecord
+from policy.answers import Answer, AnswerBook, MemoryAnswerBook
 from policy.bandit import ModelBandit, rank_priors
 from policy.classifier import Classification, QuestionType
 
@@ -65,23 +67,6 @@ class RouteChoice:
     reason: str
 
 
-@dataclass
-class _Answer:
-    question_type: str
-    alternative: str
-    model: str
-    user_id: str | None
-    rated: bool = False
-
-
-class UnknownRun(LookupError):
-    """Feedback named a run id the router has no answer for (or not one of this caller's)."""
-
-
-class AlreadyRated(ValueError):
-    """Feedback for this answer was given before; one verdict per answer."""
-
-
 class AdaptiveRouter:
     def __init__(
         self,
@@ -89,14 +74,13 @@ class AdaptiveRouter:
         available: Collection[str],
         *,
         rewards: RewardModel | None = None,
-        memory: int = 10_000,
+        answers: AnswerBook | None = None,
         recent: int = 200,
     ):
         self.bandit = bandit
         self.available = frozenset(available)
         self.rewards = rewards or RewardModel()
-        self._memory = memory
-        self._answers: OrderedDict[str, _Answer] = OrderedDict()
+        self.answers = answers or MemoryAnswerBook()
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self._lock = threading.Lock()
 
@@ -127,26 +111,15 @@ class AdaptiveRouter:
         if reward is not None:
             self.bandit.observe(kind, record.alternative, reward, prior=PRIORS[kind].get(record.alternative, 0.4))
         if record.outcome == "ok" and record.root_run_id:
-            with self._lock:
-                user = record.metadata.get("user_id")
-                self._answers[record.root_run_id] = _Answer(
-                    kind, record.alternative, record.model, None if user is None else str(user)
-                )
-                self._answers.move_to_end(record.root_run_id)
-                while len(self._answers) > self._memory:
-                    self._answers.popitem(last=False)
+            user = record.metadata.get("user_id")
+            answer = Answer(kind, record.alternative, record.model, None if user is None else str(user))
+            self.answers.remember(record.root_run_id, answer)
 
-    def feedback(self, run_id: str, score: float, *, user_id: str | None = None) -> dict[str, Any]:
+    async def feedback(self, run_id: str, score: float, *, user_id: str | None = None) -> dict[str, Any]:
         """Learn a person's ``score`` (0 to 1) for the answer of run ``run_id``, once. With a
         ``user_id``, only that user's answers can be rated, so nobody can steer the router with
-        verdicts on answers they never saw."""
-        with self._lock:
-            answer = self._answers.get(run_id)
-            if answer is None or (user_id is not None and answer.user_id != user_id):
-                raise UnknownRun(run_id)
-            if answer.rated:
-                raise AlreadyRated(run_id)
-            answer.rated = True
+        verdicts on answers they never saw. Raises ``UnknownRun`` or ``AlreadyRated``."""
+        answer = await self.answers.claim(run_id, user_id)
         prior = PRIORS[answer.question_type].get(answer.alternative, 0.4)
         self.bandit.observe(
             answer.question_type, answer.alternative, score, weight=self.rewards.feedback_weight, prior=prior

@@ -6,7 +6,8 @@
 
 ``BreakerBoard`` keeps one breaker per endpoint (provider and model) and tells a listener about
 every change (alerts, metrics, log). State lives in memory and is touched from the event loop
-only; a shared (Redis) backend is the scale-out issue's.
+only. Replicas share open states through ``shared_state.breakers.BreakerSync``: a breaker can be
+opened (and closed again) because another replica saw its endpoint fail.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class CircuitBreaker:
         self._window_failures = 0
         self._probes = 0
         self.last_reason = ""
+        self.version = 0  # counts state changes, so a sync knows what it has published
+        self.opened_elsewhere = False
 
     @property
     def state(self) -> BreakerState:
@@ -111,6 +114,21 @@ class CircuitBreaker:
         elif calls >= self.policy.min_calls and self._window_failures / calls >= self.policy.failure_ratio:
             self._open(f"{self._window_failures} of the last {calls} calls failed, the last {cause}")
 
+    def open_from_elsewhere(self, reason: str, remaining_s: float) -> None:
+        """Another replica opened this endpoint's breaker; stay open for the time it has left."""
+        if self._state is BreakerState.OPEN:
+            return
+        self._opened_at = self._clock() - max(0.0, self.policy.open_s - remaining_s)
+        self._reset_counts()
+        self._move(BreakerState.OPEN, f"opened by another replica: {reason}")
+        self.opened_elsewhere = True
+
+    def close_from_elsewhere(self) -> None:
+        """The replica that opened this breaker closed it (its probe succeeded)."""
+        if self.opened_elsewhere and self._state is not BreakerState.CLOSED:
+            self._reset_counts()
+            self._move(BreakerState.CLOSED, "closed by another replica")
+
     def release(self) -> None:
         """A call that proved nothing either way (the caller left, the input was bad)."""
         if self._state is BreakerState.HALF_OPEN:
@@ -151,9 +169,11 @@ class CircuitBreaker:
 
     def _move(self, new: BreakerState, reason: str) -> None:
         old, self._state, self.last_reason = self._state, new, reason
+        self.opened_elsewhere = False
         if new is not BreakerState.HALF_OPEN:
             self._probes = 0
         if old is not new:
+            self.version += 1
             logger.warning("circuit breaker %s: %s -> %s (%s)", self.endpoint, old.value, new.value, reason)
             if self._on_change is not None:
                 self._on_change(BreakerChange(self.endpoint, old, new, reason))

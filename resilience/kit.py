@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from callbacks.pricing import PriceTable
-from resilience.breaker import BreakerBoard, BreakerPolicy
+from resilience.breaker import BreakerBoard, BreakerPolicy, CircuitBreaker
 from resilience.faults import FaultPlan
 from resilience.latency import LatencyBoard
 from resilience.order import LadderOrder, ladder_order, ordered
 from resilience.retry import RetryPolicy
 from settings import Settings
+from shared_state.breakers import BreakerSync
 
 
 @dataclass
@@ -26,6 +27,17 @@ class ResilienceKit:
     latency: LatencyBoard = field(default_factory=LatencyBoard)
     faults: FaultPlan = field(default_factory=lambda: FaultPlan({}))  # changeable at run time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    breaker_sync: BreakerSync | None = None  # set when replicas share breakers through Redis
+
+    async def pull(self, breaker: CircuitBreaker | None) -> None:
+        """Take on another replica's verdict on ``breaker`` (no-op without shared state)."""
+        if breaker is not None and self.breaker_sync is not None:
+            await self.breaker_sync.pull(breaker)
+
+    async def push(self, breaker: CircuitBreaker | None) -> None:
+        """Tell the other replicas about ``breaker``'s change, if it made one."""
+        if breaker is not None and self.breaker_sync is not None:
+            await self.breaker_sync.push(breaker)
 
     @classmethod
     def from_settings(

@@ -34,6 +34,10 @@ fi
 if [ "$extras" = test ] && [ ! -x /usr/bin/chromium ]; then
   need_debian_packages "the dashboard tests need Chromium" chromium
 fi
+# The shared-state tests start their own redis-server processes.
+if [ "$extras" = test ] && [ ! -x /usr/bin/redis-server ]; then
+  need_debian_packages "the shared-state tests need redis-server" redis-server
+fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=".venv/.installed-${extras:-base}"

@@ -140,6 +140,18 @@ class Settings(BaseSettings):
         "unset: yes while it runs open (no API keys), no with keys.",
     )
 
+    # Shared state for several workers or replicas.
+    redis_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+        description="Redis shared by workers and replicas (breakers, spend, alert dedupe, limits, routing); "
+        "unset: each process keeps its own state.",
+    )
+    redis_timeout_s: float = Field(
+        0.25, gt=0, description="A Redis call slower than this counts as Redis being away (local state is used)."
+    )
+    redis_retry_s: float = Field(2.0, gt=0, description="While Redis is away, how often to check it is back.")
+
     # Access: API keys, tiers and limits.
     api_keys_file: Path | None = Field(
         None, description="TOML file of API keys (user, tier, sha256); unset: no keys, the server runs open."
@@ -304,6 +316,7 @@ class Settings(BaseSettings):
         "alert_discord_webhook_url",
         "alert_smtp_host",
         "api_keys_file",
+        "redis_url",
         mode="before",
     )
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 
 from policy.kit import PolicyKit
@@ -21,6 +22,8 @@ from providers.local_engine import LocalEngine
 from resilience.kit import ResilienceKit
 from server import create_app
 from settings import Settings
+from shared_state.kit import SharedState
+from tests.processes import RedisServer
 from tests.provider_double import ProviderDouble
 from tests.receivers import HttpReceiver
 
@@ -108,9 +111,10 @@ async def make_app(local_engine: LocalEngine) -> AsyncIterator[AppFactory]:
         own_engine: bool = False,
         resilience: ResilienceKit | None = None,
         policy: PolicyKit | None = None,
+        shared: SharedState | None = None,
     ) -> FastAPI:
         engine = None if own_engine else local_engine
-        app = create_app(settings, engine=engine, resilience=resilience, policy=policy)
+        app = create_app(settings, engine=engine, resilience=resilience, policy=policy, shared=shared)
         apps.append(app)
         return app
 
@@ -159,3 +163,20 @@ def http_receiver() -> Iterator[HttpReceiver]:
 def receiver(http_receiver: HttpReceiver) -> HttpReceiver:
     http_receiver.reset()
     return http_receiver
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url

@@ -10,6 +10,7 @@ from callbacks import alert_rules
 from callbacks.alert_model import Alert
 from callbacks.alerts import AlertEngine
 from callbacks.records import CallRecord
+from callbacks.spend import MemorySpendLedger, SpendWatch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -145,11 +146,13 @@ def test_an_unpriced_model_alerts_once() -> None:
     assert states(sent) == [("unpriced_model:new-model", "firing")]
 
 
-def test_cumulative_cost_alerts_once_when_crossed() -> None:
-    engine, sent, _ = engine_with(alert_rules.CumulativeCost(Decimal("0.0025")))
+async def test_cumulative_cost_alerts_once_when_crossed() -> None:
+    engine, sent, _ = engine_with()
+    watch = SpendWatch(MemorySpendLedger(), Decimal("0.0025"), engine.signal)
 
     for _ in range(5):
-        engine.observe(call(cost_usd=Decimal("0.001")))
+        watch(call(cost_usd=Decimal("0.001")))
+    await watch.drain()
 
     assert states(sent) == [("cost_threshold:all", "firing")]
     assert "$0.0030" in sent[0].message

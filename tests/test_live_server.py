@@ -6,59 +6,20 @@ The server runs as ``python server.py`` in a subprocess, with no keys: the embed
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from langserve import RemoteRunnable
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:  # readiness probe of a separate process: there is no event to wait on
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server did not become healthy in {timeout_s:g} s")
-        time.sleep(0.1)
+from tests.processes import ROOT, server_process
 
 
 def _serve(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_"))}
-    env.update(settings)
-    env["LLM_SERVER_LOCAL_MAX_TOKENS"] = "16"
-    env["LLM_SERVER_MONITORING_DB_PATH"] = str(tmp_path_factory.mktemp("db") / "monitoring.sqlite3")
-    env["LLM_SERVER_SLOW_LOG_PATH"] = str(tmp_path_factory.mktemp("slow") / "slow_calls.jsonl")
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "server.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(process, url)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    with server_process(tmp_path_factory.mktemp("server"), settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

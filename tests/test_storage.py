@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 from callbacks.storage import CallStore
+from tests.processes import ROOT, free_port, wait_healthy
 from tests.test_alerts import T0, call
-from tests.test_live_server import ROOT, _free_port, _wait_healthy
 
 
 def store_at(path: Path, **options: object) -> CallStore:
@@ -136,7 +136,7 @@ async def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path: Pat
 
 def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
     db = tmp_path / "monitoring.sqlite3"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_"))}
     env.update(LLM_SERVER_LOCAL_MAX_TOKENS="4", LLM_SERVER_MONITORING_DB_PATH=str(db))
     env["LLM_SERVER_MONITORING_FLUSH_INTERVAL_S"] = "0.5"
@@ -149,7 +149,7 @@ def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(process, url)
+        wait_healthy(process, url)
         payload = {"input": {"question": "Hi"}, "config": {"configurable": {"llm_model": "local"}}}
         for _ in range(10):
             assert httpx.post(f"{url}/chat/invoke", json=payload, timeout=30).status_code == 200

@@ -1,0 +1,65 @@
+"""``SharedState``: what replicas share when ``REDIS_URL`` is set, built once per process. Without
+it every part is ``None`` and each component keeps its state in memory (the embedded default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from limits.aio.storage import RedisStorage, Storage
+
+from policy.answers import AnswerBook
+from policy.bandit import ModelBandit
+from settings import Settings
+from shared_state.alerts import RedisAlertClaim
+from shared_state.breakers import BreakerSync
+from shared_state.link import RedisLink
+from shared_state.routing import BanditSync, RedisAnswerBook
+from shared_state.spend import RedisSpendLedger
+
+
+@dataclass
+class SharedState:
+    link: RedisLink | None = None
+    _bandits: list[BanditSync] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SharedState:
+        if settings.redis_url is None:
+            return cls()
+        url = settings.redis_url.get_secret_value()
+        link = RedisLink(url, timeout_s=settings.redis_timeout_s, retry_s=settings.redis_retry_s)
+        return cls(link)
+
+    def breakers(self) -> BreakerSync | None:
+        return BreakerSync(self.link) if self.link else None
+
+    def spend(self) -> RedisSpendLedger | None:
+        return RedisSpendLedger(self.link) if self.link else None
+
+    def alert_claim(self, cooldown_s: float) -> RedisAlertClaim | None:
+        return RedisAlertClaim(self.link, cooldown_s) if self.link else None
+
+    def limits_storage(self) -> Storage | None:
+        if self.link is None:
+            return None
+        # ``connection_pool`` is a documented option the library types too narrowly.
+        pool = self.link.pool()
+        return RedisStorage(f"async+{self.link.url}", implementation="redispy", connection_pool=pool)  # type: ignore[arg-type]
+
+    def answers(self) -> AnswerBook | None:
+        return RedisAnswerBook(self.link) if self.link else None
+
+    def share(self, bandit: ModelBandit) -> None:
+        """Share ``bandit``'s arms with the other replicas."""
+        if self.link is not None:
+            self._bandits.append(BanditSync(self.link, bandit))
+
+    async def start(self) -> None:
+        for sync in self._bandits:
+            sync.start()
+
+    async def close(self) -> None:
+        for sync in self._bandits:
+            await sync.close()
+        if self.link is not None:
+            await self.link.close()
