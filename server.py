@@ -9,9 +9,11 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -26,6 +28,7 @@ from api.errors import install_error_handlers
 from api.faults import faults_router
 from api.monitoring import monitoring_router
 from api.routing import routing_router
+from callbacks.metrics import MULTIPROCESS_DIR
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
 from dashboard.routes import install_dashboard
@@ -61,8 +64,7 @@ def create_app(
     settings (tests inject clocks and random generators); ``shared`` replaces the Redis link
     built from ``REDIS_URL``."""
     settings = settings or Settings()
-    # Also runs in each worker process, which does not inherit main()'s logging set-up.
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(settings)  # again in each worker process: they do not inherit main()'s
     engine = engine or build_engine(settings)
     shared = shared or SharedState.from_settings(settings)
     suite = MonitoringSuite(settings, spend=shared.spend(), claim=shared.alert_claim(settings.alert_cooldown_s))
@@ -154,13 +156,24 @@ def _log_access(settings: Settings, access: PolicyKit) -> None:
         logger.info("API keys: %d configured; requests without a valid key get 401", len(access.keys))
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def main() -> None:
     settings = Settings()
+    _configure_logging(settings)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=settings.workers)
     args = parser.parse_args()
+    if args.workers > 1:
+        _share_metrics(settings.metrics_dir)
+        if settings.redis_url is None:
+            logger.warning(
+                "%d workers without REDIS_URL: each keeps its own breakers, limits, spend and routing", args.workers
+            )
     if settings.api_keys_file is None and not settings.allow_open_network and not _is_loopback(args.host):
         parser.error(
             f"no API keys are configured, so the server only runs on localhost, not on {args.host}: set "
@@ -174,6 +187,16 @@ def main() -> None:
         workers=args.workers,
         log_level=settings.log_level,
     )
+
+
+def _share_metrics(folder: Path) -> None:
+    """Let every worker write its Prometheus values to ``folder`` (emptied: old workers are gone)
+    so /metrics on any of them adds up the whole server. Workers inherit the variable and read it
+    when they import prometheus-client."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR] = str(folder.resolve())
 
 
 def _is_loopback(host: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
         local_path = settings.resolved_local_model_path()
         return {
             "status": "ok",
+            "process": os.getpid(),  # which worker answered, when there are several
             "providers": {
                 "openai": settings.openai_api_key is not None,
                 "gemini": settings.google_api_key is not None,

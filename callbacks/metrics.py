@@ -2,17 +2,21 @@
 
 Each app owns its own ``CollectorRegistry`` so several apps (tests, embedded hosts) never share
 counters. Label values are bounded: models, routes and causes come from settings and code, not
-from clients.
+from clients. With several workers (``PROMETHEUS_MULTIPROC_DIR`` set by ``server.py``) every
+process writes its values to that folder and ``render`` adds them all up, so a scrape through any
+worker sees the whole server; gauges then report the largest value among live workers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from callbacks.records import CallRecord
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
@@ -42,10 +46,13 @@ class MetricsExporter:
         self.fallbacks = Counter(
             "llm_fallback_answers", "Answers that came from a fallback rung", ["ladder", "model"], registry=r
         )
-        self.alerts_firing = Gauge("alerts_firing", "Alert subjects firing now, by rule", ["rule"], registry=r)
-        self.breaker_state = Gauge(
-            "circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["endpoint"], registry=r
+        self.alerts_firing = Gauge(
+            "alerts_firing", "Alert subjects firing now, by rule", ["rule"], registry=r, multiprocess_mode="livemax"
         )
+        self.breaker_state = Gauge(
+            "circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["endpoint"],
+            registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
         self.breaker_changes = Counter(
             "circuit_breaker_transitions", "Circuit breaker state changes", ["endpoint", "to"], registry=r
         )
@@ -87,4 +94,8 @@ class MetricsExporter:
             self.alerts_firing.labels(rule).set(count)
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROCESS_DIR):
+            every_worker = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every_worker)
+            return generate_latest(every_worker)
         return generate_latest(self.registry)

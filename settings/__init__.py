@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address uvicorn binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port uvicorn listens on.")
     workers: int = Field(1, ge=1, description="Number of uvicorn worker processes.")
+    metrics_dir: Path = Field(
+        Path("var/prometheus"), description="Where workers share their Prometheus values (emptied at start)."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     # Providers: the SDKs' own variable names, no prefix.

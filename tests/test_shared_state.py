@@ -126,6 +126,15 @@ def test_feedback_reaches_the_router_through_either_replica(replicas: tuple[str,
 
     assert on_b.status_code == 200 and on_b.json()["learned"]["alternative"] == "openai"
     assert again_on_a.status_code == 409, "one verdict per answer, whichever replica hears it"
+    # A answered, B heard the verdict: both replicas' bandits hold both observations.
+    for url in (a, b):
+        eventually(lambda url=url: factual_openai(url).get("observations") == 2, f"{url} shares the arm")
+        assert factual_openai(url)["estimate"] < 0.6, "the bad verdict pulled the estimate down from 0.7"
+
+
+def factual_openai(url: str) -> dict[str, object]:
+    arms = httpx.get(f"{url}/monitoring/routing", headers=as_tier("pro")).json()["arms"].get("factual", [])
+    return next((arm for arm in arms if arm["model"] == "openai"), {})
 
 
 async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_when_it_returns(
