@@ -8,16 +8,13 @@ path and keeps the tasks until they finish (``drain``).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Protocol
 
 from callbacks.alert_rules import Signal
+from callbacks.background import BackgroundTasks
 from callbacks.records import CallRecord
-
-logger = logging.getLogger("llm_server.spend")
 
 
 class SpendLedger(Protocol):
@@ -42,19 +39,11 @@ class SpendWatch:
         self.ledger = ledger
         self.threshold = threshold_usd
         self.signal = signal
-        self._pending: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     def __call__(self, record: CallRecord) -> None:
-        if not record.cost_usd:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a sync call on a worker thread: LangServe never makes one
-            logger.debug("cost of run %s not added: no event loop", record.run_id)
-            return
-        task = loop.create_task(self._add(record.cost_usd))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        if record.cost_usd:
+            self._tasks.start(self._add(record.cost_usd), f"spend of run {record.run_id}")
 
     async def _add(self, usd: Decimal) -> None:
         total = await self.ledger.add(usd)
@@ -63,5 +52,4 @@ class SpendWatch:
             self.signal(Signal(self.name, "all", True, message, "critical"))
 
     async def drain(self) -> None:
-        while self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._tasks.drain()

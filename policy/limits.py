@@ -10,8 +10,6 @@ token: millions for a busy key).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
@@ -20,13 +18,12 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from callbacks.background import BackgroundTasks
 from callbacks.records import CallRecord
 from errors import RateLimited
 from policy.keys import Caller
 from policy.tiers import Tier
 from shared_state.link import RedisLink
-
-logger = logging.getLogger("llm_server.limits")
 
 T = TypeVar("T")
 
@@ -99,22 +96,14 @@ class TokenMeter:
     def __init__(self, limits: CallerLimits, tiers: Mapping[str, Tier]):
         self.limits = limits
         self.tiers = tiers
-        self._pending: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     def __call__(self, record: CallRecord) -> None:
         key_id, tier = record.metadata.get("api_key_id"), self.tiers.get(str(record.metadata.get("tier")))
-        if not key_id or tier is None or record.total_tokens <= 0:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a sync call on a worker thread: LangServe never makes one
-            logger.debug("tokens of run %s not charged: no event loop", record.run_id)
-            return
-        task = loop.create_task(self.limits.charge_tokens(str(key_id), tier.tokens_per_minute, record.total_tokens))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        if key_id and tier is not None and record.total_tokens > 0:
+            charge = self.limits.charge_tokens(str(key_id), tier.tokens_per_minute, record.total_tokens)
+            self._tasks.start(charge, f"tokens of run {record.run_id}")
 
     async def drain(self) -> None:
         """Wait until every charge made so far is counted (at shutdown, and in tests)."""
-        while self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._tasks.drain()

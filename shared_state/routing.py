@@ -14,6 +14,7 @@ import logging
 
 from redis.asyncio import Redis
 
+from callbacks.background import BackgroundTasks
 from policy.answers import AlreadyRated, Answer, MemoryAnswerBook, UnknownRun
 from policy.bandit import ModelBandit
 from shared_state.link import Down, RedisLink
@@ -51,20 +52,14 @@ class BanditSync:
         self.bandit = bandit
         self.refresh_s = refresh_s
         self._observe = link.client.register_script(_OBSERVE)
-        self._pending: set[asyncio.Task[object]] = set()
+        self._tasks = BackgroundTasks()
         self._refresher: asyncio.Task[None] | None = None
         bandit.on_observe = self.observed
 
     def observed(self, kind: str, model: str, reward: float, weight: float, prior: float) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         keys = [f"{ARM_PREFIX}{kind}:{model}", ARMS]
         args = [reward, weight, self.bandit.discount, prior]
-        task = loop.create_task(self.link.attempt(lambda r: self._observe(keys=keys, args=args, client=r)))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._tasks.start(self.link.attempt(lambda r: self._observe(keys=keys, args=args, client=r)), "share arm")
 
     async def refresh(self) -> None:
         """Load every shared arm into the local bandit."""
@@ -97,7 +92,8 @@ class BanditSync:
     async def close(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
-        await asyncio.gather(*self._pending, *(t for t in [self._refresher] if t), return_exceptions=True)
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        await self._tasks.drain()
 
 
 async def _all_arms(client: Redis) -> dict[str, dict[str, str]]:
@@ -114,17 +110,11 @@ class RedisAnswerBook:
         self.link = link
         self.local = local or MemoryAnswerBook()  # also used while Redis is away
         self._claim = link.client.register_script(_CLAIM)
-        self._pending: set[asyncio.Task[object]] = set()
+        self._tasks = BackgroundTasks()
 
     def remember(self, run_id: str, answer: Answer) -> None:
         self.local.remember(run_id, answer)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        task = loop.create_task(self.link.attempt(lambda r: _store(r, run_id, answer)))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._tasks.start(self.link.attempt(lambda r: _store(r, run_id, answer)), f"share answer {run_id}")
 
     async def claim(self, run_id: str, user_id: str | None) -> Answer:
         found = await self.link.attempt(
@@ -140,7 +130,7 @@ class RedisAnswerBook:
         return Answer(question_type, alternative, model, owner or None)
 
     async def drain(self) -> None:
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._tasks.drain()
 
 
 async def _store(client: Redis, run_id: str, answer: Answer) -> None:
