@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from fastapi import FastAPI
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
 from langserve import add_routes
 
@@ -50,20 +50,8 @@ GENERATION_S = 2.0
 CHUNKS = 20
 
 
-class SlowStreamingModel(BaseChatModel):
+class SlowStreamingModel(InstantChatModel):
     """Streams ``CHUNKS`` chunks over ``GENERATION_S`` seconds, like a provider generating."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "slow-stream"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return LangSmithParams(ls_provider="openai", ls_model_name="gpt-4o-mini", ls_model_type="chat")
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="word " * CHUNKS))])
 
     async def _astream(
         self,
