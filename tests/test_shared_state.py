@@ -47,6 +47,7 @@ def replicas(
         "LLM_SERVER_ALERT_COST_THRESHOLD_USD": str(CALL_COST * Decimal("1.5")),
         "LLM_SERVER_ALERT_WEBHOOK_URL": f"{receiver.url}/hook",
         "LLM_SERVER_ALERT_COOLDOWN_S": "0",
+        "LLM_SERVER_ROUTING_EXPLORATION": "0",
     }
     with server_process(tmp_path / "a", settings) as a, server_process(tmp_path / "b", settings) as b:
         yield a, b
@@ -118,7 +119,7 @@ def test_spend_adds_up_across_replicas_and_its_alert_fires_once(
 
 def test_feedback_reaches_the_router_through_either_replica(replicas: tuple[str, str]) -> None:
     a, b = replicas
-    answer = post(a, "pro", {"input": {"question": "What is DNS?"}, "config": {"configurable": {"llm_model": "auto"}}})
+    answer = post(a, "pro")  # the pro tier's default model, openai; the question is classified as factual
     verdict = {"run_id": answer.json()["metadata"]["run_id"], "score": 0.0}
 
     on_b = httpx.post(f"{b}/feedback", json=verdict, headers=as_tier("pro"))
