@@ -90,11 +90,6 @@ class SizeLimits:
     max_batch_inputs: int
 
 
-def _access(caller: Caller, explicit: Iterable[str]) -> Access:
-    tier = caller.tier
-    return Access(caller.tier_name, tuple(tier.models), tier.default_model, frozenset(explicit))
-
-
 def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
     """Who called, as the server knows it. With keys, the key's owner replaces any ``user_id`` the
     client sent (kept as ``client_user_id``: a backend may pass its own users' ids); an open
@@ -127,7 +122,7 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], limits: Siz
         client_config = client_configs[min(index, len(client_configs) - 1)]
         configurable = (client_config or {}).get("configurable") if isinstance(client_config, dict) else None
         caller: Caller = request.state.caller
-        access = _access(caller, configurable or {})
+        access = Access.of_tier(caller.tier_name, caller.tier, configurable or {})
         check_model(access, (configurable or {}).get(MODEL_ID))
         metadata = {
             **(config.get("metadata") or {}),

@@ -247,6 +247,30 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         run_manager = await manager.on_chain_start(None, input, name=self.get_name(), run_id=config.pop("run_id", None))
         return config, run_manager
 
+    @staticmethod
+    def _failed(
+        trial: _Trial, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int, run_manager: Any
+    ) -> float | None:
+        """``_Trial.failed``, ending the run when the caller is at fault."""
+        try:
+            return trial.failed(position, breaker, exc, tries)
+        except RequestError as rejected:
+            run_manager.on_chain_error(rejected)
+            raise rejected from exc
+
+    async def _afailed(
+        self, trial: _Trial, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int, run_manager: Any
+    ) -> float | None:
+        """``_Trial.failed``, ending the run when the caller is at fault; then tells the other
+        replicas if the breaker changed."""
+        try:
+            wait = trial.failed(position, breaker, exc, tries)
+        except RequestError as rejected:
+            await run_manager.on_chain_error(rejected)
+            raise rejected from exc
+        await self._push(breaker)
+        return wait
+
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
@@ -264,11 +288,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     with deadline_scope(trial.deadline.at):
                         output = rung.runnable.invoke(input, self._rung_config(config, trial, position, run_manager))
                 except Exception as exc:
-                    try:
-                        wait = trial.failed(position, breaker, exc, tries)
-                    except RequestError as rejected:
-                        run_manager.on_chain_error(rejected)
-                        raise rejected from exc
+                    wait = self._failed(trial, position, breaker, exc, tries, run_manager)
                     if wait is None:
                         break
                     self._sleep(wait)
@@ -300,12 +320,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                         rung_config = self._rung_config(config, trial, position, run_manager)
                         output = await rung.runnable.ainvoke(input, rung_config)
                 except Exception as exc:
-                    try:
-                        wait = trial.failed(position, breaker, exc, tries)
-                    except RequestError as rejected:
-                        await run_manager.on_chain_error(rejected)
-                        raise rejected from exc
-                    await self._push(breaker)
+                    wait = await self._afailed(trial, position, breaker, exc, tries, run_manager)
                     if wait is None:
                         break
                     await self._asleep(wait)
@@ -359,11 +374,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                         interrupted = trial.interrupted(position, breaker, exc)
                         run_manager.on_chain_error(interrupted)
                         raise interrupted from exc
-                    try:
-                        wait = trial.failed(position, breaker, exc, tries)
-                    except RequestError as rejected:
-                        run_manager.on_chain_error(rejected)
-                        raise rejected from exc
+                    wait = self._failed(trial, position, breaker, exc, tries, run_manager)
                     if wait is None:
                         break
                     self._sleep(wait)
@@ -408,12 +419,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                         await self._push(breaker)
                         await run_manager.on_chain_error(interrupted)
                         raise interrupted from exc
-                    try:
-                        wait = trial.failed(position, breaker, exc, tries)
-                    except RequestError as rejected:
-                        await run_manager.on_chain_error(rejected)
-                        raise rejected from exc
-                    await self._push(breaker)
+                    wait = await self._afailed(trial, position, breaker, exc, tries, run_manager)
                     if wait is None:
                         break
                     await self._asleep(wait)

@@ -23,7 +23,7 @@ from callbacks.records import CallRecord
 from errors import RateLimited
 from policy.keys import Caller
 from policy.tiers import Tier
-from shared_state.link import RedisLink
+from shared_state.link import Down, RedisLink
 
 T = TypeVar("T")
 
@@ -44,16 +44,13 @@ class CallerLimits:
         self._clock = clock  # the storage's own clock: wall time
 
     async def _run(self, operation: Callable[[SlidingWindowCounterRateLimiter], Awaitable[T]]) -> T:
-        if self._shared is not None and (self._link is None or self._link.healthy):
-            for tries_left in (1, 0):  # one more try on a fresh connection, as RedisLink does
-                try:
-                    return await operation(self._shared)
-                except Exception as exc:  # the limits library raises its own and redis-py's errors
-                    if self._link is None:
-                        raise
-                    if not tries_left:
-                        self._link.lost(exc)
-        return await operation(self._local)
+        shared = self._shared
+        if shared is None:
+            return await operation(self._local)
+        if self._link is None:
+            return await operation(shared)
+        result = await self._link.attempt_call(lambda: operation(shared))
+        return await operation(self._local) if isinstance(result, Down) else result
 
     async def admit(self, caller: Caller) -> None:
         """Count one request against ``caller``'s key, or raise ``RateLimited`` with the wait.

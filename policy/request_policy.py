@@ -17,7 +17,7 @@ treated as the open tier and every id it passes counts as its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +50,10 @@ class Access:
     models: tuple[str, ...]
     default_model: str
     explicit: frozenset[str]
+
+    @classmethod
+    def of_tier(cls, name: str, tier: Tier, explicit: Iterable[str]) -> Access:
+        return cls(name, tuple(tier.models), tier.default_model, frozenset(explicit))
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -105,8 +109,7 @@ class RequestPolicy:
                 default_model=str(stamped["default_model"]),
                 explicit=frozenset(stamped["explicit"]),
             )
-        tier = self.tiers[self.open_tier]
-        return Access(self.open_tier, tuple(tier.models), tier.default_model, frozenset(configurable))
+        return Access.of_tier(self.open_tier, self.tiers[self.open_tier], configurable)
 
     def decide(
         self,

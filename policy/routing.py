@@ -38,6 +38,11 @@ PREFERENCES: dict[str, tuple[str, ...]] = {
     QuestionType.SMALLTALK: ("local", "openai", "gemini", "gpt4"),
 }
 PRIORS = {kind: rank_priors(order) for kind, order in PREFERENCES.items()}
+UNRANKED_PRIOR = 0.4
+
+
+def prior_of(kind: str, model: str) -> float:
+    return PRIORS[kind].get(model, UNRANKED_PRIOR)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class AdaptiveRouter:
         """The model for ``question`` among ``allowed``, preferring configured ones."""
         kind = str(question.type)
         candidates = [m for m in allowed if m in self.available] or list(allowed)
-        priors = {m: PRIORS[kind].get(m, 0.4) for m in candidates}
+        priors = {m: prior_of(kind, m) for m in candidates}
         choice = self.bandit.choose(kind, priors)
         ranked = ", ".join(f"{m} {v:.2f}" for m, v in sorted(choice.estimates.items(), key=lambda kv: -kv[1]))
         how = "exploring another model" if choice.explored else "best estimated reward"
@@ -109,7 +114,7 @@ class AdaptiveRouter:
             return
         reward = self.rewards.of_call(record)
         if reward is not None:
-            self.bandit.observe(kind, record.alternative, reward, prior=PRIORS[kind].get(record.alternative, 0.4))
+            self.bandit.observe(kind, record.alternative, reward, prior=prior_of(kind, record.alternative))
         if record.outcome == "ok" and record.root_run_id:
             user = record.metadata.get("user_id")
             answer = Answer(kind, record.alternative, record.model, None if user is None else str(user))
@@ -120,7 +125,7 @@ class AdaptiveRouter:
         ``user_id``, only that user's answers can be rated, so nobody can steer the router with
         verdicts on answers they never saw. Raises ``UnknownRun`` or ``AlreadyRated``."""
         answer = await self.answers.claim(run_id, user_id)
-        prior = PRIORS[answer.question_type].get(answer.alternative, 0.4)
+        prior = prior_of(answer.question_type, answer.alternative)
         self.bandit.observe(
             answer.question_type, answer.alternative, score, weight=self.rewards.feedback_weight, prior=prior
         )

@@ -62,11 +62,16 @@ class RedisLink:
         self._watcher: asyncio.Task[None] | None = None
 
     async def attempt(self, operation: Callable[[redis.Redis], Awaitable[T]]) -> T | Down:
+        """``operation`` on this link's client, or ``DOWN`` while Redis is away."""
+        return await self.attempt_call(lambda: operation(self.client))
+
+    async def attempt_call(self, call: Callable[[], Awaitable[T]]) -> T | Down:
+        """``call`` (which talks to this Redis, through any client), or ``DOWN`` while Redis is away."""
         if not self.healthy:
             return DOWN
         for tries_left in (1, 0):
             try:
-                return await operation(self.client)
+                return await call()
             except (TimeoutError, RedisError, OSError) as exc:
                 # After a Redis restart the pool's idle connections are dead; the failed one is
                 # dropped, so one more try on a fresh connection tells a restart from an outage.
@@ -75,7 +80,7 @@ class RedisLink:
         return DOWN
 
     def lost(self, exc: BaseException) -> None:
-        """Redis failed (here or in a library that talks to it): use local state until it answers."""
+        """Redis failed: use local state until it answers."""
         if not self.healthy:
             return
         self.healthy = False
