@@ -18,9 +18,9 @@ from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import LLMResult
+from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
-from callbacks.pricing import PriceTable
+from callbacks.pricing import PriceTable, Usage
 from callbacks.records import CallRecord
 from callbacks.usage import answer_of, model_of, usage_of
 from errors import Cause, classify, describe
@@ -53,6 +53,14 @@ class _Call:
     tags: list[str]
     metadata: dict[str, Any]
     first_token: float | None = None
+    # Tokens seen so far, for a call that ends early: what the chunks' usage reported, and how
+    # many chunks carried text (about one token each) for providers that report usage only last.
+    usage_input: int = 0
+    usage_output: int = 0
+    text_chunks: int = 0
+
+    def usage_so_far(self) -> Usage:
+        return Usage(input_tokens=self.usage_input, output_tokens=max(self.usage_output, self.text_chunks))
 
 
 class PerformanceMonitor(AsyncCallbackHandler):
@@ -121,10 +129,20 @@ class PerformanceMonitor(AsyncCallbackHandler):
     ) -> None:
         self._begin(sum(len(p) for p in prompts), run_id, tags, metadata)
 
-    async def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+    async def on_llm_new_token(
+        self, token: Any, *, chunk: GenerationChunk | ChatGenerationChunk | None = None, run_id: UUID, **kwargs: Any
+    ) -> None:
         call = self._calls.get(run_id)
-        if call is not None and call.first_token is None:
+        if call is None:
+            return
+        if call.first_token is None:
             call.first_token = self._clock()
+        if token:
+            call.text_chunks += 1
+        usage = getattr(getattr(chunk, "message", None), "usage_metadata", None)
+        if usage:
+            call.usage_input += int(usage.get("input_tokens", 0))
+            call.usage_output += int(usage.get("output_tokens", 0))
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         call = self._calls.pop(run_id, None)
@@ -153,7 +171,22 @@ class PerformanceMonitor(AsyncCallbackHandler):
             return
         cause = classify(error)
         outcome = "cancelled" if cause is Cause.CANCELLED else "error"
-        self._publish(self._record(call, run_id, outcome=outcome, cause=cause.value, error=describe(error), cost=None))
+        # A call cut short (the client left, the stream stalled) still used, and is billed for,
+        # the tokens streamed until then.
+        usage = call.usage_so_far()
+        cost = self.prices.cost(call.model, usage) if usage.total_tokens else None
+        self._publish(
+            self._record(
+                call,
+                run_id,
+                outcome=outcome,
+                cause=cause.value,
+                error=describe(error),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost=cost,
+            )
+        )
 
     def _publish(self, record: CallRecord) -> None:
         for listener in self.listeners:

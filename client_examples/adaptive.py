@@ -2,7 +2,7 @@
 why, and tell the router what you thought of the answer.
 
 Sends the key in ``X-API-Key`` when ``LLM_SERVER_API_KEY`` is set (an open server needs none),
-and waits out a 429 as its ``Retry-After`` says.
+and waits out a 429 or a 503 as its ``Retry-After`` says (see retrying.py).
 
     LLM_SERVER_API_KEY=lsk_... python client_examples/adaptive.py [SERVER_URL]    (default http://127.0.0.1:8000)
 """
@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 import httpx
+from retrying import explain, with_retries
 
 URL = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SERVER_URL", "http://127.0.0.1:8000")
 KEY = os.environ.get("LLM_SERVER_API_KEY")
 
 
 def post(http: httpx.Client, path: str, payload: dict[str, Any]) -> httpx.Response:
-    for _ in range(3):
+    def send() -> httpx.Response:
         response = http.post(path, json=payload)
-        if response.status_code != 429:
-            break
-        wait = int(response.headers.get("retry-after", "1"))
-        print(f"rate limited ({response.json()['limit']}); waiting {wait} s")
-        time.sleep(wait)
-    if response.status_code in (401, 403):
-        sys.exit(f"{response.status_code}: {response.json()['message']}")
-    response.raise_for_status()
-    return response
+        response.raise_for_status()
+        return response
+
+    try:
+        return with_retries(send)  # waits out a 429 or 503 as its Retry-After says
+    except httpx.HTTPStatusError as error:
+        sys.exit(explain(error))  # 401, 403, 422: the message says what to fix
 
 
 def main() -> None:

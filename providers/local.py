@@ -31,13 +31,15 @@ def _to_chat_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
 
 
 def _chunk(piece: Piece) -> ChatGenerationChunk:
+    usage = None
+    if piece.input_tokens or piece.output_tokens:
+        usage = UsageMetadata(
+            input_tokens=piece.input_tokens,
+            output_tokens=piece.output_tokens,
+            total_tokens=piece.input_tokens + piece.output_tokens,
+        )
     if piece.finish_reason is None:
-        return ChatGenerationChunk(message=AIMessageChunk(content=piece.text))
-    usage = UsageMetadata(
-        input_tokens=piece.input_tokens,
-        output_tokens=piece.output_tokens,
-        total_tokens=piece.input_tokens + piece.output_tokens,
-    )
+        return ChatGenerationChunk(message=AIMessageChunk(content=piece.text, usage_metadata=usage))
     return ChatGenerationChunk(
         message=AIMessageChunk(
             content="",

@@ -25,12 +25,25 @@ _DONE = object()
 
 @dataclass(frozen=True)
 class Piece:
-    """One streamed piece of an answer; the last one carries the finish reason and usage."""
+    """One streamed piece of an answer. The first piece with text carries the prompt's tokens and
+    the last one the finish reason and output tokens, so a stream cut short still tells what the
+    prompt cost; summed, as LangChain merges chunks, they give the call's usage."""
 
     text: str
     finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass
+class Generations:
+    """What the worker thread has done, for ``/health`` and for checking that a stream whose
+    client left really stopped generating."""
+
+    completed: int = 0
+    cancelled: int = 0
+    tokens: int = 0
+    running: bool = False
 
 
 class LocalEngine:
@@ -53,6 +66,7 @@ class LocalEngine:
         self._waiting = 0
         self._llama: Any = None
         self._formatter: Any = None
+        self.generations = Generations()
 
     # The model loads on first use, on the worker thread, so start-up stays instant.
     def _model(self) -> Any:
@@ -99,17 +113,26 @@ class LocalEngine:
         params = {**params, "max_tokens": min(params.get("max_tokens") or room, room)}
         output_tokens = 0
         finish_reason: str | None = None
-        for chunk in llama.create_chat_completion(messages=messages, stream=True, **params):
-            if stop.is_set():
-                finish_reason = "cancelled"
-                break
-            choice = chunk["choices"][0]
-            text = choice.get("delta", {}).get("content") or ""
-            if text:
-                output_tokens += 1  # llama.cpp streams one token per chunk
-                emit(Piece(text))
-            finish_reason = choice.get("finish_reason") or finish_reason
-        emit(Piece("", finish_reason or "stop", prompt_tokens, output_tokens))
+        self.generations.running = True
+        try:
+            for chunk in llama.create_chat_completion(messages=messages, stream=True, **params):
+                if stop.is_set():
+                    finish_reason = "cancelled"
+                    break
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content") or ""
+                if text:
+                    output_tokens += 1  # llama.cpp streams one token per chunk
+                    self.generations.tokens += 1
+                    emit(Piece(text, input_tokens=0 if output_tokens > 1 else prompt_tokens))
+                finish_reason = choice.get("finish_reason") or finish_reason
+        finally:
+            self.generations.running = False
+            if finish_reason == "cancelled":
+                self.generations.cancelled += 1
+            else:
+                self.generations.completed += 1
+        emit(Piece("", finish_reason or "stop", 0 if output_tokens else prompt_tokens, output_tokens))
 
     def _count_prompt_tokens(self, llama: Any, messages: list[dict[str, str]]) -> int:
         # llama.cpp reports no usage when streaming: render the model's own chat template.

@@ -1,17 +1,21 @@
-"""Real processes for the tests: ``python server.py`` and ``redis-server``, each on a free port."""
+"""Real processes for the tests: ``python server.py`` and ``redis-server``, each on a free port; and
+an app of the test's own served over real HTTP by uvicorn, in the test's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -47,6 +51,22 @@ def eventually(check: Callable[[], bool], what: str, timeout_s: float = 20) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout_s:g} s: {what}")
         time.sleep(0.05)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` over real HTTP (for browsers and for clients that hang up); yields its URL."""
+    # A socket already listening: connections queue from now on, so there is no start-up to wait for.
+    listening = socket.create_server(("127.0.0.1", 0))
+    # lifespan off: a test's app shares the session's local model, which its shutdown would close.
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    running = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await running
+        listening.close()
 
 
 @contextmanager

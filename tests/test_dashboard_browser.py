@@ -7,18 +7,16 @@ Set LLM_SERVER_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's p
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from tests.conftest import AppFactory, settings_for
+from tests.processes import serving
 from tests.provider_double import ProviderDouble
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,15 +31,8 @@ WAIT_MS = 15_000  # how long an expectation may wait for the page's next poll (e
 @pytest.fixture
 async def server_url(double: ProviderDouble, make_app: AppFactory) -> AsyncIterator[str]:
     app = make_app(settings_for(double, breaker_consecutive_failures=2, breaker_open_s=600))
-    # A socket already listening: connections queue from now on, so there is no start-up to wait for.
-    listening = socket.create_server(("127.0.0.1", 0))
-    # lifespan off: the test's app shares the session's local model, which its shutdown would close.
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
-    yield f"http://127.0.0.1:{listening.getsockname()[1]}"
-    server.should_exit = True
-    await serving
-    listening.close()
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

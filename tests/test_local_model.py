@@ -44,7 +44,8 @@ async def test_streamed_usage_matches_llama_cpps_own_count(local_engine: LocalEn
     usage = reference.create_chat_completion(messages=MESSAGES, max_tokens=8, temperature=0.0)["usage"]
     last = pieces[-1]
     assert last.finish_reason in ("stop", "length")
-    assert last.input_tokens == usage["prompt_tokens"]
+    assert sum(p.input_tokens for p in pieces) == usage["prompt_tokens"]  # sent with the first text
+    assert pieces[0].input_tokens == usage["prompt_tokens"]
     assert last.output_tokens == len([p for p in pieces if p.text])
     assert 0 < last.output_tokens <= 8
 

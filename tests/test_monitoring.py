@@ -10,11 +10,12 @@ from uuid import uuid4
 
 import httpx
 from fastapi import FastAPI
-from langchain_core.messages import AIMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
 from callbacks.performance import PerformanceMonitor
-from callbacks.pricing import Price, PriceTable
+from callbacks.pricing import Price, PriceTable, Usage
 from callbacks.records import CallRecord, summarize
 from tests.provider_double import Behaviour, ProviderDouble
 
@@ -29,9 +30,14 @@ class FakeClock:
         return self.now
 
 
+def usage_of(input_tokens: int, output_tokens: int) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens
+    )
+
+
 def result(text: str, input_tokens: int, output_tokens: int) -> LLMResult:
-    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    message = AIMessage(content=text, usage_metadata=usage)
+    message = AIMessage(content=text, usage_metadata=usage_of(input_tokens, output_tokens))
     return LLMResult(generations=[[ChatGeneration(message=message)]], llm_output=None)
 
 
@@ -129,7 +135,29 @@ async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled() -> None:
     await monitor.on_llm_error(GeneratorExit(), run_id=run)
 
     assert (records[0].outcome, records[0].cause) == ("cancelled", "cancelled")
+    assert (records[0].output_tokens, records[0].cost_usd) == (0, None)
     assert summarize(records)["totals"]["errors"] == 0
+
+
+async def test_a_call_cut_short_is_charged_for_the_tokens_streamed_until_then() -> None:
+    records: list[CallRecord] = []
+    monitor = PerformanceMonitor([records.append], PRICES)
+    run = uuid4()
+    # One provider reports the prompt's usage with its first chunk (as the local model does);
+    # the rest stream text only, about a token a chunk.
+    first = ChatGenerationChunk(message=AIMessageChunk(content="a", usage_metadata=usage_of(40, 0)))
+
+    await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
+    await monitor.on_llm_new_token("a", chunk=first, run_id=run)
+    for token in ("b", "", "c"):
+        await monitor.on_llm_new_token(
+            token, chunk=ChatGenerationChunk(message=AIMessageChunk(content=token)), run_id=run
+        )
+    await monitor.on_llm_error(asyncio.CancelledError(), run_id=run)
+
+    (record,) = records
+    assert (record.outcome, record.input_tokens, record.output_tokens) == ("cancelled", 40, 3)
+    assert record.cost_usd == PRICES.cost("m", Usage(input_tokens=40, output_tokens=3))
 
 
 async def test_a_failing_listener_never_fails_the_call() -> None:
