@@ -200,7 +200,9 @@ class LocalEngine:
                     yield item
                 item = await items.get()
         finally:
-            stop.set()  # a cancelled or abandoned stream stops the generation
+            # A cancelled or abandoned stream stops its generation, or never starts it if queued.
+            stop.set()
+            future.cancel()
 
     def stream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Iterator[Piece]:
         items: queue.Queue[object] = queue.Queue()
@@ -220,6 +222,7 @@ class LocalEngine:
                 item = items.get()
         finally:
             stop.set()
+            future.cancel()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

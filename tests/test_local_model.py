@@ -93,6 +93,26 @@ async def test_waiting_longer_than_the_queue_timeout_fails_as_overloaded() -> No
         engine.close()
 
 
+async def test_a_caller_that_leaves_the_queue_never_gets_generated_for() -> None:
+    engine = build_engine(Settings(_env_file=None))
+    try:
+        engine.warm_up()
+        blocker = engine.astream(MESSAGES, {"max_tokens": 64, "logit_bias": {2: -100.0}})
+        await anext(blocker)  # generating now: the next caller queues
+        queued = asyncio.ensure_future(_drain(engine.astream(MESSAGES, {"max_tokens": 64})))
+        await asyncio.sleep(0)  # let it take its place in the queue
+        assert engine.waiting == 2
+
+        queued.cancel()
+        await _drain(blocker)
+        await asyncio.to_thread(engine.warm_up)  # queued behind anything still to run
+
+        assert (engine.generations.completed, engine.generations.cancelled) == (1, 0)
+        assert engine.waiting == 0
+    finally:
+        engine.close()
+
+
 async def _drain(stream) -> list:
     return [piece async for piece in stream]
 
