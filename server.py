@@ -17,22 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from langchain_core.runnables import Runnable
 from langserve import add_routes
 
 from api.access import AccessMiddleware
-from api.config_guard import SizeLimits, config_guard
+from api.body_guard import SizeLimits, body_guard
+from api.config_guard import config_guard
 from api.context import RequestContextMiddleware
 from api.errors import install_error_handlers
 from api.faults import faults_router
 from api.monitoring import monitoring_router
+from api.playground_guard import playground_guard
 from api.routing import routing_router
 from callbacks.metrics import MULTIPROCESS_DIR
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
 from dashboard.routes import install_dashboard
 from errors import NotConfigured
+from errors.secrets import install_log_redaction
 from policy.keys import Caller
 from policy.kit import PolicyKit
 from providers.catalog import build_engine, configured_alternatives
@@ -125,7 +128,8 @@ def create_app(
             chain.with_config(callbacks=suite.handlers if monitored else []),
             path=f"/{name}",
             config_keys=("configurable", "tags", "metadata"),
-            per_req_config_modifier=config_guard(name, chain.config_specs, sizes),
+            per_req_config_modifier=config_guard(name, chain.config_specs),
+            dependencies=[Depends(body_guard(chain.input_schema, sizes)), Depends(playground_guard)],
         )
     app.include_router(monitoring_router(suite, settings, engine, kit))
     app.include_router(routing_router(suite, access.router))
@@ -158,6 +162,7 @@ def _log_access(settings: Settings, access: PolicyKit) -> None:
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction(settings.secret_values())  # libraries log URLs and exception text we do not compose
 
 
 def main() -> None:
@@ -185,6 +190,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        timeout_keep_alive=settings.keep_alive_s,
         log_level=settings.log_level,
     )
 

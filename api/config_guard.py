@@ -3,8 +3,8 @@
 LangServe silently drops ``configurable`` ids it does not know, so a typo ("temp" for
 "llm_temperature") runs with defaults and nobody notices: the failure the seed's troubleshooting
 guide describes. Here an unknown id, a non-object ``configurable`` or a temperature outside 0-2
-is a 422 naming what is allowed. It also refuses what the caller may not have: a model above
-its tier (403), a question over ``max_prompt_chars`` or a batch over ``max_batch_inputs`` (413).
+is a 422 naming what is allowed. It also refuses a model above the caller's tier (403). What the
+body holds (readable JSON, sizes, batch items) ``api.body_guard`` has checked before.
 
 Then it stamps the server's own metadata over anything a client sent under those names: the
 request id and route, who is calling (``user_id``, ``tier``, ``api_key_id``) and ``access``: the
@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 
 from api.context import current_request_id
-from errors import RequestError, TooLarge
+from errors import RequestError
 from policy.keys import Caller
 from policy.request_policy import MODEL_ID, Access, check_model
 
@@ -58,38 +57,6 @@ def _client_configs(body: Any) -> list[Any]:
     return config if isinstance(config, list) else [config]
 
 
-def _questions(body: Any) -> list[Any]:
-    if not isinstance(body, dict):
-        return []
-    if isinstance(body.get("inputs"), list):
-        return [item.get("question") if isinstance(item, dict) else item for item in body["inputs"]]
-    item = body.get("input")
-    return [item.get("question") if isinstance(item, dict) else item]
-
-
-def _check_size(body: Any, limits: SizeLimits) -> None:
-    inputs = body.get("inputs") if isinstance(body, dict) else None
-    if isinstance(inputs, list) and len(inputs) > limits.max_batch_inputs:
-        raise TooLarge(
-            f"a batch may hold {limits.max_batch_inputs} inputs (LLM_SERVER_MAX_BATCH_INPUTS), this one has "
-            f"{len(inputs)}; split it",
-            details={"limit_inputs": limits.max_batch_inputs},
-        )
-    longest = max((len(q) for q in _questions(body) if isinstance(q, str)), default=0)
-    if longest > limits.max_prompt_chars:
-        raise TooLarge(
-            f"the question is {longest} characters; the limit is {limits.max_prompt_chars} "
-            "(LLM_SERVER_MAX_PROMPT_CHARS): shorten it",
-            details={"limit_chars": limits.max_prompt_chars},
-        )
-
-
-@dataclass(frozen=True)
-class SizeLimits:
-    max_prompt_chars: int
-    max_batch_inputs: int
-
-
 def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
     """Who called, as the server knows it. With keys, the key's owner replaces any ``user_id`` the
     client sent (kept as ``client_user_id``: a backend may pass its own users' ids); an open
@@ -102,7 +69,7 @@ def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
     return identity
 
 
-def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], limits: SizeLimits) -> ConfigModifier:
+def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec]) -> ConfigModifier:
     allowed = {spec.id: spec for spec in specs}
 
     async def modifier(config: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -115,7 +82,6 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], limits: Siz
         for client_config in client_configs:
             if isinstance(client_config, dict):
                 _check_configurable(route, client_config.get("configurable"), allowed)
-        _check_size(body, limits)
         # LangServe calls this once per config of a batch, in order: count to know whose it is.
         index = getattr(request.state, "config_index", 0)
         request.state.config_index = index + 1

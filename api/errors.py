@@ -1,16 +1,25 @@
 """Exception handlers: every error leaves as JSON with a message, never as a stack trace.
 
 ``AllRungsFailed`` -> 503 with ``Retry-After`` and each attempt; ``RequestError`` -> its status
-(429 with ``Retry-After``, 401 with the ``WWW-Authenticate`` challenge);
+(429 with ``Retry-After``, 401 with the ``WWW-Authenticate`` challenge); the errors FastAPI,
+Starlette and LangServe raise on their own (422 validation, 404, 405, 400 bad config hash) keep
+their ``detail`` and gain the ``error`` and ``message`` every other error body has;
 anything unexpected -> 500 with the request id to quote (the traceback goes to the log only).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.exceptions import HTTPException
 
 from api.context import REQUEST_ID_SCOPE_KEY, current_request_id, failure_body
 from errors import AllRungsFailed, ConfigurationError, RateLimited, RequestError, Unauthenticated
@@ -32,7 +41,49 @@ def request_error_response(exc: RequestError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
+def validation_message(errors: Sequence[Any], shown: int = 5) -> str:
+    """``body.input.question: Field required; ...``: what is wrong, where. LangServe also raises
+    validation errors whose items are plain strings ("Invalid JSON body")."""
+    parts = []
+    for error in errors[:shown]:
+        if isinstance(error, dict):
+            where = ".".join(str(part) for part in error.get("loc", ()))
+            parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid")))
+        else:
+            parts.append(str(error))
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "invalid request: " + ("; ".join(parts) or "the request does not match the schema") + more
+
+
+def http_error_body(request: Request, exc: HTTPException) -> dict[str, str]:
+    """``error`` and ``message`` for Starlette's and LangServe's own HTTP errors; the bare
+    "Not Found" and "Method Not Allowed" say which path and which methods instead."""
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "HTTP error"
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
+    if message == phrase == "Not Found":
+        message = f"nothing at {request.method} {request.url.path}; the routes are listed at /docs"
+    elif message == phrase == "Method Not Allowed":
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}; use {allowed or 'another method'}"
+    return {"error": phrase.lower().replace(" ", "_"), "message": message}
+
+
 def install_error_handlers(app: FastAPI, *, default_retry_after: int) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = {"error": "invalid_request", "message": validation_message(exc.errors())}
+        return JSONResponse({**body, "detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        body = {**http_error_body(request, exc), "detail": exc.detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(AllRungsFailed)
     async def all_rungs_failed(request: Request, exc: AllRungsFailed) -> JSONResponse:
         retry_after = exc.retry_after(default_retry_after)

@@ -15,6 +15,7 @@ from providers.local_engine import LocalEngine
 from resilience.kit import ResilienceKit
 from settings import Settings
 
+MAX_WINDOW_S = 100 * 365 * 86_400  # a century: "everything" for any store this server keeps
 _SINCE = Query(None, description="Only records at or after this time (ISO 8601).")
 
 
@@ -30,8 +31,12 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
     @router.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
         local_path = settings.resolved_local_model_path()
+        storage = suite.store.health()
+        generations = engine.generations
         return {
-            "status": "ok",
+            # Still serving either way (a load balancer should keep sending traffic); "degraded"
+            # says monitoring records wait in memory until the file takes writes again.
+            "status": "ok" if storage["writable"] else "degraded",
             "process": os.getpid(),  # which worker answered, when there are several
             "providers": {
                 "openai": settings.openai_api_key is not None,
@@ -39,6 +44,13 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
                 "local": bool(local_path and local_path.is_file()),
             },
             "local_queue": {"waiting": engine.waiting, "capacity": engine.queue_size},
+            "local_model": {
+                "generating": generations.running,
+                "completed": generations.completed,
+                "cancelled": generations.cancelled,  # stopped early: the client hung up
+                "tokens": generations.tokens,
+            },
+            "monitoring_storage": storage,
         }
 
     @router.get("/metrics", tags=["operations"])
@@ -47,7 +59,8 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
 
     @router.get("/monitoring/stats", tags=["monitoring"])
     async def stats(
-        window_s: float | None = Query(None, gt=0, description="Only the last this many seconds."),
+        # Bounded: a window past the calendar's start (datetime.min) overflowed into a 500.
+        window_s: float | None = Query(None, gt=0, le=MAX_WINDOW_S, description="Only the last this many seconds."),
         since: datetime | None = _SINCE,
     ) -> dict[str, Any]:
         start = _since(since, window_s)

@@ -1,6 +1,7 @@
 """Alert rules: each looks at finished call records and says, per subject (a model, a ladder),
 whether its condition holds now. ``AlertEngine`` turns those signals into firing and resolved
-notifications.
+notifications. ``storage_signals`` and ``delivery_signal`` do the same for the monitoring's own
+dependencies: the SQLite file and the alert destinations.
 
 Rules with memory (error rate over a window) keep it here; they are called
 from the event loop only, one record at a time. The cost threshold is ``callbacks.spend``.
@@ -13,7 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from callbacks.dispatch import DeliveryResult
 from callbacks.records import CallRecord
+from callbacks.storage import WriteReport
 
 # Failures that are nobody's incident: a provider without a key, a client that went away.
 _NOT_INCIDENTS = {"not_configured", "cancelled"}
@@ -102,12 +105,17 @@ class ErrorRate:
     """Fires while a model's share of failed calls over a sliding window is at or above a rate.
 
     Calls are counted in one-second buckets with running totals, so each record costs O(1) and
-    memory stays at most one bucket per second of window per model, whatever the traffic."""
+    memory stays at most one bucket per second of window per model, whatever the traffic.
+
+    Calls still running count too (``in_flight``): failures end sooner than answers, so at the
+    start of a burst the first calls to end are the failures, and counting ended calls alone
+    reads a 10% error rate as 100%."""
 
     name = "error_rate"
 
-    def __init__(self, rate: float, window_s: float, min_calls: int):
+    def __init__(self, rate: float, window_s: float, min_calls: int, in_flight: Callable[[str], int] = lambda model: 0):
         self.rate, self.window_s, self.min_calls = rate, window_s, min_calls
+        self.in_flight = in_flight
         self._buckets: dict[str, deque[list[float]]] = {}  # model -> [second, calls, errors]
         self._totals: dict[str, list[int]] = {}  # model -> [calls, errors] over the window
 
@@ -132,8 +140,10 @@ class ErrorRate:
         calls, errors = totals
         if calls < self.min_calls:
             return []
-        rate = errors / calls
-        message = f"{record.model}: {errors} of the last {calls} calls failed ({rate:.0%}) in {self.window_s:g}s"
+        running = self.in_flight(record.model)
+        rate = errors / (calls + running)
+        message = f"{record.model}: {errors} of the last {calls} calls failed in {self.window_s:g}s ({rate:.0%}"
+        message += f", counting {running} still running)" if running else ")"
         return [Signal(self.name, record.model, rate >= self.rate, message, "critical", {"model": record.model})]
 
 
@@ -163,3 +173,38 @@ class UnpricedModel:
             return []
         message = f"{record.model} is not in the price table; its calls are recorded with no cost"
         return [Signal(self.name, record.model, True, message, labels={"model": record.model})]
+
+
+def storage_signals(report: WriteReport, where: str, max_pending: int) -> list[Signal]:
+    """``storage:writes`` while the SQLite file refuses records; ``storage:dropped`` once records
+    were dropped in that outage. Both resolve when a write succeeds again."""
+    labels = {"path": where}
+    waiting = sum(report.waiting.values())
+    if report.ok:
+        writes = f"monitoring records are written to {where} again"
+        dropped = f"{writes}; {report.lost} records were dropped while it failed"
+    else:
+        writes = (
+            f"cannot write monitoring records to {where}: {report.error}; {waiting} records waiting in memory "
+            f"(at most {max_pending} of each kind), written once it works again"
+        )
+        dropped = (
+            f"{report.lost} monitoring records dropped: more than {max_pending} of a kind waited to be written "
+            f"to {where} ({report.error}); raise LLM_SERVER_MONITORING_MAX_PENDING or fix the file"
+        )
+    return [
+        Signal("storage", "writes", not report.ok, writes, "critical", labels),
+        Signal("storage", "dropped", not report.ok and report.lost > 0, dropped, "critical", labels),
+    ]
+
+
+def delivery_signal(result: DeliveryResult) -> Signal | None:
+    """``alert_delivery:<sink>`` while a destination does not take alerts (they still reach the log
+    and the other destinations); a delivery another replica made says nothing about this one."""
+    if result.ok and not result.attempts:
+        return None
+    if result.ok:
+        message = f"alerts reach {result.sink} again"
+    else:
+        message = f"alerts to {result.sink} are not getting through: {result.error} (after {result.attempts} attempts)"
+    return Signal("alert_delivery", result.sink, not result.ok, message, "warning", {"sink": result.sink})

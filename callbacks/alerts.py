@@ -101,7 +101,6 @@ class AlertEngine:
 
     def firing_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {rule.name: 0 for rule in self.rules}
-        for state in self._states.values():
-            if state.firing:
-                counts[state.signal.rule] = counts.get(state.signal.rule, 0) + 1
+        for state in self._states.values():  # every rule seen, so one that resolved goes back to 0
+            counts[state.signal.rule] = counts.get(state.signal.rule, 0) + int(state.firing)
         return counts

@@ -1,12 +1,15 @@
 """``AlertDispatcher``: delivers alerts to every sink in the background, with retries.
 
-State: one bounded queue of pending alerts and one worker task draining it, both created lazily
-on the first ``submit`` inside a running event loop. That is safe because everything touches them
-from that one loop (``submit`` is synchronous and never awaits, so it cannot interleave with the
-worker mid-operation). The bound keeps a broken destination from growing memory without limit:
-when the queue is full new alerts are dropped and a warning is logged. Alerts are delivered one
-at a time, in order (so "resolved" never overtakes its "firing"); the sinks of one alert are
-delivered concurrently, so a slow or failing sink does not hold up the others for that alert.
+State: a bounded queue of submitted alerts, a worker that claims each (replicas deliver an alert
+once) and hands it to every sink's own bounded queue, and one worker per sink delivering that
+queue in order, so "resolved" never overtakes its "firing" at a destination, and a destination
+that hangs or fails holds up only itself, never another sink or a later alert elsewhere. Queues
+and workers are created lazily on the first ``submit`` inside a running event loop, and touched
+from that loop only (``submit`` is synchronous and never awaits). Each attempt has a deadline of
+its own (``attempt_timeout_s``), whatever the sink's client does; an HTTP 4xx other than 408 and
+429 is not retried (the same request would be refused again). The bounds keep a broken
+destination from growing memory without limit: an alert that finds a queue full is dropped,
+logged and reported as a failed delivery.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from callbacks.alert_model import Alert, AlertSink
 
 logger = logging.getLogger("llm_server.alerts.dispatch")
 
 _URL = re.compile(r"\w+://\S+")
+_RETRYABLE_4XX = {408, 429}  # a timeout and "slow down": the same request may pass later
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return not (400 <= status < 500) or status in _RETRYABLE_4XX
+    return True
+
+
 class AlertDispatcher:
     def __init__(
         self,
         sinks: Sequence[AlertSink],
         *,
         attempts: int = 5,
+        attempt_timeout_s: float | None = None,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         queue_size: int = 1000,
@@ -65,6 +77,7 @@ class AlertDispatcher:
         share state deliver each alert once, from whichever claims it first)."""
         self._sinks = list(sinks)
         self._attempts = attempts
+        self._attempt_timeout_s = attempt_timeout_s
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
         self._queue_size = queue_size
@@ -72,7 +85,13 @@ class AlertDispatcher:
         self._sleep = sleep
         self._claim = claim
         self._queue: asyncio.Queue[Alert] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._lanes: list[asyncio.Queue[Alert]] = []  # one per sink, in the order of ``sinks``
+        self._workers: list[asyncio.Task[None]] = []
+        # Alerts queued or being handed out, plus deliveries queued or running. A delivery's own
+        # alert (a failing destination) is counted before that delivery ends, so idle means done.
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def submit(self, alert: Alert) -> None:
         """Queue ``alert`` for delivery. Never blocks and never raises; drops the alert if it cannot queue it."""
@@ -81,45 +100,100 @@ class AlertDispatcher:
         except RuntimeError:
             logger.warning("alert %s (%s) dropped: submit called outside a running event loop", alert.id, alert.rule)
             return
-        if self._queue is None:
-            self._queue = asyncio.Queue(maxsize=self._queue_size)
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._run(self._queue), name="alert-dispatcher")
+        if not self._workers or any(worker.done() for worker in self._workers):
+            self._start(loop)
+        assert self._queue is not None
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
             logger.warning("alert %s (%s) dropped: delivery queue is full (%d)", alert.id, alert.rule, self._queue_size)
+            for sink in self._sinks:
+                self._dropped(sink, alert)
+            return
+        self._began()
+
+    def _began(self) -> None:
+        self._busy += 1
+        self._idle.clear()
+
+    def _ended(self) -> None:
+        self._busy -= 1
+        if not self._busy:
+            self._idle.set()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self._queue_size)
+            self._lanes = [asyncio.Queue(maxsize=self._queue_size) for _ in self._sinks]
+        self._workers = [loop.create_task(self._hand_out(self._queue), name="alert-dispatcher")]
+        self._workers += [
+            loop.create_task(self._run_lane(sink, lane), name=f"alert-sink-{sink.name}")
+            for sink, lane in zip(self._sinks, self._lanes, strict=True)
+        ]
 
     async def drain(self) -> None:
-        """Wait until every alert submitted so far has been delivered or given up on."""
-        if self._queue is not None:
-            await self._queue.join()
+        """Wait until every alert submitted so far (and any alert its delivery raised) has been
+        delivered or given up on."""
+        await self._idle.wait()
 
     async def close(self) -> None:
         await self.drain()
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
 
-    async def _run(self, queue: asyncio.Queue[Alert]) -> None:
+    async def _hand_out(self, queue: asyncio.Queue[Alert]) -> None:
         while True:
             alert = await queue.get()
             try:
                 if self._claim is not None and not await self._claim(alert):
                     self._delivered_elsewhere(alert)
                     continue
-                await asyncio.gather(*(self._deliver(sink, alert) for sink in self._sinks))
-            except Exception:  # _deliver handles its own failures; this only guards the loop
+                for sink, lane in zip(self._sinks, self._lanes, strict=True):
+                    try:
+                        lane.put_nowait(alert)
+                        self._began()
+                    except asyncio.QueueFull:
+                        logger.warning("alert %s (%s) to %s dropped: its queue is full (%d)",
+                                       alert.id, alert.rule, sink.name, self._queue_size)  # fmt: skip
+                        self._dropped(sink, alert)
+            except Exception:  # the claim talks to Redis; this only guards the loop
                 logger.exception("alert %s: unexpected dispatcher error", alert.id)
             finally:
-                queue.task_done()
+                self._ended()
+
+    async def _run_lane(self, sink: AlertSink, lane: asyncio.Queue[Alert]) -> None:
+        while True:
+            alert = await lane.get()
+            try:
+                await self._deliver(sink, alert)
+            except Exception:  # _deliver handles its own failures; this only guards the loop
+                logger.exception("alert %s to %s: unexpected dispatcher error", alert.id, sink.name)
+            finally:
+                self._ended()
 
     def _delivered_elsewhere(self, alert: Alert) -> None:
         logger.info("alert %s (%s %s) is delivered by another replica", alert.id, alert.key, alert.state)
         for sink in self._sinks:
             self._report(DeliveryResult(alert.id, alert.rule, alert.state, sink.name, True, 0,
                                         "delivered by another replica", datetime.now(UTC)))  # fmt: skip
+
+    def _dropped(self, sink: AlertSink, alert: Alert) -> None:
+        error = f"dropped: {self._queue_size} alerts were already waiting"
+        self._report(DeliveryResult(alert.id, alert.rule, alert.state, sink.name, False, 0, error, datetime.now(UTC)))
+
+    async def _attempt(self, sink: AlertSink, alert: Alert) -> None:
+        if self._attempt_timeout_s is None:
+            await sink.send(alert)
+            return
+        try:
+            async with asyncio.timeout(self._attempt_timeout_s):
+                await sink.send(alert)
+        except TimeoutError:
+            raise TimeoutError(f"no answer within {self._attempt_timeout_s:g} s") from None
 
     async def _deliver(self, sink: AlertSink, alert: Alert) -> None:
         attempts = 0
@@ -130,6 +204,7 @@ class AlertDispatcher:
             wait=wait_exponential_jitter(
                 initial=self._initial_backoff_s, max=self._max_backoff_s, jitter=self._initial_backoff_s
             ),
+            retry=retry_if_exception(_retryable),
             sleep=self._sleep,
             reraise=True,
         )
@@ -137,7 +212,7 @@ class AlertDispatcher:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    await sink.send(alert)
+                    await self._attempt(sink, alert)
         except Exception as exc:
             error = _describe(exc)
             logger.warning("alert %s to %s failed after %d attempts: %s", alert.id, sink.name, attempts, error)

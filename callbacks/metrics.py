@@ -14,7 +14,9 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from callbacks.dispatch import DeliveryResult
 from callbacks.records import CallRecord
+from callbacks.storage import WriteReport
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
@@ -56,6 +58,21 @@ class MetricsExporter:
         self.breaker_changes = Counter(
             "circuit_breaker_transitions", "Circuit breaker state changes", ["endpoint", "to"], registry=r
         )
+        self.records_waiting = Gauge(
+            "monitoring_records_waiting", "Monitoring records not yet written to the SQLite file, by kind", ["kind"],
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.write_failures = Counter(
+            "monitoring_write_failures", "Failed writes to the monitoring SQLite file, by error", ["error"], registry=r
+        )
+        self.records_dropped = Counter(
+            "monitoring_records_dropped", "Monitoring records dropped: too many waited to be written", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        self.alert_deliveries = Counter(
+            "alert_deliveries", "Alert deliveries by destination and outcome (delivered, failed, dropped, elsewhere)",
+            ["sink", "outcome"], registry=r,
+        )  # fmt: skip
 
     def observe(self, record: CallRecord) -> None:
         model = record.model
@@ -88,6 +105,21 @@ class MetricsExporter:
     def observe_breaker(self, endpoint: str, state: str) -> None:
         self.breaker_state.labels(endpoint).set(_BREAKER_LEVELS[state])
         self.breaker_changes.labels(endpoint, state).inc()
+
+    def observe_storage(self, report: WriteReport) -> None:
+        for kind, count in report.waiting.items():
+            self.records_waiting.labels(kind).set(count)
+        if report.error_kind is not None:
+            self.write_failures.labels(report.error_kind).inc()
+        for kind, count in report.dropped.items():
+            self.records_dropped.labels(kind).inc(count)
+
+    def observe_delivery(self, result: DeliveryResult) -> None:
+        if result.attempts:
+            outcome = "delivered" if result.ok else "failed"
+        else:
+            outcome = "elsewhere" if result.ok else "dropped"
+        self.alert_deliveries.labels(result.sink, outcome).inc()
 
     def set_firing(self, counts: Mapping[str, int]) -> None:
         for rule, count in counts.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,17 @@ class PerformanceMonitor(AsyncCallbackHandler):
         self._clock = clock
         self._wall_clock = wall_clock
         self._calls: dict[UUID, _Call] = {}
+        self._running: Counter[str] = Counter()  # calls in flight per model
+
+    def in_flight(self, model: str) -> int:
+        """Calls of ``model`` started and not yet ended."""
+        return self._running[model]
+
+    def _end(self, run_id: UUID) -> _Call | None:
+        call = self._calls.pop(run_id, None)
+        if call is not None:
+            self._running[call.model] -= 1
+        return call
 
     def _begin(
         self,
@@ -91,7 +103,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         metadata: dict[str, Any] | None,
     ) -> None:
         metadata = dict(metadata or {})
-        self._calls[run_id] = _Call(
+        call = self._calls[run_id] = _Call(
             started=self._clock(),
             started_at=self._wall_clock(),
             root_run_id=metadata.get("root_run_id"),
@@ -101,6 +113,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
             tags=list(tags or []),
             metadata=metadata,
         )
+        self._running[call.model] += 1
 
     async def on_chat_model_start(
         self,
@@ -145,7 +158,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
             call.usage_output += int(usage.get("output_tokens", 0))
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        call = self._calls.pop(run_id, None)
+        call = self._end(run_id)
         if call is None:
             return
         usage = usage_of(response)
@@ -166,7 +179,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         )
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        call = self._calls.pop(run_id, None)
+        call = self._end(run_id)
         if call is None:
             return
         cause = classify(error)

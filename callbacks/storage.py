@@ -1,12 +1,17 @@
 """``CallStore``: call records, alerts, alert deliveries and feedback in a SQLite file (WAL).
 
-Writes never happen on the request path: ``add`` only appends to a list, and a background task
-writes everything pending in one transaction every ``flush_interval_s``. That interval is the
-durability bound: a process killed with SIGKILL loses at most the records of the last interval
-(plus the one transaction in flight). Reads flush first, so the API always sees every record
-that finished before the read. The pending lists are guarded by a lock because sync chain
-invocations may report from worker threads; all SQLite access goes through one aiosqlite
-connection, serialized by an asyncio lock.
+Writes never happen on the request path: ``add`` only queues (``PendingWrites``, safe from worker
+threads), and a background task writes everything pending in one transaction every
+``flush_interval_s``. That interval is the durability bound: a process killed with SIGKILL loses
+at most the records of the last interval (plus the one transaction in flight). Reads flush first
+and include whatever still waits, so the API always sees every record that finished before it.
+
+When the file cannot be written (disk full, read-only, gone) nothing is dropped on the spot: the
+transaction rolls back, the records stay queued in order (at most ``max_pending`` of each kind)
+and a later flush writes them, once; retries back off to one every few seconds, and the file is
+never deleted or recreated. Every flush hands a ``WriteReport`` to ``listeners`` (the storage
+alert, metrics). All SQLite access goes through one aiosqlite connection, serialized by an
+asyncio lock; a failed write closes it, since one opened on a read-only file stays read-only.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +33,7 @@ import aiosqlite
 
 from callbacks.alert_model import Alert
 from callbacks.dispatch import DeliveryResult
+from callbacks.pending import Batch, PendingWrites
 from callbacks.records import CallRecord, FeedbackRecord
 
 logger = logging.getLogger("llm_server.storage")
@@ -67,6 +74,8 @@ _CALL_COLUMNS = (
     "outcome, cause, error, prompt_chars, answer_chars, tags, metadata, user_id"
 )
 _HOUR_S = 3600.0
+_MAX_RETRY_S = 5.0  # while writes fail, retry at least this often: the outage ends within seconds of the fix
+_STORAGE_ERRORS = (sqlite3.Error, OSError)  # what a full, read-only or missing disk raises
 
 
 def _call_row(r: CallRecord) -> tuple[Any, ...]:
@@ -121,6 +130,31 @@ def _alert(row: aiosqlite.Row) -> Alert:
     )
 
 
+@dataclass(frozen=True)
+class WriteReport:
+    """One flush: whether the file took the records, what still waits, what was dropped."""
+
+    error: str | None  # why writing failed, e.g. "database or disk is full (SQLITE_FULL)"; None: it worked
+    error_kind: str | None  # a short name with few values, for metrics: SQLITE_FULL, PermissionError, ...
+    written: int
+    waiting: dict[str, int]  # per kind: calls, alerts, deliveries, feedback
+    dropped: dict[str, int]  # per kind, since the previous report
+    lost: int  # dropped since writing started failing; the report that ends the failure still carries it
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorname", None):
+        name = str(exc.sqlite_errorname)
+        return f"{exc} ({name})", name
+    if isinstance(exc, OSError):
+        return str(exc), type(exc).__name__
+    return f"{type(exc).__name__}: {exc}", type(exc).__name__
+
+
 class CallStore:
     def __init__(
         self,
@@ -128,41 +162,50 @@ class CallStore:
         *,
         flush_interval_s: float = 0.5,
         retention_days: float = 30.0,
+        max_pending: int = 20_000,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.path = Path(path)
         self.flush_interval_s = flush_interval_s
         self.retention_days = retention_days
+        self.listeners: list[Callable[[WriteReport], None]] = []
         self._clock = clock
-        self._pending_calls: list[CallRecord] = []
-        self._pending_alerts: list[Alert] = []
-        self._pending_deliveries: list[DeliveryResult] = []
-        self._pending_feedback: list[FeedbackRecord] = []
-        self._pending_lock = threading.Lock()
+        self._monotonic = monotonic
+        self._pending = PendingWrites(max_pending)
         self._db: aiosqlite.Connection | None = None
         self._db_lock: asyncio.Lock | None = None
         self._writer: asyncio.Task[None] | None = None
         self._last_pruned = 0.0
+        self._failure: str | None = None  # why the last write failed; None while writes succeed
+        self._failures = 0  # in a row
+        self._retry_at = 0.0
+        self._lost = 0  # dropped since writes started failing
+        self._reopen = False  # whether the connection may be one SQLite opened read-only
+
+    @property
+    def max_pending(self) -> int:
+        return self._pending.limit
+
+    def health(self) -> dict[str, Any]:
+        """For ``/health``: whether the file takes writes, and what waits in memory meanwhile."""
+        return {"writable": self._failure is None, "error": self._failure, "waiting": self._pending.sizes()}
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, record: CallRecord) -> None:
-        with self._pending_lock:
-            self._pending_calls.append(record)
+        self._pending.add_call(record)
         self._ensure_writer()
 
     def add_alert(self, alert: Alert) -> None:
-        with self._pending_lock:
-            self._pending_alerts.append(alert)
+        self._pending.add_alert(alert)
         self._ensure_writer()
 
     def add_delivery(self, delivery: DeliveryResult) -> None:
-        with self._pending_lock:
-            self._pending_deliveries.append(delivery)
+        self._pending.add_delivery(delivery)
         self._ensure_writer()
 
     def add_feedback(self, feedback: FeedbackRecord) -> None:
-        with self._pending_lock:
-            self._pending_feedback.append(feedback)
+        self._pending.add_feedback(feedback)
         self._ensure_writer()
 
     def _ensure_writer(self) -> None:
@@ -174,25 +217,58 @@ class CallStore:
             return  # called from a worker thread: the next call on the loop starts the writer
         self._writer = loop.create_task(self._write_periodically(), name="call-store-writer")
 
+    async def open(self) -> None:
+        """Open the file and start writing. A file that cannot be opened is reported to the
+        listeners, not raised: the server serves anyway and records wait until it can."""
+        with contextlib.suppress(Exception):
+            await self.flush()
+        self._ensure_writer()
+
     async def _write_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_s)
-            try:
-                await self.flush()
-            except Exception:  # a storage fault must not stop monitoring; the records stay pending
-                logger.exception("writing monitoring records to %s failed; will retry", self.path)
+            if self._due():
+                with contextlib.suppress(Exception):  # flush reported it; the records stay pending
+                    await self.flush()
+
+    def _due(self) -> bool:
+        return self._failure is None or self._monotonic() >= self._retry_at
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(self.path)
-            db.row_factory = aiosqlite.Row
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.executescript(_SCHEMA)
-            await db.commit()
+            try:
+                db.row_factory = aiosqlite.Row
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=NORMAL")
+                await db.executescript(_SCHEMA)
+                await db.commit()
+            except BaseException:
+                await db.close()
+                raise
             self._db = db
         return self._db
+
+    async def _disconnect(self) -> None:
+        """Close the connection, rolling back whatever a failed write left open."""
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                await db.close()
+
+    async def _abandon(self, exc: Exception) -> None:
+        """Roll back a failed write. A connection SQLite opened read-only stays so: close that one,
+        and have the next write open a new one; keep any other, since reopening may need disk space."""
+        name = str(getattr(exc, "sqlite_errorname", ""))
+        if self._db is None or name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+            self._reopen = True
+            await self._disconnect()
+            return
+        try:
+            await self._db.rollback()
+        except _STORAGE_ERRORS:
+            await self._disconnect()
 
     def _lock(self) -> asyncio.Lock:
         if self._db_lock is None:
@@ -200,49 +276,60 @@ class CallStore:
         return self._db_lock
 
     async def flush(self) -> None:
-        """Write everything pending now, in one transaction."""
+        """Write everything pending now, in one transaction. If the file refuses, everything stays
+        pending (in order) for the next flush and the error is raised."""
         async with self._lock():
-            with self._pending_lock:
-                calls, self._pending_calls = self._pending_calls, []
-                alerts, self._pending_alerts = self._pending_alerts, []
-                deliveries, self._pending_deliveries = self._pending_deliveries, []
-                feedback, self._pending_feedback = self._pending_feedback, []
+            batch = self._pending.take()
             try:
+                if self._reopen:  # reads may have reopened it while the file was read-only
+                    await self._disconnect()
                 db = await self._connection()
-                if not (calls or alerts or deliveries or feedback):
-                    await self._prune_if_due()
-                    return
-                await db.executemany(
-                    f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 26)})",
-                    [_call_row(r) for r in calls],
-                )
-                await db.executemany(
-                    "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (a.id, a.rule, a.key, a.state, a.severity, a.message, a.at.isoformat(), a.at.timestamp(),
-                         json.dumps(a.labels))
-                        for a in alerts
-                    ],
-                )  # fmt: skip
-                await db.executemany(
-                    "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(d.alert_id, d.rule, d.state, d.sink, int(d.ok), d.attempts, d.error, d.at.isoformat())
-                     for d in deliveries],
-                )  # fmt: skip
-                await db.executemany(
-                    "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(f.run_id, f.score, f.comment, f.user_id, f.question_type, f.alternative, f.at.isoformat())
-                     for f in feedback],
-                )  # fmt: skip
-                await db.commit()
-            except Exception:
-                with self._pending_lock:  # keep them for the next try, in order
-                    self._pending_calls[:0] = calls
-                    self._pending_alerts[:0] = alerts
-                    self._pending_deliveries[:0] = deliveries
-                    self._pending_feedback[:0] = feedback
+                if batch:
+                    await _insert(db, batch)
+                    await db.commit()
+            except Exception as exc:
+                self._pending.restore(batch)
+                await self._abandon(exc)
+                self._failed(exc)
                 raise
+            self._succeeded(len(batch))
             await self._prune_if_due()
+
+    def _failed(self, exc: Exception) -> None:
+        error, kind = _describe(exc)
+        if error != self._failure:
+            logger.error(
+                "cannot write monitoring records to %s: %s; %s waiting in memory, retrying",
+                self.path, error, self._pending.sizes(), exc_info=not isinstance(exc, _STORAGE_ERRORS),
+            )  # fmt: skip
+        self._failure = error
+        self._failures += 1
+        backoff = self.flush_interval_s * 2 ** min(self._failures, 16)
+        self._retry_at = self._monotonic() + min(backoff, _MAX_RETRY_S)
+        self._report(error, kind, written=0)
+
+    def _succeeded(self, written: int) -> None:
+        self._reopen = False
+        if self._failure is not None:
+            logger.warning("monitoring records are written to %s again (%d that waited)", self.path, written)
+        self._failure, self._failures = None, 0
+        self._report(None, None, written)
+        self._lost = 0
+
+    def _report(self, error: str | None, kind: str | None, written: int) -> None:
+        dropped = self._pending.take_dropped()
+        if dropped:
+            self._lost += sum(dropped.values())
+            logger.error(
+                "dropped monitoring records %s: more than %d of a kind waited to be written to %s",
+                dropped, self._pending.limit, self.path,
+            )  # fmt: skip
+        report = WriteReport(error, kind, written, self._pending.sizes(), dropped, self._lost)
+        for listener in self.listeners:
+            try:
+                listener(report)
+            except Exception:
+                logger.exception("storage listener failed")
 
     async def _prune_if_due(self) -> None:
         now = self._clock()
@@ -250,27 +337,46 @@ class CallStore:
             return
         self._last_pruned = now
         cutoff = now - self.retention_days * 86400
-        await self._db.execute("DELETE FROM calls WHERE started_ts < ?", (cutoff,))
-        await self._db.execute("DELETE FROM alerts WHERE at_ts < ?", (cutoff,))
-        await self._db.commit()
+        try:
+            await self._db.execute("DELETE FROM calls WHERE started_ts < ?", (cutoff,))
+            await self._db.execute("DELETE FROM alerts WHERE at_ts < ?", (cutoff,))
+            await self._db.commit()
+        except _STORAGE_ERRORS as exc:  # what was written stays written; pruning waits an hour
+            logger.warning("deleting old monitoring records from %s failed: %s", self.path, _describe(exc)[0])
+            await self._abandon(exc)
 
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-        await self.flush()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        try:
+            await self.flush()
+        except Exception:
+            logger.error("monitoring records %s could not be written to %s before shutdown and are lost",
+                         self._pending.sizes(), self.path)  # fmt: skip
+        await self._disconnect()
 
     # -- reading ---------------------------------------------------------------------------
-    async def _query(self, sql: str, params: Sequence[Any]) -> list[aiosqlite.Row]:
-        await self.flush()
+    async def _query(self, sql: str, params: Sequence[Any]) -> tuple[list[aiosqlite.Row], Batch]:
+        """Rows from the file, after writing what is due, and what still waits (taken under the
+        same lock, so a record is in one or the other). While writes fail, the file may not even
+        be readable: then only what waits is answered, and the storage alert says why."""
+        if self._due():
+            with contextlib.suppress(Exception):  # reported by flush; the read answers anyway
+                await self.flush()
         async with self._lock():
-            db = await self._connection()
-            async with db.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            try:
+                db = await self._connection()
+                async with db.execute(sql, params) as cursor:
+                    rows = list(await cursor.fetchall())
+            except _STORAGE_ERRORS as exc:
+                if self._failure is None:
+                    raise
+                logger.warning("cannot read %s either (%s): answering from memory", self.path, _describe(exc)[0])
+                await self._abandon(exc)
+                rows = []
+            return rows, self._pending.snapshot()
 
     async def find(
         self,
@@ -312,33 +418,98 @@ class CallStore:
             where.append("started_ts < ?")
             params.append(until.timestamp())
         sql = f"SELECT * FROM calls WHERE {' AND '.join(where)} ORDER BY started_ts DESC LIMIT ?"
-        return [_record(row) for row in await self._query(sql, [*params, limit])]
+        rows, waiting = await self._query(sql, [*params, limit])
+        stored = [_record(row) for row in rows]
+
+        def matches(r: CallRecord) -> bool:  # the WHERE clause above, for records not in the file yet
+            return (
+                (not run_id or run_id in (r.run_id, r.root_run_id))
+                and (not request_id or r.request_id == request_id)
+                and (not model or model in (r.model, r.alternative))
+                and (not outcome or r.outcome == outcome)
+                and (not tag or tag in r.tags)
+                and (not user_id or r.user_id == user_id)
+                and (not since or r.started_at.timestamp() >= since.timestamp())
+                and (not until or r.started_at.timestamp() < until.timestamp())
+            )
+
+        return _merge_calls(stored, filter(matches, waiting.calls), newest_first=True)[:limit]
 
     async def window(self, since: datetime | None = None) -> list[CallRecord]:
         """Every record since ``since`` (all when None), oldest first."""
-        rows = await self._query(
-            "SELECT * FROM calls WHERE started_ts >= ? ORDER BY started_ts", [since.timestamp() if since else 0.0]
-        )
-        return [_record(row) for row in rows]
+        start = since.timestamp() if since else 0.0
+        rows, waiting = await self._query("SELECT * FROM calls WHERE started_ts >= ? ORDER BY started_ts", [start])
+        recent = (r for r in waiting.calls if r.started_at.timestamp() >= start)
+        return _merge_calls([_record(row) for row in rows], recent, newest_first=False)
 
     async def alerts(self, *, limit: int = 100, since: datetime | None = None) -> list[Alert]:
-        rows = await self._query(
-            "SELECT * FROM alerts WHERE at_ts >= ? ORDER BY at_ts DESC LIMIT ?",
-            [since.timestamp() if since else 0.0, limit],
+        start = since.timestamp() if since else 0.0
+        rows, waiting = await self._query(
+            "SELECT * FROM alerts WHERE at_ts >= ? ORDER BY at_ts DESC LIMIT ?", [start, limit]
         )
-        return [_alert(row) for row in rows]
+        stored = [_alert(row) for row in rows]
+        recent = [a for a in waiting.alerts if a.at.timestamp() >= start]
+        if not recent:
+            return stored
+        by_id = {a.id: a for a in stored} | {a.id: a for a in recent}
+        return sorted(by_id.values(), key=lambda a: a.at, reverse=True)[:limit]
 
     async def feedback(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await self._query("SELECT * FROM feedback ORDER BY rowid DESC LIMIT ?", [limit])
-        return [dict(row) for row in rows]
+        rows, waiting = await self._query("SELECT * FROM feedback ORDER BY rowid DESC LIMIT ?", [limit])
+        recent = [
+            {"run_id": f.run_id, "score": f.score, "comment": f.comment, "user_id": f.user_id,
+             "question_type": f.question_type, "alternative": f.alternative, "at": f.at.isoformat()}
+            for f in reversed(waiting.feedback)
+        ]  # fmt: skip
+        return (recent + [dict(row) for row in rows])[:limit]
 
     async def deliveries(self, *alert_ids: str) -> list[dict[str, Any]]:
         """Delivery outcomes (sink, ok, attempts, error) of the given alerts, or of all."""
         sql, params = "SELECT * FROM deliveries", list(alert_ids)
         if alert_ids:
             sql += f" WHERE alert_id IN ({', '.join('?' * len(alert_ids))})"
-        rows = await self._query(sql + " ORDER BY rowid", params)
-        return [{**dict(row), "ok": bool(row["ok"])} for row in rows]
+        rows, waiting = await self._query(sql + " ORDER BY rowid", params)
+        recent = [
+            {"alert_id": d.alert_id, "rule": d.rule, "state": d.state, "sink": d.sink, "ok": d.ok,
+             "attempts": d.attempts, "error": d.error, "at": d.at.isoformat()}
+            for d in waiting.deliveries
+            if not alert_ids or d.alert_id in alert_ids
+        ]  # fmt: skip
+        return [{**dict(row), "ok": bool(row["ok"])} for row in rows] + recent
+
+
+async def _insert(db: aiosqlite.Connection, batch: Batch) -> None:
+    await db.executemany(
+        f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 26)})",
+        [_call_row(r) for r in batch.calls],
+    )
+    await db.executemany(
+        "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (a.id, a.rule, a.key, a.state, a.severity, a.message, a.at.isoformat(), a.at.timestamp(),
+             json.dumps(a.labels))
+            for a in batch.alerts
+        ],
+    )  # fmt: skip
+    await db.executemany(
+        "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(d.alert_id, d.rule, d.state, d.sink, int(d.ok), d.attempts, d.error, d.at.isoformat())
+         for d in batch.deliveries],
+    )  # fmt: skip
+    await db.executemany(
+        "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(f.run_id, f.score, f.comment, f.user_id, f.question_type, f.alternative, f.at.isoformat())
+         for f in batch.feedback],
+    )  # fmt: skip
+
+
+def _merge_calls(stored: list[CallRecord], waiting: Iterable[CallRecord], *, newest_first: bool) -> list[CallRecord]:
+    """Records from the file and those still waiting (which replace a stored one of the same run)."""
+    recent = list(waiting)
+    if not recent:
+        return stored
+    by_run = {r.run_id: r for r in stored} | {r.run_id: r for r in recent}
+    return sorted(by_run.values(), key=lambda r: r.started_at, reverse=newest_first)
 
 
 def utc_now() -> datetime:

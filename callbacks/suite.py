@@ -7,6 +7,8 @@ PerformanceMonitor (callback) -> CallRecord -> CallStore (SQLite)
 KeywordFilter (callback) -> log, metrics; in block mode it fails the call
 BreakerBoard (resilience) -> AlertEngine (circuit_breaker alerts), MetricsExporter
 CallRecord -> LatencyBoard (resilience, for the fastest-first ladder order)
+CallStore WriteReport -> AlertEngine (storage alerts), MetricsExporter
+AlertDispatcher DeliveryResult -> CallStore, AlertEngine (alert_delivery alerts), MetricsExporter
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from prometheus_client import Counter
 
 from callbacks import alert_rules
 from callbacks.alert_model import Alert, AlertSink
-from callbacks.alert_rules import Signal
+from callbacks.alert_rules import Signal, delivery_signal, storage_signals
 from callbacks.alerts import AlertEngine
-from callbacks.dispatch import AlertDispatcher
+from callbacks.dispatch import AlertDispatcher, DeliveryResult
 from callbacks.keyword_filter import KeywordFilter
 from callbacks.metrics import MetricsExporter
 from callbacks.performance import PerformanceMonitor
@@ -30,7 +32,7 @@ from callbacks.records import CallRecord
 from callbacks.sinks import DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
 from callbacks.slow_log import SlowCallLog
 from callbacks.spend import MemorySpendLedger, SpendLedger, SpendWatch
-from callbacks.storage import CallStore
+from callbacks.storage import CallStore, WriteReport
 from resilience.breaker import BreakerChange, BreakerState
 from resilience.kit import ResilienceKit
 from settings import Settings
@@ -50,13 +52,21 @@ class MonitoringSuite:
             settings.monitoring_db_path,
             flush_interval_s=settings.monitoring_flush_interval_s,
             retention_days=settings.monitoring_retention_days,
+            max_pending=settings.monitoring_max_pending,
         )
         self.metrics = MetricsExporter()
         self.http, sinks = _sinks(settings)
         self.dispatcher = AlertDispatcher(
-            sinks, attempts=settings.alert_delivery_attempts, on_delivery=self.store.add_delivery, claim=claim
+            sinks,
+            attempts=settings.alert_delivery_attempts,
+            attempt_timeout_s=settings.alert_delivery_timeout_s,
+            on_delivery=self._delivered,
+            claim=claim,
         )
-        self.engine = AlertEngine(_rules(settings), self._alert, cooldown_s=settings.alert_cooldown_s)
+        # The error-rate rule counts calls in flight, which the performance monitor (built below) knows.
+        rules = _rules(settings, in_flight=lambda model: self.performance.in_flight(model))
+        self.engine = AlertEngine(rules, self._alert, cooldown_s=settings.alert_cooldown_s)
+        self.store.listeners.append(self._stored)
         self.spend = SpendWatch(spend or MemorySpendLedger(), settings.alert_cost_threshold_usd, self.engine.signal)
         self.performance = PerformanceMonitor([self._record, self.spend], self.prices)
         self.keyword_filter = _keyword_filter(settings, self.metrics)
@@ -117,9 +127,23 @@ class MonitoringSuite:
         self.metrics.set_firing(self.engine.firing_counts())
         self.dispatcher.submit(alert)
 
+    def _stored(self, report: WriteReport) -> None:
+        """Alert while the SQLite file refuses records (they wait in memory), and export the backlog."""
+        self.metrics.observe_storage(report)
+        for signal in storage_signals(report, str(self.store.path), self.store.max_pending):
+            self.engine.signal(signal)
+
+    def _delivered(self, result: DeliveryResult) -> None:
+        self.store.add_delivery(result)
+        self.metrics.observe_delivery(result)
+        signal = delivery_signal(result)
+        if signal is not None:
+            self.engine.signal(signal)
+
     async def start(self) -> None:
-        """Open the SQLite file now, so a wrong path fails at start-up, not on the first call."""
-        await self.store.flush()
+        """Open the SQLite file now. One that cannot be written does not stop the server: it
+        answers, the storage alert fires (critical, in the log too) and records wait in memory."""
+        await self.store.open()
 
     async def close(self) -> None:
         """Deliver pending alerts, write pending records, release files and connections."""
@@ -132,14 +156,17 @@ class MonitoringSuite:
             await self.http.aclose()
 
 
-def _rules(settings: Settings) -> list[alert_rules.AlertRule]:
+def _rules(settings: Settings, *, in_flight: Callable[[str], int]) -> list[alert_rules.AlertRule]:
     return [
         alert_rules.long_prompt(settings.alert_long_prompt_chars),
         alert_rules.slow_response(settings.alert_slow_response_s),
         alert_rules.slow_first_token(settings.alert_slow_first_token_s),
         alert_rules.LLMError(),
         alert_rules.ErrorRate(
-            settings.alert_error_rate, settings.alert_error_rate_window_s, settings.alert_error_rate_min_calls
+            settings.alert_error_rate,
+            settings.alert_error_rate_window_s,
+            settings.alert_error_rate_min_calls,
+            in_flight,
         ),
         alert_rules.FallbackUsed(),
         alert_rules.UnpricedModel(),

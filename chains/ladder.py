@@ -73,14 +73,14 @@ _UNHEALTHY = frozenset(
 _END: Any = object()  # end of a rung's stream
 
 
-def _account(breaker: CircuitBreaker | None, cause: Cause) -> None:
+def _account(breaker: CircuitBreaker | None, cause: Cause, call: int | None) -> None:
     """Count a failure against the endpoint's breaker only when it says the endpoint is unwell."""
     if breaker is None:
         return
     if cause in _UNHEALTHY:
-        breaker.record_failure(cause.value)
+        breaker.record_failure(cause.value, call)
     else:
-        breaker.release()
+        breaker.release(call)
 
 
 def _allowed_rungs(ladder: FallbackLadder, metadata: dict[str, Any]) -> list[Rung]:
@@ -119,6 +119,7 @@ class _Trial:
         specs = [rung.spec for rung in rungs]
         order = self.kit.order(specs) if self.kit else list(range(len(specs)))
         self.rungs = [rungs[i] for i in order]
+        self.call: int | None = None  # the breaker's ticket for the try in flight
 
     def breaker(self, position: int) -> CircuitBreaker | None:
         if self.kit is None or position == len(self.rungs) - 1:  # the floor is always tried
@@ -136,12 +137,21 @@ class _Trial:
             return False
         return True
 
+    def begin(self, breaker: CircuitBreaker | None) -> None:
+        """A try starts: take its ticket, so the breaker judges it in the order it started."""
+        self.call = None if breaker is None else breaker.begin()
+
+    def release(self, breaker: CircuitBreaker | None) -> None:
+        """The try ended without a verdict (cancelled, or the client left)."""
+        if breaker is not None:
+            breaker.release(self.call)
+
     def failed(self, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int) -> float | None:
         """Account for a failed try. Returns the seconds to wait before retrying this rung, or
         None after recording the attempt (move on). Raises when the caller is at fault."""
         cause = classify(exc)
         spec = self.rungs[position].spec
-        _account(breaker, cause)
+        _account(breaker, cause, self.call)
         if cause.is_callers_fault:
             raise self._rejected(spec, exc)
         retry_after = retry_after_of(exc)
@@ -156,7 +166,7 @@ class _Trial:
 
     def succeeded(self, position: int, breaker: CircuitBreaker | None) -> None:
         if breaker is not None:
-            breaker.record_success()
+            breaker.record_success(self.call)
         outcomes = current_outcomes()
         if outcomes is not None:
             spec = self.rungs[position].spec
@@ -165,7 +175,7 @@ class _Trial:
     def interrupted(self, position: int, breaker: CircuitBreaker | None, exc: Exception) -> StreamInterrupted:
         """A stream failed after text reached the client: nobody can take over now."""
         cause = classify(exc)
-        _account(breaker, cause)
+        _account(breaker, cause, self.call)
         spec = self.rungs[position].spec
         error = StreamInterrupted(spec.model, cause, describe(exc))
         self._report(error)
@@ -284,6 +294,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             tries = 0
             while True:
                 tries += 1
+                trial.begin(breaker)
                 try:
                     with deadline_scope(trial.deadline.at):
                         output = rung.runnable.invoke(input, self._rung_config(config, trial, position, run_manager))
@@ -294,8 +305,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     self._sleep(wait)
                     continue
                 except BaseException:  # cancelled, or the client left: proves nothing either way
-                    if breaker is not None:
-                        breaker.release()
+                    trial.release(breaker)
                     raise
                 trial.succeeded(position, breaker)
                 run_manager.on_chain_end(output)
@@ -315,6 +325,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             tries = 0
             while True:
                 tries += 1
+                trial.begin(breaker)
                 try:
                     with deadline_scope(trial.deadline.at):
                         rung_config = self._rung_config(config, trial, position, run_manager)
@@ -326,8 +337,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     await self._asleep(wait)
                     continue
                 except BaseException:  # cancelled, or the client left: proves nothing either way
-                    if breaker is not None:
-                        breaker.release()
+                    trial.release(breaker)
                     raise
                 trial.succeeded(position, breaker)
                 await self._push(breaker)
@@ -361,6 +371,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             while True:
                 tries += 1
                 final: Any = None
+                trial.begin(breaker)
                 try:
                     chunks = iter(rung.runnable.stream(input, self._rung_config(config, trial, position, run_manager)))
                     with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
@@ -380,8 +391,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     self._sleep(wait)
                     continue
                 except BaseException:  # cancelled, or the client left: proves nothing either way
-                    if breaker is not None:
-                        breaker.release()
+                    trial.release(breaker)
                     raise
                 trial.succeeded(position, breaker)
                 run_manager.on_chain_end(final)
@@ -402,6 +412,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             while True:
                 tries += 1
                 final: Any = None
+                trial.begin(breaker)
                 try:
                     rung_config = self._rung_config(config, trial, position, run_manager)
                     achunks = aiter(rung.runnable.astream(input, rung_config))
@@ -425,8 +436,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                     await self._asleep(wait)
                     continue
                 except BaseException:  # cancelled, or the client left: proves nothing either way
-                    if breaker is not None:
-                        breaker.release()
+                    trial.release(breaker)
                     raise
                 trial.succeeded(position, breaker)
                 await self._push(breaker)

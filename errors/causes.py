@@ -13,6 +13,8 @@ import time
 from enum import StrEnum
 from typing import Any
 
+from errors.secrets import REDACTED, redact
+
 
 class Cause(StrEnum):
     RATE_LIMITED = "rate_limited"
@@ -41,8 +43,8 @@ def _from_status(status: int, text: str) -> Cause:
     text = text.lower()
     if status == 429:
         return Cause.RATE_LIMITED
-    if status in (401, 403):
-        return Cause.AUTH
+    if status in (401, 403) or "api key not valid" in text or "api_key_invalid" in text:
+        return Cause.AUTH  # Gemini refuses a key with 400 INVALID_ARGUMENT: not the caller's input
     if status == 404:
         # An unknown model or path is the server's setup, not the caller's input.
         return Cause.NOT_CONFIGURED
@@ -86,6 +88,9 @@ def classify(exc: BaseException) -> Cause:
         return _from_status(exc.status_code, f"{code} {exc.message}")
     if isinstance(exc, genai_errors.APIError):
         return _from_status(int(exc.code or 0), f"{exc.status} {exc.message}")
+    if exc.__cause__ is not None:
+        # langchain-google-genai raises its own errors from the SDK's 4xx (GoogleRateLimitError...).
+        return classify(exc.__cause__)
 
     name = type(exc).__name__
     if "Timeout" in name:
@@ -97,6 +102,8 @@ def classify(exc: BaseException) -> Cause:
 
 def _headers_of(exc: BaseException) -> Any:
     response = getattr(exc, "response", None)
+    if response is None and exc.__cause__ is not None:
+        return _headers_of(exc.__cause__)  # a wrapper raised from the SDK's error (see classify)
     return getattr(response, "headers", None)
 
 
@@ -123,10 +130,12 @@ def retry_after_of(exc: BaseException, *, now: float | None = None) -> float | N
 
 
 # Provider messages sometimes echo part of a key back; none of it may reach a client or a record.
+# The known shapes here, and ``redact`` for the keys this process holds (an OpenAI-compatible
+# server's key can look like anything) and for masked keys ("gsk_Vq8Z****eU5a").
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|key=[^&\s]+)")
 
 
 def describe(exc: BaseException, limit: int = 300) -> str:
     """A short, key-free description of an exception, fit for clients and records."""
-    text = _KEYLIKE.sub("[redacted]", str(exc) or type(exc).__name__)
+    text = redact(_KEYLIKE.sub(REDACTED, str(exc) or type(exc).__name__))
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errors import ConfigurationError
+from errors.secrets import withhold
 from policy.tiers import Tier
 from settings import Settings
 
@@ -95,6 +96,7 @@ def _digest_of(entry: object, path: Path, number: int) -> str:
             raise ConfigurationError(f"{path}: key #{number} has a `sha256` that is not 64 hex digits")
         return digest
     if isinstance(entry.get("key"), str) and len(entry["key"]) >= 16:
+        withhold(entry["key"])  # a key in clear is a secret this process now holds
         return hash_key(entry["key"])
     raise ConfigurationError(f"{path}: key #{number} needs `sha256` (hex) or `key` (16 characters or more)")
 

@@ -28,7 +28,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 
-from errors import Cause, ProviderError
+from errors import Cause, ProviderError, classify, describe, retry_after_of
 from resilience.deadline import current_deadline_at
 from resilience.faults import FaultPlan, FaultSpec
 
@@ -131,5 +131,13 @@ class GuardedStream(BaseChatModel):
         chunks = super()._astream(messages, stop, run_manager, **kwargs)
         if self.guard is not None:
             chunks = self.guard.stream(chunks)
-        async for chunk in chunks:
-            yield chunk
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as exc:
+            if getattr(exc, "response", None) is None:  # ours (ProviderError), or not from a provider
+                raise
+            # The SDK's error holds the provider's raw answer, which langchain-core copies into this
+            # run's output (body and headers: /stream_log shows them to the client), and a refused
+            # key may be in it. Only its key-free description goes on.
+            raise ProviderError(describe(exc), cause=classify(exc), retry_after=retry_after_of(exc)) from None

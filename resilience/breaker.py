@@ -4,6 +4,14 @@
     open ──(open_s passed)──> half_open: up to ``half_open_probes`` calls may go through
     half_open ──(a probe succeeds)──> closed;  half_open ──(a probe fails)──> open again
 
+Under concurrency, calls end out of order: a provider's errors come back in milliseconds while
+its answers stream for seconds, so the first calls to end after a burst are mostly the failures
+(measured by ``benchmarks/load.py``: the first 9 of 64 concurrent calls to end were its 9
+failures, at a 10% failure rate). So the breaker judges calls in the order they started: each try
+takes a ticket (``begin``), "N in a row" means N calls that started one after the other all
+failed, and the failure ratio counts the calls still in flight as not failed (yet). Without a
+ticket, a call counts as started when it ends (sequential callers).
+
 ``BreakerBoard`` keeps one breaker per endpoint (provider and model) and tells a listener about
 every change (alerts, metrics, log). State lives in memory and is touched from the event loop
 only. Replicas share open states through ``shared_state.breakers.BreakerSync``: a breaker can be
@@ -21,6 +29,8 @@ from enum import StrEnum
 from typing import Any
 
 logger = logging.getLogger("llm_server.breakers")
+
+_STALE_CALLS = 100_000  # a call this many tickets old is taken as lost (ended without a verdict)
 
 
 class BreakerState(StrEnum):
@@ -65,6 +75,10 @@ class CircuitBreaker:
         self._in_a_row = 0
         self._window: deque[tuple[float, bool]] = deque()  # (time, failed)
         self._window_failures = 0
+        self._next_call = 0
+        self._in_flight: set[int] = set()  # tickets of calls started and not ended
+        self._ended: dict[int, bool] = {}  # ticket -> failed, for calls that ended with a verdict
+        self._forgotten_below = 0  # tickets below this are out of every run that can still grow
         self._probes = 0
         self.last_reason = ""
         self.version = 0  # counts state changes, so a sync knows what it has published
@@ -93,15 +107,25 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self.policy.open_s - (self._clock() - self._opened_at))
 
-    def record_success(self) -> None:
+    def begin(self) -> int:
+        """A call to the endpoint starts now; pass the ticket to ``record_*`` or ``release``."""
+        call = self._next_call
+        self._next_call += 1
+        self._in_flight.add(call)
+        return call
+
+    def record_success(self, call: int | None = None) -> None:
+        self._end(call, failed=False)
         self._observe(failed=False)
         if self._state is BreakerState.HALF_OPEN:
             self._probes = max(0, self._probes - 1)
             self._reset_counts()
             self._move(BreakerState.CLOSED, "a probe succeeded")
 
-    def record_failure(self, cause: str = "") -> None:
+    def record_failure(self, cause: str = "", call: int | None = None) -> None:
+        call = self._end(call, failed=True)
         self._observe(failed=True)
+        self._in_a_row = self._run_through(call)
         if self._state is BreakerState.HALF_OPEN:
             self._probes = max(0, self._probes - 1)
             self._open(f"a probe failed ({cause})")
@@ -109,9 +133,10 @@ class CircuitBreaker:
         if self._state is not BreakerState.CLOSED:
             return
         calls = len(self._window)
+        judged = calls + len(self._in_flight)  # calls still in flight have not failed (yet)
         if self._in_a_row >= self.policy.consecutive_failures:
             self._open(f"{self._in_a_row} failures in a row, the last {cause}")
-        elif calls >= self.policy.min_calls and self._window_failures / calls >= self.policy.failure_ratio:
+        elif calls >= self.policy.min_calls and self._window_failures / judged >= self.policy.failure_ratio:
             self._open(f"{self._window_failures} of the last {calls} calls failed, the last {cause}")
 
     def open_from_elsewhere(self, reason: str, remaining_s: float) -> None:
@@ -129,8 +154,10 @@ class CircuitBreaker:
             self._reset_counts()
             self._move(BreakerState.CLOSED, "closed by another replica")
 
-    def release(self) -> None:
+    def release(self, call: int | None = None) -> None:
         """A call that proved nothing either way (the caller left, the input was bad)."""
+        if call is not None:
+            self._in_flight.discard(call)
         if self._state is BreakerState.HALF_OPEN:
             self._probes = max(0, self._probes - 1)
 
@@ -147,9 +174,39 @@ class CircuitBreaker:
             "retry_in_s": round(self.retry_in(), 3),
         }
 
+    def _end(self, call: int | None, *, failed: bool) -> int:
+        """Record a call's verdict under its ticket (a new one, if it had none); forget verdicts
+        too old to join a run with any call still in flight or yet to start."""
+        if call is None:
+            call = self.begin()
+        self._in_flight.discard(call)
+        self._ended[call] = failed
+        oldest = min(self._in_flight, default=self._next_call)
+        if self._next_call - oldest > _STALE_CALLS:  # a ticket nobody ended: stop waiting for it
+            self._in_flight = {c for c in self._in_flight if self._next_call - c <= _STALE_CALLS}
+            oldest = min(self._in_flight, default=self._next_call)
+        # A run through any call that can still end reaches at most this far back.
+        keep_from = min(call, oldest) - self.policy.consecutive_failures
+        while self._forgotten_below < keep_from:
+            self._ended.pop(self._forgotten_below, None)
+            self._forgotten_below += 1
+        return call
+
+    def _run_through(self, call: int) -> int:
+        """How many calls that started one after the other, ``call`` among them, all failed."""
+        limit = self.policy.consecutive_failures
+        run = 1
+        for step in (-1, 1):
+            neighbour = call + step
+            while run < limit and self._ended.get(neighbour) is True:
+                run += 1
+                neighbour += step
+        return run
+
     def _observe(self, *, failed: bool) -> None:
         now = self._clock()
-        self._in_a_row = self._in_a_row + 1 if failed else 0
+        if not failed:
+            self._in_a_row = 0
         self._window.append((now, failed))
         self._window_failures += failed
         horizon = now - self.policy.window_s
@@ -161,6 +218,7 @@ class CircuitBreaker:
         self._in_a_row = 0
         self._window.clear()
         self._window_failures = 0
+        self._ended.clear()  # calls in flight stay in flight
 
     def _open(self, reason: str) -> None:
         self._opened_at = self._clock()

@@ -12,10 +12,12 @@ import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from errors.secrets import MIN_LENGTH
 from policy.schedule import StyleSchedule
 from policy.tiers import ALTERNATIVES, Tier, default_tiers
 from resilience.faults import FaultSpec
@@ -51,6 +53,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address uvicorn binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port uvicorn listens on.")
     workers: int = Field(1, ge=1, description="Number of uvicorn worker processes.")
+    keep_alive_s: int = Field(
+        65,
+        ge=1,
+        description="Seconds an idle client connection stays open. Longer than clients keep idle connections "
+        "(httpx: 5 s) so none reuses one the server is closing; behind a load balancer, longer than its idle timeout.",
+    )
     metrics_dir: Path = Field(
         Path("var/prometheus"), description="Where workers share their Prometheus values (emptied at start)."
     )
@@ -215,6 +223,12 @@ class Settings(BaseSettings):
         0.5, gt=0, le=1.0, description="Records are written this often: the most a SIGKILL can lose."
     )
     monitoring_retention_days: float = Field(30, gt=0, description="Calls and alerts older than this are deleted.")
+    monitoring_max_pending: int = Field(
+        20_000,
+        ge=100,
+        description="While the SQLite file cannot be written, records of each kind kept in memory until it can "
+        "(about 2 kB each); past this the oldest are dropped, counted and alerted.",
+    )
     price_table_path: Path = Field(
         Path(__file__).resolve().parent.parent / "data" / "prices.toml",
         description="USD prices per 1M tokens, per model.",
@@ -246,7 +260,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Recipients of alert email, comma-separated."
     )
     alert_delivery_attempts: int = Field(5, ge=1, le=20, description="Tries per alert and destination.")
-    alert_delivery_timeout_s: float = Field(5.0, gt=0, description="Timeout of one alert delivery.")
+    alert_delivery_timeout_s: float = Field(
+        5.0, gt=0, description="Longest one attempt at delivering an alert may take; past it, it failed and is retried."
+    )
 
     # The seed's exercise handlers.
     keyword_filter_words: Annotated[list[str], NoDecode] = Field(
@@ -328,6 +344,25 @@ class Settings(BaseSettings):
 
     def resolved_local_model_path(self) -> Path | None:
         return self.local_model_path or bundled_smollm2_path()
+
+    def secret_values(self) -> list[str]:
+        """Every secret in these settings, for ``errors.secrets.withhold``: provider keys, the SMTP
+        password, the Redis URL and its password, and the token parts of webhook URLs (path, query
+        or password: where Slack and Discord put the token), or the whole URL when none is long."""
+        values = [
+            secret.get_secret_value()
+            for secret in (self.openai_api_key, self.google_api_key, self.alert_smtp_password)
+            if secret is not None
+        ]
+        password = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
+        if self.redis_url is not None and password:  # without one, the URL is only an address
+            values += [self.redis_url.get_secret_value(), password, unquote(password)]
+        for hook in (self.alert_webhook_url, self.alert_slack_webhook_url, self.alert_discord_webhook_url):
+            if hook is not None:
+                parts = urlsplit(hook.get_secret_value())
+                tokens = [p for p in (parts.path, parts.query, parts.password) if p and len(p) >= MIN_LENGTH]
+                values += tokens or [hook.get_secret_value()]  # a log line still shows the host
+        return [value for value in values if value]
 
 
 def env_variable(name: str) -> str:

@@ -58,6 +58,7 @@ class RedisLink:
         self.on_health = on_health
         self.pools: list[redis.ConnectionPool] = [self.client.connection_pool]  # emptied on recovery
         self.healthy = True
+        self.outages = 0  # how many times Redis was lost: who shares state can tell it may have restarted
         self.recovered = asyncio.Event()  # set each time Redis answers again after being lost
         self._watcher: asyncio.Task[None] | None = None
 
@@ -84,6 +85,7 @@ class RedisLink:
         if not self.healthy:
             return
         self.healthy = False
+        self.outages += 1
         self.recovered.clear()
         reason = f"{type(exc).__name__}: {exc}".replace(self.url, self.where)[:200]
         logger.error("Redis at %s unreachable (%s): serving on this process's own state", self.where, reason)

@@ -3,7 +3,9 @@ generateContent / streamGenerateContent wire formats, so the real SDK clients ar
 their real request, streaming and error paths.
 
 Each model answers according to a ``Behaviour`` set by the test (answer, fail with a status and
-Retry-After, answer slowly, or cut a stream without a finish reason). Every request is logged.
+Retry-After, answer slowly, or cut a stream without a finish reason), or per request through a
+``Fault`` chosen by ``Behaviour.fault_for`` (the load benchmark draws them at random). Every request
+is logged, and ``GET /double/served`` returns the log to a test running in another process.
 This is the only place in the project that knows the providers' wire formats.
 """
 
@@ -16,7 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -35,6 +37,22 @@ _GEMINI_STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class Fault:
+    """One request's injected failure: an error ``status`` (with ``retry_after``), or a stream that
+    ends without a finish reason after ``cut_after`` pieces of text (0: before any text)."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    cut_after: int | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.status is not None:
+            return str(self.status)
+        return "cut_before_text" if self.cut_after == 0 else "cut_mid_stream"
+
+
 @dataclass
 class Behaviour:
     """How a model answers. ``fail_status`` wins over everything; ``delay_s`` applies first."""
@@ -44,9 +62,15 @@ class Behaviour:
     retry_after: str | None = None
     delay_s: float = 0.0
     cut_stream: bool = False  # stream some text, then end without a finish reason
+    chunk_delay_s: float = 0.0  # pause between streamed chunks (OpenAI), as a model generating
     delay_for: Callable[[str], float] | None = None  # per-question delay, on top of delay_s
     fail_when: Callable[[str], bool] | None = None  # fail_status applies only to these questions
     status_for: Callable[[str], int | None] | None = None  # per-question failure status, over fail_status
+    # Refuse the presented key as the provider does: "masked" answers like the real API (OpenAI
+    # 401 naming the key's first 8 and last 4 characters; Gemini 400 API_KEY_INVALID), "echo"
+    # like a careless OpenAI-compatible server that repeats the whole key in its error message.
+    reject_key: Literal["masked", "echo"] | None = None
+    fault_for: Callable[[str], Fault | None] | None = None  # asked once per request, over everything above
 
     def status(self, question: str) -> int | None:
         if self.status_for is not None:
@@ -57,6 +81,15 @@ class Behaviour:
 
     def delay(self, question: str) -> float:
         return self.delay_s + (self.delay_for(question) if self.delay_for else 0.0)
+
+    def fault(self, question: str) -> Fault | None:
+        """This request's failure, if any; ``cut_after=-1`` stands for the default cut point."""
+        if self.fault_for is not None:
+            return self.fault_for(question)
+        status = self.status(question)
+        if status:
+            return Fault(status=status, retry_after=self.retry_after)
+        return Fault(cut_after=-1) if self.cut_stream else None
 
 
 @dataclass
@@ -69,6 +102,20 @@ class Served:
     input_tokens: int = 0
     output_tokens: int = 0
     body: dict[str, Any] = field(default_factory=dict)
+    fault: str | None = None  # the injected fault's kind
+    chunks_sent: int = 0  # of a stream: fewer than the answer's words when the caller hung up
+    completed: bool = False  # the whole answer went out (False for errors, cut streams, hang-ups)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "stream": self.stream,
+            "question": self.question,
+            "status": self.status,
+            "fault": self.fault,
+            "completed": self.completed,
+        }
 
 
 def _words(text: str) -> int:
@@ -87,14 +134,16 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
 
 
 class ProviderDouble:
-    def __init__(self) -> None:
+    def __init__(self, *, keep_bodies: bool = True) -> None:
         self.behaviours: dict[str, Behaviour] = {}
         self.served: list[Served] = []
+        self.keep_bodies = keep_bodies  # False under load: the log then holds no request bodies
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/{version}/models/{model_action:path}", self._gemini, methods=["POST"]),
+                Route("/double/served", self._served_log, methods=["GET"]),
             ]
         )
         self._server: uvicorn.Server | None = None
@@ -147,9 +196,16 @@ class ProviderDouble:
 
     def _log(self, served: Served) -> Served:
         # Logged on arrival: a slow answer must not land in the log of whichever test runs next.
+        if not self.keep_bodies:
+            served.body = {}
         with self._lock:
             self.served.append(served)
         return served
+
+    async def _served_log(self, request: Request) -> Response:
+        with self._lock:
+            log = [s.as_dict() for s in self.served]
+        return JSONResponse({"served": log})
 
     # -- OpenAI ----------------------------------------------------------------------------
     async def _openai(self, request: Request) -> Response:
@@ -158,14 +214,17 @@ class ProviderDouble:
         stream = bool(body.get("stream"))
         question = _prompt_text(body.get("messages", []))
         behaviour = self.behaviours.get(model, Behaviour())
-        served = self._log(Served("openai", model, stream, question, 0, body=body))
+        fault = behaviour.fault(question)
+        served = self._log(Served("openai", model, stream, question, 0, body=body, fault=fault and fault.kind))
         await asyncio.sleep(behaviour.delay(question))
-        failure = behaviour.status(question)
-        if failure:
-            served.status = failure
-            headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
-            error = {"error": {"message": f"double says {failure}", "type": "double", "code": None}}
-            return JSONResponse(error, status_code=failure, headers=headers)
+        if behaviour.reject_key:
+            served.status = 401
+            return _openai_key_refused(request.headers.get("authorization", ""), behaviour.reject_key)
+        if fault is not None and fault.status:
+            served.status = fault.status
+            headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+            error = {"error": {"message": f"double says {fault.status}", "type": "double", "code": None}}
+            return JSONResponse(error, status_code=fault.status, headers=headers)
         answer = self._answer(model, question)
         usage = {"prompt_tokens": _words(question), "completion_tokens": _words(answer)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -177,22 +236,31 @@ class ProviderDouble:
         base = {"id": "chatcmpl-double", "created": int(time.time()), "model": model}
         if not stream:
             choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            served.completed = True
             return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
+        words = answer.split(" ")
+        cut_after = None if fault is None else fault.cut_after
+        if cut_after == -1:  # the default cut: after about half the words
+            cut_after = len(words) // 2 + 1
+
         async def events() -> AsyncIterator[bytes]:
-            words = answer.split(" ")
             for i, word in enumerate(words):
+                if i == cut_after:
+                    return
                 piece = word if i == 0 else " " + word
                 choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
                 yield _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
-                if behaviour.cut_stream and i == len(words) // 2:
-                    return
+                served.chunks_sent += 1
+                if behaviour.chunk_delay_s:
+                    await asyncio.sleep(behaviour.chunk_delay_s)
             choice = {"index": 0, "delta": {}, "finish_reason": "stop"}
             yield _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
             if include_usage:
                 yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"
+            served.completed = True
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -204,12 +272,17 @@ class ProviderDouble:
         contents = body.get("contents", [])
         question = " ".join(p.get("text", "") for c in contents for p in c.get("parts", []))
         behaviour = self.behaviours.get(model, Behaviour())
-        served = self._log(Served("gemini", model, stream, question, 0, body=body))
+        fault = behaviour.fault(question)
+        served = self._log(Served("gemini", model, stream, question, 0, body=body, fault=fault and fault.kind))
         await asyncio.sleep(behaviour.delay(question))
-        status = behaviour.status(question)
+        if behaviour.reject_key:
+            served.status = 400
+            key = request.headers.get("x-goog-api-key") or request.query_params.get("key", "")
+            return _gemini_key_refused(key, behaviour.reject_key)
+        status = fault.status if fault is not None else None
         if status:
             served.status = status
-            headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else {}
+            headers = {"retry-after": fault.retry_after} if fault and fault.retry_after else {}
             error = {
                 "error": {
                     "code": status,
@@ -231,23 +304,49 @@ class ProviderDouble:
             return c
 
         if not stream:
+            served.completed = True
             return JSONResponse(
                 {"candidates": [candidate(answer, "STOP")], "usageMetadata": usage, "modelVersion": model}
             )
+
+        cut_after = None if fault is None else fault.cut_after
 
         async def events() -> AsyncIterator[bytes]:
             words = answer.split(" ")
             half = max(1, len(words) // 2)
             first, rest = " ".join(words[:half]), " " + " ".join(words[half:])
+            if cut_after == 0:
+                return
             yield _sse({"candidates": [candidate(first, None)], "modelVersion": model}, sep=b"\r\n\r\n")
-            if behaviour.cut_stream:
+            if cut_after is not None:
                 return
             yield _sse(
                 {"candidates": [candidate(rest, "STOP")], "usageMetadata": usage, "modelVersion": model},
                 sep=b"\r\n\r\n",
             )
+            served.completed = True
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _openai_key_refused(authorization: str, how: str) -> Response:
+    key = authorization.removeprefix("Bearer ")
+    shown = key if how == "echo" else key[:8] + "*" * max(0, len(key) - 12) + key[-4:]
+    message = f"Incorrect API key provided: {shown}. You can find your API key at https://platform.openai.com/account/api-keys."
+    error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    return JSONResponse(error, status_code=401)
+
+
+def _gemini_key_refused(key: str, how: str) -> Response:
+    told = f" ({key})" if how == "echo" else ""
+    reason = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com",
+    }
+    message = f"API key not valid{told}. Please pass a valid API key."
+    error = {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT", "details": [reason]}}
+    return JSONResponse(error, status_code=400)
 
 
 def _sse(data: dict[str, Any], sep: bytes = b"\n\n") -> bytes:

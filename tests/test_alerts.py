@@ -124,6 +124,23 @@ def test_error_rate_over_a_window_with_a_minimum_of_calls() -> None:
     assert sent[0].severity == "critical"
 
 
+def test_error_rate_counts_calls_still_running_so_quick_failures_do_not_read_as_all_failing() -> None:
+    running = {"m": 0}
+    engine, sent, _ = engine_with(
+        alert_rules.ErrorRate(rate=0.5, window_s=60, min_calls=4, in_flight=lambda model: running[model])
+    )
+
+    running["m"] = 36  # a burst of 40 calls: 4 fail at once while the other 36 still stream
+    for _ in range(4):
+        engine.observe(call(outcome="error", cause="server_error"))
+    assert sent == []  # 4 of 40, not 4 of 4
+
+    running["m"] = 0  # the same failures with nothing else running are an outage
+    engine.observe(call(outcome="error", cause="server_error"))
+    assert states(sent) == [("error_rate:m", "firing")]
+    assert "5 of the last 5 calls failed" in sent[0].message
+
+
 def test_fallback_used_per_ladder() -> None:
     engine, sent, _ = engine_with(alert_rules.FallbackUsed())
 

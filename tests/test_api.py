@@ -166,6 +166,16 @@ async def test_playground_page_loads(client: httpx.AsyncClient) -> None:
     assert "<html" in response.text.lower()
 
 
+@pytest.mark.parametrize("name", ["assets/", "index.html/x", "a" * 300, "%00", "no-such.js"])
+async def test_a_playground_path_naming_no_file_is_a_json_404(client: httpx.AsyncClient, name: str) -> None:
+    # Found by tests/test_fuzz.py: LangServe opened these and answered a directory, a path under a
+    # file, a name too long or a NUL byte with a 500 (and a missing file with a bare "Not Found").
+    response = await client.get(f"/chat/playground/{name}")
+
+    assert response.status_code == 404
+    assert "/chat/playground/" in response.json()["message"]
+
+
 async def test_health_reports_configured_providers(client: httpx.AsyncClient) -> None:
     body = (await client.get("/health")).json()
 
@@ -182,3 +192,77 @@ async def test_every_route_publishes_its_schemas(client: httpx.AsyncClient, rout
     assert input_schema["properties"]["question"]["type"] == "string"
     assert output_schema["type"] == "string"
     assert "configurable" in config_schema["properties"]
+
+
+# Found by tests/test_fuzz.py: bodies LangServe answered with a 500.
+
+
+@pytest.mark.parametrize("endpoint", ["invoke", "batch", "stream"])
+async def test_a_body_that_is_not_utf8_is_422(client: httpx.AsyncClient, endpoint: str) -> None:
+    response = await client.post(f"/chat/{endpoint}", content=b"\x80{", headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert "UTF-8" in response.json()["message"]
+
+
+async def test_json_nested_deeper_than_the_parser_goes_is_422(client: httpx.AsyncClient) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    response = await client.post("/chat/invoke", content=deep, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert "JSON" in response.json()["message"]
+
+
+@pytest.mark.parametrize("endpoint", ["invoke", "stream", "stream_events"])
+async def test_config_null_is_422(client: httpx.AsyncClient, endpoint: str) -> None:
+    response = await client.post(f"/chat/{endpoint}", json={"input": QUESTION, "config": None})
+
+    assert response.status_code == 422
+    assert "body.config" in response.json()["message"]
+
+
+async def test_a_batch_item_the_input_schema_rejects_is_422_naming_it(
+    client: httpx.AsyncClient, double: ProviderDouble
+) -> None:
+    response = await client.post("/fallback/batch", json={"inputs": [QUESTION, {"question": ""}]})
+
+    assert response.status_code == 422
+    body = response.json()
+    assert "body.inputs.1.question" in body["message"]
+    assert body["detail"][0]["loc"] == ["body", "inputs", 1, "question"]
+    assert double.served == [], "nothing may run when any item is invalid"
+
+
+@pytest.mark.parametrize("inputs", [5, "question", {"question": "hi"}])
+async def test_batch_inputs_that_are_not_a_list_are_422(client: httpx.AsyncClient, inputs: object) -> None:
+    response = await client.post("/chat/batch", json={"inputs": inputs})
+
+    assert response.status_code == 422
+    assert "body.inputs" in response.json()["message"]
+
+
+async def test_a_stats_window_past_the_calendar_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/monitoring/stats", params={"window_s": "6.6e307"})
+
+    assert response.status_code == 422
+    assert "window_s" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "says"),
+    [
+        ("GET", "/no/such/route", None, 404, "/no/such/route"),
+        ("DELETE", "/health", None, 405, "GET"),
+        ("POST", "/feedback", {"run_id": "r1", "score": 7}, 422, "body.score"),
+        ("POST", "/chat/c/not-a-hash/invoke", {"input": QUESTION}, 400, "config hash"),
+    ],
+)
+async def test_errors_fastapi_and_langserve_raise_carry_a_message(
+    client: httpx.AsyncClient, method: str, path: str, body: object, status: int, says: str
+) -> None:
+    response = await client.request(method, path, json=body)
+
+    assert response.status_code == status
+    assert says in response.json()["message"]
+    assert "detail" in response.json(), "kept for clients of FastAPI's own shape"

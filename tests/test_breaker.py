@@ -127,3 +127,55 @@ def test_the_board_keeps_one_breaker_per_endpoint_and_reports_changes() -> None:
     snapshot = {b["endpoint"]: b["state"] for b in board.snapshot()}
     assert snapshot == {"openai:gpt-4o": "open"}
     assert [c.endpoint for c in changes] == ["openai:gpt-4o"]
+
+
+def test_failures_that_end_first_among_concurrent_calls_are_not_in_a_row() -> None:
+    b = breaker(Clock())
+    calls = [b.begin() for _ in range(20)]  # a burst; calls 3, 9 and 15 fail, and fail fast
+    for call in (3, 9, 15):
+        b.record_failure("server_error", calls[call])
+    assert b.state is BreakerState.CLOSED, "three failures ended in a row, but they did not start in a row"
+    for call in calls:
+        if call not in (3, 9, 15):
+            b.record_success(call)
+    assert b.snapshot()["failures_in_a_row"] == 0
+
+
+def test_calls_that_started_one_after_the_other_and_all_failed_open_it_whatever_order_they_end_in() -> None:
+    b = breaker(Clock())
+    ok, first, second, third = (b.begin() for _ in range(4))
+    b.record_success(ok)
+    b.record_failure("timeout", third)
+    b.record_failure("timeout", first)
+    assert b.state is BreakerState.CLOSED, "the call between them is still in flight"
+    b.record_failure("timeout", second)
+    assert b.state is BreakerState.OPEN
+
+
+def test_the_failure_ratio_counts_calls_still_in_flight_as_not_failed() -> None:
+    b = breaker(Clock())
+    calls = [b.begin() for _ in range(12)]
+
+    def end(*numbers: int) -> None:  # even numbers fail, odd ones answer
+        for n in numbers:
+            if n % 2 == 0:
+                b.record_failure("server_error", calls[n])
+            else:
+                b.record_success(calls[n])
+
+    end(0, 1, 2, 3, 5, 4)  # 3 of the 6 that ended failed (the ratio), but 6 are still in flight
+    assert b.state is BreakerState.CLOSED
+    end(6, 7, 8, 9, 10)  # 6 of the 11 that ended, and 1 in flight: 6 of 12
+    assert b.state is BreakerState.OPEN
+    assert b.last_reason == "6 of the last 11 calls failed, the last server_error"
+
+
+def test_a_released_call_leaves_the_flight_and_breaks_a_run() -> None:
+    b = breaker(Clock())
+    first, released, second, third = (b.begin() for _ in range(4))
+    b.release(released)
+    for call in (first, second, third):
+        b.record_failure("server_error", call)
+    assert b.state is BreakerState.CLOSED, "a call with no verdict sits between the first and the second"
+    b.record_failure("server_error", b.begin())
+    assert b.state is BreakerState.OPEN

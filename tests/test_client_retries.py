@@ -72,8 +72,7 @@ async def test_a_429_is_retried_after_its_retry_after_then_given_up(
             await close(chat)
 
     assert caught.value.response.status_code == 429
-    told = float(caught.value.response.headers["retry-after"])  # most of the minute: well above the default 5 s
-    assert told > 30
+    told = float(caught.value.response.headers["retry-after"])
     assert len(waits) == 2 and all(abs(wait - told) <= 1 for wait in waits)  # all within the same second or so
     assert "requests per minute" in explain(caught.value)
 

@@ -87,6 +87,27 @@ async def test_gemini_failure_moves_to_gpt4(
     assert len(double.requests_for("gemini-3.5-flash")) == 1, "the Gemini SDK must not retry on its own"
 
 
+async def test_gemini_4xx_are_classified_through_the_wrapper_langchain_puts_around_them(
+    double: ProviderDouble, make_app: AppFactory, tmp_path: Path
+) -> None:
+    # langchain-google-genai raises GoogleRateLimitError etc. from the SDK's ClientError; a refused
+    # key is Gemini's 400 INVALID_ARGUMENT: the server's to fix, not a 422 for the caller.
+    app = make_app(settings_for(double, local_model_path=tmp_path / "missing.gguf"), own_engine=True)
+    double.set("gpt-4o-mini", Behaviour(fail_status=503))
+    double.set("gemini-3.5-flash", Behaviour(fail_status=429, retry_after="9"))
+    double.set("gpt-4o", Behaviour(fail_status=503))
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+        limited = await http.post("/fallback/invoke", json=QUESTION)
+        double.set("gemini-3.5-flash", Behaviour(reject_key="masked"))
+        refused = await http.post("/fallback/invoke", json=QUESTION)
+
+    assert limited.status_code == refused.status_code == 503
+    assert [a["cause"] for a in limited.json()["attempts"]][1] == "rate_limited"
+    assert limited.headers["retry-after"] == "9", "Gemini's Retry-After is read through the wrapper"
+    assert [a["cause"] for a in refused.json()["attempts"]][1] == "auth"
+
+
 async def test_every_rung_failing_answers_503_listing_each_attempt(
     double: ProviderDouble, make_app: AppFactory, tmp_path: Path
 ) -> None:

@@ -53,12 +53,15 @@ async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
     await monitor.on_chat_model_start({}, [[HumanMessage("a")]], run_id=a, metadata=META)
     clock.now = 1.0
     await monitor.on_chat_model_start({}, [[HumanMessage("bb")]], run_id=b, metadata=META)
+    assert monitor.in_flight("m") == 2
     clock.now = 1.5
     await monitor.on_llm_new_token("x", run_id=b)
     clock.now = 5.0
     await monitor.on_llm_end(result("answer a", 10, 20), run_id=a)
+    assert monitor.in_flight("m") == 1
     clock.now = 7.0
-    await monitor.on_llm_end(result("b", 3, 4), run_id=b)
+    await monitor.on_llm_error(RuntimeError("boom"), run_id=b)
+    assert monitor.in_flight("m") == 0
 
     by_run = {r.run_id: r for r in records}
     assert by_run[str(a)].duration_s == 5.0

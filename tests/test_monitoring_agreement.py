@@ -11,22 +11,13 @@ from decimal import Decimal
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.load import metric_sum
 from tests.conftest import AppFactory, settings_for
 from tests.provider_double import Behaviour, ProviderDouble
 from tests.receivers import HttpReceiver
 
 QUESTIONS = ["What is a breaker?", "fail: what is a retry?", "인공지능이란?", "fail: explain backoff"]
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 async def burst(http: httpx.AsyncClient, count: int) -> list[httpx.Response]:

@@ -1,7 +1,7 @@
 """Replicas sharing one Redis behave as one service: two ``python server.py`` processes and a real
 ``redis-server``. A breaker opened through one is open in the other, spend and rate limits add
 up across both, an alert is delivered once; and a server whose Redis dies keeps serving on its
-own state, alerts, and shares again when Redis returns."""
+own state, alerts, shares again when Redis returns, and loses none of what it recorded."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def replicas(
         "LLM_SERVER_ALERT_WEBHOOK_URL": f"{receiver.url}/hook",
         "LLM_SERVER_ALERT_COOLDOWN_S": "0",
         "LLM_SERVER_ROUTING_EXPLORATION": "0",
+        "LLM_SERVER_POLICY_PROMPT_STYLES": "00-24=default",  # CALL_COST is its prompt's; nights are concise
     }
     with server_process(tmp_path / "a", settings) as a, server_process(tmp_path / "b", settings) as b:
         yield a, b
@@ -138,7 +139,7 @@ def factual_openai(url: str) -> dict[str, object]:
     return next((arm for arm in arms if arm["model"] == "openai"), {})
 
 
-async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_when_it_returns(
+async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_losing_nothing(
     double: ProviderDouble, make_app: AppFactory, tmp_path: Path
 ) -> None:
     own_redis = RedisServer()
@@ -150,7 +151,8 @@ async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_wh
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://server") as http:
-            assert (await http.post("/chat/invoke", json=QUESTION, headers=as_tier("pro"))).status_code == 200
+            before = await http.post("/chat/invoke", json=QUESTION, headers=as_tier("pro"))
+            assert before.status_code == 200
             await app.state.monitoring.spend.drain()
             own_redis.kill()
 
@@ -164,6 +166,8 @@ async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_wh
             await app.state.monitoring.spend.drain()
             alerts = (await http.get("/monitoring/alerts", headers=as_tier("pro"))).json()
             spent = Decimal(redis.Redis.from_url(own_redis.url).get(SPEND_KEY).decode())
+            calls = (await http.get("/monitoring/calls", headers=as_tier("pro"))).json()["calls"]
+            stats = (await http.get("/monitoring/stats", headers=as_tier("pro"))).json()["totals"]
     finally:
         await shared.close()
         own_redis.kill()
@@ -174,5 +178,10 @@ async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_wh
     assert after.status_code == 200
     assert "shared_state" not in {x["rule"] for x in alerts["firing"]}
     assert ("shared_state", "resolved") in {(x["rule"], x["state"]) for x in alerts["history"]}
-    # The restarted Redis came back empty; it got what was spent during the outage, and since.
-    assert spent == 3 * CALL_COST
+    # Nothing recorded before, during or after the outage is lost: every call's record, and the
+    # shared spend, although the restarted Redis came back empty (no persistence).
+    served = {r.headers["x-request-id"] for r in (before, *during, after)}
+    assert {c["request_id"] for c in calls} == served and len(calls) == 4
+    recorded = sum(Decimal(c["cost_usd"]) for c in calls)
+    assert recorded > 0 and Decimal(stats["cost_usd"]) == recorded
+    assert spent == recorded
