@@ -45,7 +45,6 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,7 +61,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
-from tests.processes import ROOT, free_port, server_process
+from tests.processes import server_process, uvicorn_process
 from tests.provider_double import Behaviour, Fault, ProviderDouble
 
 REMOTE_MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-3.5-flash", "gpt4": "gpt-4o"}
@@ -135,27 +134,12 @@ def cpu_seconds(pid: int) -> float | None:
 
 @contextmanager
 def double_process(seed: int, rate: float, delay_s: float) -> Iterator[tuple[str, int]]:
-    port = free_port()
     env = {**os.environ, "LOAD_SEED": str(seed), "LOAD_FAILURE_RATE": str(rate), "LOAD_PROVIDER_DELAY_S": str(delay_s)}
     # Its keep-alive outlasts the SDKs' idle connections, so they never reuse one it is closing.
-    command = [sys.executable, "-m", "uvicorn", "benchmarks.load:faulty_double", "--factory", "--port", str(port),
-               "--log-level", "warning", "--no-access-log", "--backlog", "4096",
-               "--timeout-keep-alive", "120"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:  # readiness of another process: no event to wait on
-            if process.poll() is not None:
-                raise RuntimeError(f"the provider double exited with {process.returncode}")
-            try:
-                httpx.get(f"{url}/double/served", timeout=1).raise_for_status()
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with uvicorn_process(
+        "benchmarks.load:faulty_double", env, ready_path="/double/served", backlog=4096, keep_alive_s=120
+    ) as (url, pid):
+        yield url, pid
 
 
 def server_settings(double_url: str) -> dict[str, str]:

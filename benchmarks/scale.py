@@ -17,10 +17,8 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,8 +42,8 @@ from langserve import add_routes
 from benchmarks.monitoring_overhead import CONCURRENCY, InstantChatModel
 from server import create_app
 from settings import Settings
+from tests.processes import uvicorn_process
 
-ROOT = Path(__file__).resolve().parent.parent
 GENERATION_S = 2.0
 CHUNKS = 20
 
@@ -100,31 +98,16 @@ def plain_streaming_app() -> FastAPI:
 def serving(factory: str, folder: Path) -> Iterator[str]:
     """``factory`` (a function of this module) served by uvicorn in a process of its own, so the
     clients' CPU does not come out of the server's (2 cores here: one each)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {
         **os.environ,
         "LLM_SERVER_MONITORING_DB_PATH": str(folder / f"{factory}.sqlite3"),
         "LLM_SERVER_SLOW_LOG_PATH": "",
         "LLM_SERVER_LOG_LEVEL": "warning",
     }
-    command = [sys.executable, "-m", "uvicorn", f"benchmarks.scale:{factory}", "--factory", "--port", str(port),
-               "--log-level", "warning", "--no-access-log", "--backlog", "2048",
-               "--timeout-keep-alive", "60"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:  # readiness of another process: no event to wait on
-            try:
-                httpx.get(f"{url}/chat/input_schema", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with uvicorn_process(
+        f"benchmarks.scale:{factory}", env, ready_path="/chat/input_schema", backlog=2048, keep_alive_s=60
+    ) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 async def invoke_round(url: str, requests: int) -> tuple[float, list[float]]:

@@ -27,13 +27,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout_s: float = 60) -> None:
+def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout_s: float = 60, path: str = "/health") -> None:
     deadline = time.monotonic() + timeout_s
     while True:  # readiness probe of a separate process: there is no event to wait on
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -51,6 +51,25 @@ def eventually(check: Callable[[], bool], what: str, timeout_s: float = 20) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout_s:g} s: {what}")
         time.sleep(0.05)
+
+
+@contextmanager
+def uvicorn_process(
+    factory: str, env: Mapping[str, str], *, ready_path: str, backlog: int, keep_alive_s: int
+) -> Iterator[tuple[str, int]]:
+    """``factory`` ("module:function" returning an app) served by uvicorn in a process of its own,
+    once ``ready_path`` answers 200; yields its URL and process id."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port), "--log-level", "warning",
+               "--no-access-log", "--backlog", str(backlog), "--timeout-keep-alive", str(keep_alive_s)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=dict(env))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(process, url, path=ready_path)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @asynccontextmanager
