@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import re
 import time
 from enum import StrEnum
 from typing import Any
 
-from errors.secrets import REDACTED, redact
+from errors.secrets import redact_keys
 
 
 class Cause(StrEnum):
@@ -129,13 +128,8 @@ def retry_after_of(exc: BaseException, *, now: float | None = None) -> float | N
     return max(0.0, when - (time.time() if now is None else now))
 
 
-# Provider messages sometimes echo part of a key back; none of it may reach a client or a record.
-# The known shapes here, and ``redact`` for the keys this process holds (an OpenAI-compatible
-# server's key can look like anything) and for masked keys ("gsk_Vq8Z****eU5a").
-_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|key=[^&\s]+)")
-
-
 def describe(exc: BaseException, limit: int = 300) -> str:
     """A short, key-free description of an exception, fit for clients and records."""
-    text = redact(_KEYLIKE.sub(REDACTED, str(exc) or type(exc).__name__))
+    # Provider messages sometimes echo part of a key back; none of it may reach a client or a record.
+    text = redact_keys(str(exc) or type(exc).__name__)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -9,6 +9,8 @@ password. This module is what ``describe`` and the log share, and the defence be
   password, webhook URLs and their paths, the SMTP password, keys written in clear in the keys file;
 - ``redact(text)`` replaces each of them, and anything shaped like a masked key
   (``gsk_Vq8Z****eU5a``, as providers' error messages show a refused key), with ``[redacted]``;
+- ``redact_keys(text)`` also replaces OpenAI- and Google-shaped keys this process never held, for
+  provider error text (``errors.describe``);
 - ``install_log_redaction(values)`` withholds ``values`` and passes every log record through
   ``redact``, because libraries write lines this project does not compose: httpx logs each
   request's URL at INFO (a webhook's token with it), aiosqlite logs query arguments at DEBUG,
@@ -34,6 +36,10 @@ MIN_LENGTH = 8
 
 # Four or more asterisks inside a key-like token: how providers show a key they refused.
 _MASKED = re.compile(r"[A-Za-z0-9_\-]{2,}\*{4,}[A-Za-z0-9_\-]*")
+# Keys of the shapes OpenAI and Google issue, and ``key=`` query parameters: provider error text
+# may quote a key this process does not hold (an OpenAI-compatible server's key can look like
+# anything, so the held ones go through ``withhold``).
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|key=[^&\s]+)")
 _known: frozenset[str] = frozenset()
 _pattern: re.Pattern[str] | None = None
 _installed = False
@@ -58,6 +64,11 @@ def redact(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     return _MASKED.sub(REDACTED, text) if "****" in text else text
+
+
+def redact_keys(text: str) -> str:
+    """``redact``, and every key-shaped token too: for provider error text."""
+    return redact(_KEYLIKE.sub(REDACTED, text))
 
 
 def install_log_redaction(values: Iterable[str] = ()) -> None:
