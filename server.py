@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from typing import Any
 import uvicorn
 from fastapi import Depends, FastAPI
 from langchain_core.runnables import Runnable
+from langchain_core.tracers.langchain import wait_for_all_tracers
 from langserve import add_routes
 
 from api.access import AccessMiddleware
@@ -34,14 +36,14 @@ from callbacks.metrics import MULTIPROCESS_DIR
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
 from dashboard.routes import install_dashboard
-from errors import NotConfigured
 from errors.secrets import install_log_redaction
 from policy.keys import Caller
 from policy.kit import PolicyKit
-from providers.catalog import build_engine, configured_alternatives
-from providers.local_engine import LocalEngine
+from providers.catalog import configured_alternatives, engine_client, engine_options
+from providers.engine_client import EngineClient
+from providers.engine_supervisor import EngineSupervisor
 from resilience.kit import ResilienceKit
-from settings import Settings
+from settings import Settings, env_variable, load_env_file
 from shared_state.kit import SharedState
 
 logger = logging.getLogger("llm_server")
@@ -54,7 +56,7 @@ warnings.filterwarnings("ignore", message=r".*Pydantic serializer warnings.*")
 def create_app(
     settings: Settings | None = None,
     *,
-    engine: LocalEngine | None = None,
+    engine: EngineClient | None = None,
     chains: Mapping[str, Runnable[Any, Any]] | None = None,
     monitored: bool = True,
     resilience: ResilienceKit | None = None,
@@ -65,10 +67,17 @@ def create_app(
     their own; ``monitored=False`` serves them without the monitoring callbacks (benchmarks);
     ``resilience`` and ``policy`` replace the breakers, keys, limits and routing built from
     settings (tests inject clocks and random generators); ``shared`` replaces the Redis link
-    built from ``REDIS_URL``."""
+    built from ``REDIS_URL``; ``engine`` replaces the local engine the app would start and
+    supervise itself (one per server: ``main`` starts it for every worker)."""
+    if settings is None:  # `uvicorn server:create_app --factory` skips main(); loading again changes nothing
+        load_env_file()
     settings = settings or Settings()
     _configure_logging(settings)  # again in each worker process: they do not inherit main()'s
-    engine = engine or build_engine(settings)
+    supervisor = None
+    if engine is None:
+        if settings.local_engine_dir is None and (options := engine_options(settings)) is not None:
+            supervisor = EngineSupervisor(options)
+        engine = engine_client(settings, supervisor.folder if supervisor else settings.local_engine_dir)
     shared = shared or SharedState.from_settings(settings)
     suite = MonitoringSuite(settings, spend=shared.spend(), claim=shared.alert_claim(settings.alert_cooldown_s))
     kit = resilience or ResilienceKit.from_settings(settings, suite.prices)
@@ -86,15 +95,20 @@ def create_app(
         _log_access(settings, access)
         await suite.start()
         await shared.start()
-        try:
-            await asyncio.to_thread(engine.warm_up)
-        except NotConfigured as exc:
-            logger.error("local model unavailable: %s", exc)
+        if supervisor is not None:
+            supervisor.start()
+            await asyncio.to_thread(_wait_for_engine, supervisor)
+        elif not engine.configured:
+            logger.error("local model unavailable: no model file at %s", engine.model_path)
         yield
+        # Traces still queued in langsmith's background thread would be lost at exit.
+        await asyncio.to_thread(wait_for_all_tracers)
         await access.meter.drain()
         await suite.close()
         await shared.close()
-        engine.close()
+        await engine.aclose()
+        if supervisor is not None:
+            await asyncio.to_thread(supervisor.stop)
 
     app = FastAPI(
         title="Configurable fallback server",
@@ -135,7 +149,7 @@ def create_app(
     app.include_router(routing_router(suite, access.router))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
     app.include_router(faults_router(kit.faults, control=fault_control))
-    install_dashboard(app, suite, kit, access.router, fault_control=fault_control)
+    install_dashboard(app, suite, kit, access.router, engine, fault_control=fault_control)
     return app
 
 
@@ -166,6 +180,7 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def main() -> None:
+    load_env_file()  # first: LangSmith and the SDKs read os.environ, and langsmith caches what it read
     settings = Settings()
     _configure_logging(settings)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,15 +199,41 @@ def main() -> None:
             f"no API keys are configured, so the server only runs on localhost, not on {args.host}: set "
             "LLM_SERVER_API_KEYS_FILE (see README, 'API keys and tiers'), or LLM_SERVER_ALLOW_OPEN_NETWORK=true"
         )
-    uvicorn.run(
-        "server:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        timeout_keep_alive=settings.keep_alive_s,
-        log_level=settings.log_level,
-    )
+    # One engine for the whole server, started before the workers, which find it through the variable.
+    supervisor = None
+    if settings.local_engine_dir is None and (options := engine_options(settings)) is not None:
+        supervisor = EngineSupervisor(options)
+        supervisor.start()
+        os.environ[env_variable("local_engine_dir")] = str(supervisor.folder)
+        _wait_for_engine(supervisor)
+    # uvicorn re-raises the SIGTERM it shut down for: as SystemExit, so `finally` stops the engine.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        uvicorn.run(
+            "server:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            timeout_keep_alive=settings.keep_alive_s,
+            log_level=settings.log_level,
+        )
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _wait_for_engine(supervisor: EngineSupervisor) -> None:
+    """Warm-up: the engine loads its model before the server answers (a fraction of a second)."""
+    if not supervisor.wait_ready():
+        logger.error(
+            "the local engine did not start within %g s; local calls fail as engine_crashed until it does",
+            supervisor.options.start_timeout_s,
+        )
 
 
 def _share_metrics(folder: Path) -> None:

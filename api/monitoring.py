@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from callbacks.records import summarize
 from callbacks.suite import MonitoringSuite
-from providers.local_engine import LocalEngine
+from providers.engine_client import EngineClient
 from resilience.kit import ResilienceKit
 from settings import Settings
 
@@ -25,14 +25,18 @@ def _since(since: datetime | None, window_s: float | None) -> datetime | None:
     return since
 
 
-def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> APIRouter:
+def monitoring_router(
+    suite: MonitoringSuite, settings: Settings, engine: EngineClient, kit: ResilienceKit
+) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
         local_path = settings.resolved_local_model_path()
         storage = suite.store.health()
-        generations = engine.generations
+        report = await engine.status()
+        generations = report.get("generations") or {}  # empty while the engine is down
+        queue = report.get("queue") or {"waiting": 0, "capacity": engine.queue_size}
         return {
             # Still serving either way (a load balancer should keep sending traffic); "degraded"
             # says monitoring records wait in memory until the file takes writes again.
@@ -43,12 +47,16 @@ def monitoring_router(suite: MonitoringSuite, settings: Settings, engine: LocalE
                 "gemini": settings.google_api_key is not None,
                 "local": bool(local_path and local_path.is_file()),
             },
-            "local_queue": {"waiting": engine.waiting, "capacity": engine.queue_size},
-            "local_model": {
-                "generating": generations.running,
-                "completed": generations.completed,
-                "cancelled": generations.cancelled,  # stopped early: the client hung up
-                "tokens": generations.tokens,
+            "local_queue": queue,
+            "local_model": {  # the engine process's counts since its last start
+                "generating": generations.get("running", False),
+                "completed": generations.get("completed", 0),
+                "cancelled": generations.get("cancelled", 0),  # stopped early: the client hung up
+                "tokens": generations.get("tokens", 0),
+            },
+            "local_engine": {
+                name: report.get(name)
+                for name in ("state", "pid", "restarts", "last_exit", "last_exit_at", "instruction_sets")
             },
             "monitoring_storage": storage,
         }

@@ -13,21 +13,23 @@ Every ladder shares one ``ResilienceKit``: breakers, retries, the request deadli
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
 
 from chains.cached_fields import CachedConfigurableFields
+from chains.config_schema import FormReadyConfig
 from chains.ladder import FallbackLadder, Rung
 from chains.policy_applied import PolicyApplied
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
 from errors import ConfigurationError
-from policy.request_policy import RequestPolicy
+from policy.request_policy import TEMPERATURE_ID, TEMPERATURE_RANGE, RequestPolicy
 from providers.catalog import build_chat_model, model_specs
-from providers.local_engine import LocalEngine
+from providers.engine_client import EngineClient
 from resilience.kit import ResilienceKit
 from settings import Settings
 
@@ -35,8 +37,14 @@ MODEL_ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
 LOCAL = "local"
 AUTO = "auto"
 
+# A plain bounded number: the models' own ``Optional[float]`` becomes ``anyOf: [number, null]``,
+# which the LangServe playground cannot render (its page stays blank).
+TEMPERATURE = Annotated[float, Interval(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])]
 TEMPERATURE_FIELD = ConfigurableField(
-    id="llm_temperature", name="LLM temperature", description="Sampling temperature, 0 to 2."
+    id=TEMPERATURE_ID,
+    name="LLM temperature",
+    description="Sampling temperature, {:g} to {:g}.".format(*TEMPERATURE_RANGE),
+    annotation=TEMPERATURE,
 )
 MODEL_FIELD = ConfigurableField(
     id="llm_model",
@@ -52,7 +60,7 @@ def _with_temperature(model: BaseChatModel) -> Runnable[Any, Any]:
 class _Models:
     """Builds each alternative's chat model once, so ladders share clients and the local engine."""
 
-    def __init__(self, settings: Settings, engine: LocalEngine, kit: ResilienceKit):
+    def __init__(self, settings: Settings, engine: EngineClient, kit: ResilienceKit):
         self.settings = settings
         self.engine = engine
         self.kit = kit
@@ -72,7 +80,7 @@ def _unresolved_auto(_: Any) -> Any:
     raise ConfigurationError("llm_model=auto reached the model unresolved: serve the chain through PolicyApplied")
 
 
-def _chat_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+def _chat_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
     models = _Models(settings, engine, kit)
 
     def ladder(alternative: str) -> FallbackLadder:
@@ -88,13 +96,13 @@ def _chat_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> 
 
 
 def build_chat_chain(
-    settings: Settings, engine: LocalEngine, kit: ResilienceKit, policy: RequestPolicy
+    settings: Settings, engine: EngineClient, kit: ResilienceKit, policy: RequestPolicy
 ) -> Runnable[Any, str]:
     return PolicyApplied(chain=_chat_chain(settings, engine, kit), policy=policy)
 
 
 def build_adaptive_chain(
-    settings: Settings, engine: LocalEngine, kit: ResilienceKit, policy: RequestPolicy
+    settings: Settings, engine: EngineClient, kit: ResilienceKit, policy: RequestPolicy
 ) -> Runnable[Any, str]:
     chain = _chat_chain(settings, engine, kit).with_config(run_name="adaptive")
     return PolicyApplied(chain=chain, policy=policy, force_auto=True)
@@ -106,23 +114,25 @@ def _configured_rungs(settings: Settings, models: _Models) -> list[Rung]:
     return [models.rung(first, timeout_s=settings.primary_timeout_s)] + [models.rung(alt) for alt in rest]
 
 
-def build_fallback_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+def build_fallback_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
     rungs = _configured_rungs(settings, _Models(settings, engine, kit))
     ladder = FallbackLadder(ladder="fallback", rungs=rungs, kit=kit)
-    return (bilingual_prompt("default") | ladder | StrOutputParser()).with_config(run_name="fallback")
+    return FormReadyConfig(
+        bound=bilingual_prompt("default") | ladder | StrOutputParser(), config={"run_name": "fallback"}
+    )
 
 
-def build_quality_chain(settings: Settings, engine: LocalEngine, kit: ResilienceKit) -> Runnable[Any, str]:
+def build_quality_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
     gate = QualityGate(min_chars=settings.quality_min_chars, forbidden_words=settings.quality_forbidden_words)
     rungs = _configured_rungs(settings, _Models(settings, engine, kit))
     checked = [Rung(r.spec, r.runnable | StrOutputParser() | gate) for r in rungs[:-1]]
     last = Rung(rungs[-1].spec, rungs[-1].runnable | StrOutputParser())
     ladder = FallbackLadder(ladder="quality", rungs=[*checked, last], kit=kit)
-    return (bilingual_prompt("default") | ladder).with_config(run_name="quality")
+    return FormReadyConfig(bound=bilingual_prompt("default") | ladder, config={"run_name": "quality"})
 
 
 def build_chains(
-    settings: Settings, engine: LocalEngine, kit: ResilienceKit, policy: RequestPolicy
+    settings: Settings, engine: EngineClient, kit: ResilienceKit, policy: RequestPolicy
 ) -> dict[str, Runnable[Any, str]]:
     """Every served chain by name; the host decides where each is mounted."""
     return {

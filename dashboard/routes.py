@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from callbacks.suite import MonitoringSuite
 from dashboard.snapshot import snapshot
 from policy.routing import AdaptiveRouter
+from providers.engine_client import EngineClient
 from resilience.kit import ResilienceKit
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -34,7 +35,13 @@ def _recent_call(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_dashboard(
-    app: FastAPI, suite: MonitoringSuite, kit: ResilienceKit, router: AdaptiveRouter, *, fault_control: bool
+    app: FastAPI,
+    suite: MonitoringSuite,
+    kit: ResilienceKit,
+    router: AdaptiveRouter,
+    engine: EngineClient,
+    *,
+    fault_control: bool,
 ) -> None:
     api = APIRouter(tags=["dashboard"])
 
@@ -49,7 +56,7 @@ def install_dashboard(
         tag: str | None = Query(None, description="Recent calls with this tag only."),
         user_id: str | None = Query(None, description="Recent calls of this user only."),
     ) -> dict[str, Any]:
-        """Charts, breakers, alerts, faults, routing decisions and recent calls, as of now."""
+        """Charts, breakers, the local engine, alerts, faults, routing decisions and recent calls, as of now."""
         now = datetime.now(UTC)
         records = await suite.store.window(now - timedelta(seconds=window_s))
         recent = await suite.store.find(model=model or None, tag=tag or None, user_id=user_id or None, limit=50)
@@ -58,6 +65,7 @@ def install_dashboard(
             "now": now.isoformat(),
             **snapshot(records, now=now, window_s=window_s),
             "breakers": kit.breakers.snapshot(),
+            "local_engine": await engine.status(),
             "alerts": {"firing": suite.engine.firing(), "history": [alert.as_dict() for alert in history]},
             "faults": {
                 "active": {name: spec.model_dump() for name, spec in kit.faults.specs.items()},

@@ -30,6 +30,7 @@ class Cause(StrEnum):
     BREAKER_OPEN = "breaker_open"
     NOT_CONFIGURED = "not_configured"
     OVERLOADED = "overloaded"
+    ENGINE_CRASHED = "engine_crashed"  # the local engine's process died or is restarting
     CANCELLED = "cancelled"  # the client went away; nobody failed
     UNKNOWN = "unknown"
 

@@ -8,12 +8,14 @@ the concrete model behind it is a setting. A provider without a key yields an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
+from providers.engine_client import EngineClient
+from providers.engine_supervisor import EngineOptions
 from providers.guard import Guard
 from providers.local import LOCAL_PROVIDER, GuardedLocalChatModel
-from providers.local_engine import LocalEngine
 from providers.unconfigured import UnconfiguredChatModel
 from resilience.faults import FaultPlan
 from settings import Settings
@@ -40,20 +42,30 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
     return {spec.alternative: spec for spec in specs}
 
 
-def build_engine(settings: Settings) -> LocalEngine:
-    return LocalEngine(
-        settings.resolved_local_model_path(),
+def engine_options(settings: Settings) -> EngineOptions | None:
+    """How to start the local engine's process; None when there is no model file to run."""
+    path = settings.resolved_local_model_path()
+    if path is None or not path.is_file():
+        return None
+    return EngineOptions(
+        path,
         context_tokens=settings.local_context_tokens,
         threads=settings.local_threads,
         queue_size=settings.local_queue_size,
         queue_timeout_s=settings.local_queue_timeout_s,
+        log_level=settings.log_level,
+        max_backoff_s=settings.local_engine_max_backoff_s,
     )
+
+
+def engine_client(settings: Settings, folder: Path | None) -> EngineClient:
+    return EngineClient(folder, settings.resolved_local_model_path(), queue_size=settings.local_queue_size)
 
 
 def build_chat_model(
     spec: ModelSpec,
     settings: Settings,
-    engine: LocalEngine,
+    engine: EngineClient,
     *,
     timeout_s: float | None = None,
     faults: FaultPlan | None = None,

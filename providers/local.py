@@ -1,13 +1,15 @@
 """``LocalChatModel``: the embedded SmolLM2 model as a LangChain chat model.
 
-It streams tokens, reports ``usage_metadata`` and never blocks the event loop: generation runs on
-the ``LocalEngine``'s worker thread. It keeps no per-call state of its own, so one instance (or
-the copies ``configurable_fields`` makes per request) serves any number of concurrent calls.
+It streams tokens, reports ``usage_metadata`` and never blocks the event loop: generation runs in
+the engine's own process (``EngineClient`` talks to it). It keeps no per-call state of its own, so
+one instance (or the copies ``configurable_fields`` makes per request) serves any number of
+concurrent calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, closing
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -18,8 +20,9 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
+from providers.engine_client import EngineClient
 from providers.guard import GuardedStream
-from providers.local_engine import LocalEngine, Piece
+from providers.local_engine import Piece
 
 LOCAL_PROVIDER = "local"
 
@@ -54,7 +57,7 @@ def _chunk(piece: Piece) -> ChatGenerationChunk:
 class LocalChatModel(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    engine: LocalEngine = Field(exclude=True)
+    engine: EngineClient = Field(exclude=True)
     model_name: str = "SmolLM2-135M-Instruct"
     temperature: float | None = 0.7
     max_tokens: int = 256
@@ -82,11 +85,12 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for piece in self.engine.stream(_to_chat_messages(messages), self._params(stop)):
-            chunk = _chunk(piece)
-            if run_manager and piece.text:
-                run_manager.on_llm_new_token(piece.text, chunk=chunk)
-            yield chunk
+        with closing(self.engine.stream(_to_chat_messages(messages), self._params(stop))) as pieces:
+            for piece in pieces:
+                chunk = _chunk(piece)
+                if run_manager and piece.text:
+                    run_manager.on_llm_new_token(piece.text, chunk=chunk)
+                yield chunk
 
     async def _astream(
         self,
@@ -95,11 +99,14 @@ class LocalChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for piece in self.engine.astream(_to_chat_messages(messages), self._params(stop)):
-            chunk = _chunk(piece)
-            if run_manager and piece.text:
-                await run_manager.on_llm_new_token(piece.text, chunk=chunk)
-            yield chunk
+        # Closed with this stream, not whenever it is collected: closing its connection is what
+        # stops the generation inside the engine when the client hangs up.
+        async with aclosing(self.engine.astream(_to_chat_messages(messages), self._params(stop))) as pieces:
+            async for piece in pieces:
+                chunk = _chunk(piece)
+                if run_manager and piece.text:
+                    await run_manager.on_llm_new_token(piece.text, chunk=chunk)
+                yield chunk
 
     def _generate(
         self,

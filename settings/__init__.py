@@ -3,12 +3,15 @@
 Provider credentials use the SDKs' own variable names (``OPENAI_API_KEY``, ``GOOGLE_API_KEY``, ...)
 so an existing shell setup just works; everything else lives under the ``LLM_SERVER_`` prefix.
 Values come from the environment, then from ``.env``; ``.env.example`` lists every one of them.
+``load_env_file`` (``settings.dotenv_file``) also puts ``.env`` into the environment at start, for
+the variables the SDKs read themselves (LangSmith's, ``OPENAI_ORG_ID``, proxies).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -21,6 +24,8 @@ from errors.secrets import MIN_LENGTH
 from policy.schedule import StyleSchedule
 from policy.tiers import ALTERNATIVES, Tier, default_tiers
 from resilience.faults import FaultSpec
+from settings.dotenv_file import SDK_VARIABLES
+from settings.dotenv_file import load_env_file as load_env_file
 
 ENV_PREFIX = "LLM_SERVER_"
 
@@ -210,6 +215,14 @@ class Settings(BaseSettings):
     local_queue_timeout_s: float = Field(
         60.0, gt=0, description="Longest wait for the local model before failing as overloaded."
     )
+    local_engine_dir: Path | None = Field(
+        None,
+        description="Folder of a local engine another process supervises (python server.py sets it for its "
+        "workers, so they share one engine); unset: the app starts and supervises its own.",
+    )
+    local_engine_max_backoff_s: float = Field(
+        30.0, gt=0, description="Longest wait before restarting a local engine that keeps crashing."
+    )
 
     # Chains.
     quality_min_chars: int = Field(50, ge=0, description="/quality rejects shorter answers (the seed's rule).")
@@ -336,6 +349,7 @@ class Settings(BaseSettings):
         "alert_smtp_host",
         "api_keys_file",
         "redis_url",
+        "local_engine_dir",
         mode="before",
     )
     @classmethod
@@ -354,6 +368,7 @@ class Settings(BaseSettings):
             for secret in (self.openai_api_key, self.google_api_key, self.alert_smtp_password)
             if secret is not None
         ]
+        values.append(os.environ.get("LANGSMITH_API_KEY", ""))  # read by langsmith itself, not a field here
         password = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
         if self.redis_url is not None and password:  # without one, the URL is only an address
             values += [self.redis_url.get_secret_value(), password, unquote(password)]
@@ -394,4 +409,7 @@ def env_example() -> str:
         lines.append(f"# {field.description}")
         lines.append(f"# {env_variable(name)}={shown}")
         lines.append("")
+    lines += ["# Read by the SDKs themselves, not the settings; .env works for them too (README: LangSmith).", ""]
+    for variable in SDK_VARIABLES:
+        lines += [f"# {variable.description}", f"# {variable.name}={variable.default}", ""]
     return "\n".join(lines)

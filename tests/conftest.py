@@ -6,8 +6,10 @@ model is pointed at the double, so no test can reach a real provider.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ import redis
 from fastapi import FastAPI
 
 from policy.kit import PolicyKit
-from providers.catalog import build_engine
-from providers.local_engine import LocalEngine
+from providers.catalog import engine_client, engine_options
+from providers.engine_client import EngineClient
+from providers.engine_supervisor import EngineSupervisor
 from resilience.kit import ResilienceKit
 from server import create_app
 from settings import Settings
@@ -62,12 +65,44 @@ def double(provider_double: ProviderDouble) -> ProviderDouble:
     return provider_double
 
 
+@contextmanager
+def supervised_engine(settings: Settings) -> Iterator[tuple[EngineSupervisor, EngineClient]]:
+    """The real local engine in its own supervised process, and a client of it."""
+    options = engine_options(settings)
+    assert options is not None, "the local model file is missing: bash scripts/setup.sh installs it"
+    supervisor = EngineSupervisor(options)
+    supervisor.start()
+    try:
+        assert supervisor.wait_ready(), "the local engine did not start"
+        yield supervisor, engine_client(settings, supervisor.folder)
+    finally:
+        supervisor.stop()
+
+
+async def engine_status_until(
+    engine: EngineClient, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """The engine's status once ``check`` holds: a fact of another process, with no event to wait on."""
+    status: dict[str, Any] = {}
+    for _ in range(400):  # 10 s
+        status = await engine.status()
+        if check(status):
+            return status
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"the engine never reported {what}: {status}")
+
+
 @pytest.fixture(scope="session")
-def local_engine() -> Iterator[LocalEngine]:
-    """The real embedded model, loaded once for the whole run."""
-    engine = build_engine(Settings(_env_file=None))
-    yield engine
-    engine.close()
+def local_supervisor() -> Iterator[EngineSupervisor]:
+    """The real embedded model in its engine process, started once for the whole run."""
+    with supervised_engine(Settings(_env_file=None)) as (supervisor, _):
+        yield supervisor
+
+
+@pytest.fixture
+def local_engine(local_supervisor: EngineSupervisor) -> EngineClient:
+    """A client of the session's engine."""
+    return engine_client(Settings(_env_file=None), local_supervisor.folder)
 
 
 _FILES = Path(tempfile.mkdtemp(prefix="llm-server-tests-"))
@@ -100,7 +135,7 @@ AppFactory = Callable[..., FastAPI]
 
 
 @pytest.fixture
-async def make_app(local_engine: LocalEngine) -> AsyncIterator[AppFactory]:
+async def make_app(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
     """Builds apps on the shared local model (or, with own_engine=True, on the one the settings
     name) and closes their monitoring at the end: SQLite connections, alert deliveries."""
     apps: list[FastAPI] = []
@@ -109,11 +144,12 @@ async def make_app(local_engine: LocalEngine) -> AsyncIterator[AppFactory]:
         settings: Settings,
         *,
         own_engine: bool = False,
+        engine: EngineClient | None = None,
         resilience: ResilienceKit | None = None,
         policy: PolicyKit | None = None,
         shared: SharedState | None = None,
     ) -> FastAPI:
-        engine = None if own_engine else local_engine
+        engine = None if own_engine else engine or local_engine
         app = create_app(settings, engine=engine, resilience=resilience, policy=policy, shared=shared)
         apps.append(app)
         return app

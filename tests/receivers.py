@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
+import json
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Any
 
 import uvicorn
@@ -77,5 +80,84 @@ class HttpReceiver:
         while not server.started:
             if time.monotonic() > deadline:
                 raise RuntimeError("HTTP receiver did not start")
+            time.sleep(0.01)
+        return server
+
+
+@dataclass
+class TracePart:
+    """One part of a LangSmith ingest request: ``post.<run id>`` (a run started, ended or both),
+    ``patch.<run id>`` (a run ended), or one of their fields sent apart (``post.<run id>.inputs``)."""
+
+    name: str
+    data: Any
+
+
+@dataclass
+class TraceRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def parts(self) -> list[TracePart]:
+        """The runs this request carries: the parts of a multipart ingest (``/runs/multipart``), or
+        the ``post`` and ``patch`` lists of a JSON batch (``/runs/batch``)."""
+        content_type = self.headers.get("content-type", "")
+        if content_type.startswith("multipart/"):
+            head = f"Content-Type: {content_type}\r\n\r\n".encode()
+            message = BytesParser(policy=email.policy.default).parsebytes(head + self.body)
+            return [
+                TracePart(str(part.get_param("name", header="content-disposition")), json.loads(part.get_content()))
+                for part in message.iter_parts()
+            ]
+        if self.method == "POST" and self.path.endswith("/runs/batch"):
+            batch = json.loads(self.body)
+            return [TracePart(f"{op}.{run['id']}", run) for op in ("post", "patch") for run in batch.get(op) or []]
+        return []
+
+
+@dataclass
+class TraceReceiver:
+    """A stand-in LangSmith API on a free local port: answers ``GET /info`` with no special
+    features (so the client sends plain, uncompressed multipart) and records every request."""
+
+    received: list[TraceRequest] = field(default_factory=list)
+    port: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def requests(self) -> list[TraceRequest]:
+        with self._lock:
+            return list(self.received)
+
+    def runs(self) -> list[TracePart]:
+        """Every run part received so far, in order."""
+        return [part for request in self.requests() for part in request.parts()]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.received.clear()
+
+    async def handle(self, request: Request) -> Response:
+        record = TraceRequest(request.method, request.url.path, dict(request.headers), await request.body())
+        with self._lock:
+            self.received.append(record)
+        return JSONResponse({})
+
+    def start(self) -> uvicorn.Server:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["GET", "POST", "PATCH"])])
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("trace receiver did not start")
             time.sleep(0.01)
         return server

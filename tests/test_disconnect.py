@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from callbacks.records import CallRecord
-from providers.local_engine import LocalEngine
-from tests.conftest import AppFactory, settings_for
+from providers.engine_client import EngineClient
+from tests.conftest import AppFactory, engine_status_until, settings_for
 from tests.processes import serving
 from tests.provider_double import Behaviour, ProviderDouble
 
@@ -38,25 +38,24 @@ async def read_then_hang_up(
 
 
 async def test_hanging_up_mid_stream_stops_the_local_model_and_records_a_cancelled_attempt(
-    make_app: AppFactory, local_engine: LocalEngine
+    make_app: AppFactory, local_engine: EngineClient
 ) -> None:
     app = make_app(settings_for(None, local_max_tokens=MAX_TOKENS))
     recorded: asyncio.Queue[CallRecord] = asyncio.Queue()
     app.state.monitoring.feed(recorded.put_nowait)
-    before = (local_engine.generations.cancelled, local_engine.generations.tokens)
+    before = (await local_engine.status())["generations"]
 
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
         received, request_id = await read_then_hang_up(http, LONG, LOCAL, chunks=3)
 
         record = await asyncio.wait_for(recorded.get(), 30)
-        # The engine runs one job at a time: loading the (loaded) model again waits for the
-        # generation to end, whether it stopped early or ran to its limit.
-        await asyncio.to_thread(local_engine.warm_up)
+        # The engine process notices the closed connection on its own: wait until it stopped.
+        after = await engine_status_until(local_engine, lambda s: not s["generations"]["running"], "idle")
         health = (await http.get("/health")).json()["local_model"]
 
-    generated = local_engine.generations.tokens - before[1]
-    assert local_engine.generations.cancelled == before[0] + 1
-    assert (health["cancelled"], health["generating"]) == (before[0] + 1, False)
+    generated = after["generations"]["tokens"] - before["tokens"]
+    assert after["generations"]["cancelled"] == before["cancelled"] + 1
+    assert (health["cancelled"], health["generating"]) == (before["cancelled"] + 1, False)
     assert received <= generated < MAX_TOKENS / 2, f"{generated} tokens generated after the client left"
     assert (record.request_id, record.model) == (request_id, "SmolLM2-135M-Instruct")
     assert (record.outcome, record.cause) == ("cancelled", "cancelled")

@@ -1,4 +1,5 @@
-"""The embedded SmolLM2 model: real generations, usage, and the bounded queue in front of it."""
+"""The embedded SmolLM2 model in its engine process: real generations, usage, and the bounded queue
+in front of it, seen through the client every worker uses."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from errors import Cause, Overloaded, ProviderError
-from providers.catalog import build_engine
+from providers.engine_client import EngineClient
 from providers.local import LocalChatModel
-from providers.local_engine import LocalEngine
 from settings import Settings
-from tests.conftest import AppFactory, settings_for
+from tests.conftest import AppFactory, engine_status_until, settings_for, supervised_engine
 
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
 
@@ -35,7 +35,7 @@ async def test_no_keys_chat_answers_from_the_local_model(make_app: AppFactory) -
     assert records[1].first_token_s is not None
 
 
-async def test_streamed_usage_matches_llama_cpps_own_count(local_engine: LocalEngine) -> None:
+async def test_streamed_usage_matches_llama_cpps_own_count(local_engine: EngineClient) -> None:
     from llama_cpp import Llama
 
     pieces = [p async for p in local_engine.astream(MESSAGES, {"max_tokens": 8, "temperature": 0.0})]
@@ -50,7 +50,7 @@ async def test_streamed_usage_matches_llama_cpps_own_count(local_engine: LocalEn
     assert 0 < last.output_tokens <= 8
 
 
-def test_sync_invoke_reports_usage_metadata(local_engine: LocalEngine) -> None:
+def test_sync_invoke_reports_usage_metadata(local_engine: EngineClient) -> None:
     model = LocalChatModel(engine=local_engine, max_tokens=6, temperature=0.0)
 
     message = model.invoke([HumanMessage("Say hi.")])
@@ -62,63 +62,50 @@ def test_sync_invoke_reports_usage_metadata(local_engine: LocalEngine) -> None:
 
 
 async def test_a_full_queue_fails_at_once_as_overloaded() -> None:
-    engine = build_engine(Settings(_env_file=None, local_queue_size=1))
-    try:
+    with supervised_engine(Settings(_env_file=None, local_queue_size=1)) as (_, engine):
         busy = engine.astream(MESSAGES, {"max_tokens": 32})
-        first = asyncio.ensure_future(anext(busy))
-        await asyncio.sleep(0)  # let the first request take the only place in the queue
+        await anext(busy)  # generating: it holds the only place
 
         with pytest.raises(Overloaded, match="waiting"):
-            async for _ in engine.astream(MESSAGES, {"max_tokens": 4}):
-                pass
-        await first
+            await _drain(engine.astream(MESSAGES, {"max_tokens": 4}))
         await busy.aclose()
-    finally:
-        engine.close()
+        await engine.aclose()
 
 
 async def test_waiting_longer_than_the_queue_timeout_fails_as_overloaded() -> None:
-    engine = build_engine(Settings(_env_file=None, local_queue_timeout_s=0.05))
-    try:
-        engine.warm_up()
+    with supervised_engine(Settings(_env_file=None, local_queue_timeout_s=0.05)) as (_, engine):
         # The end-of-turn token is banned, so the blocker surely generates for well over 50 ms.
-        never_stop = {"max_tokens": 64, "logit_bias": {2: -100.0}}
-        blocker = asyncio.ensure_future(_drain(engine.astream(MESSAGES, never_stop)))
-        await asyncio.sleep(0)
+        blocker = engine.astream(MESSAGES, {"max_tokens": 64, "logit_bias": {2: -100.0}})
+        first = await anext(blocker)
 
         with pytest.raises(Overloaded, match="busy"):
             await _drain(engine.astream(MESSAGES, {"max_tokens": 4}))
-        assert (await blocker)[-1].output_tokens == 64
-    finally:
-        engine.close()
+        assert (await _drain(blocker))[-1].output_tokens == 64
+        assert first.text
+        await engine.aclose()
 
 
 async def test_a_caller_that_leaves_the_queue_never_gets_generated_for() -> None:
-    engine = build_engine(Settings(_env_file=None))
-    try:
-        engine.warm_up()
+    with supervised_engine(Settings(_env_file=None)) as (_, engine):
         blocker = engine.astream(MESSAGES, {"max_tokens": 64, "logit_bias": {2: -100.0}})
         await anext(blocker)  # generating now: the next caller queues
         queued = asyncio.ensure_future(_drain(engine.astream(MESSAGES, {"max_tokens": 64})))
-        await asyncio.sleep(0)  # let it take its place in the queue
-        assert engine.waiting == 2
+        await engine_status_until(engine, lambda s: s["queue"]["waiting"] == 2, "the second caller queued")
 
-        queued.cancel()
+        queued.cancel()  # its connection closes: the engine drops it from the queue
         await _drain(blocker)
-        await asyncio.to_thread(engine.warm_up)  # queued behind anything still to run
+        status = await engine_status_until(engine, lambda s: s["queue"]["waiting"] == 0, "an empty queue")
 
-        assert (engine.generations.completed, engine.generations.cancelled) == (1, 0)
-        assert engine.waiting == 0
-    finally:
-        engine.close()
+        assert (status["generations"]["completed"], status["generations"]["cancelled"]) == (1, 0)
+        await engine.aclose()
 
 
 async def _drain(stream) -> list:
     return [piece async for piece in stream]
 
 
-async def test_a_prompt_longer_than_the_context_fails_as_context_length(local_engine: LocalEngine) -> None:
-    too_long = [{"role": "user", "content": "word " * (local_engine.context_tokens + 10)}]
+async def test_a_prompt_longer_than_the_context_fails_as_context_length(local_engine: EngineClient) -> None:
+    too_long = [{"role": "user", "content": "word " * (Settings(_env_file=None).local_context_tokens + 10)}]
 
     with pytest.raises(ProviderError) as caught:
         await _drain(local_engine.astream(too_long, {"max_tokens": 4}))

@@ -114,6 +114,16 @@ function renderBreakers(breakers) {
   ]);
 }
 
+function renderEngine(engine) {
+  $("engine-state").textContent = engine.state;
+  $("engine-state").className = `state-${engine.state === "ready" ? "closed" : "open"}`;
+  $("engine-pid").textContent = engine.pid ?? "–";
+  $("engine-restarts").textContent = engine.restarts;
+  $("engine-last-exit").textContent = engine.last_exit ? `${engine.last_exit} (${clock(engine.last_exit_at * 1000)})` : "–";
+  $("engine-queue").textContent = engine.queue ? `${engine.queue.waiting} of ${engine.queue.capacity} waiting` : "–";
+  $("engine-cpu").textContent = (engine.instruction_sets || []).join(" ") || "–";
+}
+
 function renderFaults(faults) {
   const active = Object.entries(faults.active).map(([alt, f]) => `${alt}: ${f.kind}${f.kind === "status" ? " " + f.status : ""} (p=${f.probability})`);
   $("faults-active").textContent = active.length ? active.join(", ") : "none";
@@ -153,6 +163,7 @@ async function refresh() {
     renderCharts(data);
     renderAlerts(data.alerts);
     renderBreakers(data.breakers);
+    renderEngine(data.local_engine);
     renderFaults(data.faults);
     renderRouting(data.routing);
     renderCalls(data.recent_calls);
