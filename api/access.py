@@ -5,7 +5,8 @@
 - With API keys configured, every path but ``/health`` needs one: ``X-API-Key``,
   ``Authorization: Bearer <key>``, or HTTP Basic with the key as the password (browsers ask for
   it on their own, which is how the playground and the dashboard get in). No or an unknown key
-  gets 401. Without keys every request is the open tier's ``anonymous`` caller.
+  gets 401, with each challenge in a ``WWW-Authenticate`` header of its own. Without keys every
+  request is the open tier's ``anonymous`` caller.
 - A keyed caller's requests to the chains (POST) count against its per-minute limits: 429 with
   Retry-After when used up.
 
@@ -18,9 +19,10 @@ from __future__ import annotations
 import base64
 import binascii
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import request_error_response
+from api.errors import AUTH_CHALLENGE, request_error_response
 from errors import RequestError, TooLarge, Unauthenticated
 from policy.keys import ApiKeyRing, Caller
 from policy.limits import CallerLimits
@@ -31,6 +33,17 @@ UNMETERED_PATHS = frozenset({"/feedback"})
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _refusal(refused: RequestError) -> Response:
+    response = request_error_response(refused)
+    if isinstance(refused, Unauthenticated):
+        # Chromium takes one challenge per header: "Basic realm=..., Bearer" in one made it drop the
+        # Basic challenge, so a browser never asked for the key and the playground stayed a 401.
+        del response.headers["WWW-Authenticate"]
+        for challenge in AUTH_CHALLENGE.split(", "):
+            response.headers.append("WWW-Authenticate", challenge)
+    return response
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -72,7 +85,7 @@ class AccessMiddleware:
         try:
             caller = await self._admit(scope)
         except RequestError as refused:
-            await request_error_response(refused)(scope, receive, send)
+            await _refusal(refused)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         started = False

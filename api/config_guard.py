@@ -24,12 +24,9 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec
 from api.context import current_request_id
 from errors import RequestError
 from policy.keys import Caller
-from policy.request_policy import MODEL_ID, Access, check_model
+from policy.request_policy import MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE, Access, check_model
 
 ConfigModifier = Callable[[dict[str, Any], Request], Awaitable[dict[str, Any]]]
-
-TEMPERATURE_ID = "llm_temperature"
-TEMPERATURE_RANGE = (0.0, 2.0)
 
 
 def _check_configurable(route: str, configurable: Any, allowed: dict[str, ConfigurableFieldSpec]) -> None:

@@ -4,19 +4,32 @@ metadata (``routing``), so every call record says why its model answered.
 
 It opens no run of its own: the wrapped chain's run stays the root, under the run id the host
 gave it, and streaming passes straight through. Batches decide per input.
+
+Its config schema names no default for the ids the policy decides: a value left out is the
+policy's to choose, and a form that fills itself from the defaults (the playground) would
+otherwise send them as if the person had chosen them.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from policy.request_policy import MODEL_ID, RequestPolicy
+from chains.config_schema import FormReadyConfig
+from policy.request_policy import MODEL_ID, STYLE_ID, TEMPERATURE_ID, RequestPolicy
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# Validation keeps the chain's default (the ladders need one); only the published schema drops it.
+_DECIDED_WHEN_LEFT_OUT = Field(json_schema_extra=_drop_default)
 
 
 class PolicyApplied(RunnableSerializable[Any, Any]):
@@ -45,8 +58,21 @@ class PolicyApplied(RunnableSerializable[Any, Any]):
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
-        specs = self.chain.config_specs
-        return [spec for spec in specs if spec.id != MODEL_ID] if self.force_auto else specs
+        specs = [spec for spec in self.chain.config_specs if not (self.force_auto and spec.id == MODEL_ID)]
+        decided = {MODEL_ID, STYLE_ID, TEMPERATURE_ID} if self.policy.enabled else {MODEL_ID}
+        return [
+            spec._replace(
+                annotation=Annotated[spec.annotation, _DECIDED_WHEN_LEFT_OUT],
+                description=f"{(spec.description or spec.id).rstrip('.')}. Leave it out and the request policy picks.",
+            )
+            if spec.id in decided
+            else spec
+            for spec in specs
+        ]
+
+    def with_config(self, config: RunnableConfig | None = None, **kwargs: Any) -> Runnable[Any, Any]:
+        # The host's binding (callbacks) must keep the form-ready config schema.
+        return FormReadyConfig(bound=self, config=cast(RunnableConfig, {**(config or {}), **kwargs}), kwargs={})
 
     def _decided(self, input: Any, config: RunnableConfig | None) -> RunnableConfig:
         config = ensure_config(config)

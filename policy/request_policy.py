@@ -29,6 +29,7 @@ from policy.schedule import StyleSchedule
 from policy.tiers import AUTO, Tier
 
 MODEL_ID, STYLE_ID, TEMPERATURE_ID = "llm_model", "prompt_style", "llm_temperature"
+TEMPERATURE_RANGE = (0.0, 2.0)
 
 # Precise work wants low temperature, writing wants room; complex questions get a little less.
 TEMPERATURE_BY_TYPE: dict[str, float] = {
@@ -143,7 +144,8 @@ class RequestPolicy:
             routing["temperature_reason"] = "set by the client"
         elif self.enabled:
             kind, level = str(question_kind.type), str(question_kind.complexity)
-            value = round(min(2.0, max(0.0, TEMPERATURE_BY_TYPE[kind] + COMPLEXITY_SHIFT[level])), 2)
+            low, high = TEMPERATURE_RANGE
+            value = round(min(high, max(low, TEMPERATURE_BY_TYPE[kind] + COMPLEXITY_SHIFT[level])), 2)
             chosen[TEMPERATURE_ID] = value
             routing["temperature_reason"] = f"{kind} question, {level}: {value}"
         routing.update({STYLE_ID: chosen.get(STYLE_ID, configurable.get(STYLE_ID))})

@@ -111,13 +111,14 @@ async def serve(engine: LocalEngine, info: str, socket_path: Path) -> None:
                 await _answer(engine, request, reader, writer)
         except (ConnectionError, ValueError, KeyError):
             pass  # a client that left or sent nonsense: nobody to answer
+        except asyncio.CancelledError:
+            pass  # the engine is stopping; asyncio would log this connection's task as failed
         finally:
             writer.close()
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
     server = await asyncio.start_unix_server(handle, path=str(socket_path))
     async with server:
         sys.stdout.buffer.write(READY)  # the supervisor waits for this line: no polling
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    # Ctrl+C reaches the whole process group: the server stops, then it stops this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.parent_pid is not None:
         _die_with_parent(args.parent_pid)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("local engine %d: %s loaded; CPU features in use: %s", os.getpid(), args.model.name, info)
     asyncio.run(serve(engine, info, args.socket))
     engine.close()
+    # Now, without the interpreter's shutdown: the stdin watcher still holds stdin's lock there.
+    os._exit(0)
 
 
 if __name__ == "__main__":

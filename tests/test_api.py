@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -183,7 +185,7 @@ async def test_health_reports_configured_providers(client: httpx.AsyncClient) ->
     assert body["providers"] == {"openai": True, "gemini": True, "local": True}
 
 
-@pytest.mark.parametrize("route", ["chat", "fallback", "quality"])
+@pytest.mark.parametrize("route", ["chat", "adaptive", "fallback", "quality"])
 async def test_every_route_publishes_its_schemas(client: httpx.AsyncClient, route: str) -> None:
     input_schema = (await client.get(f"/{route}/input_schema")).json()
     output_schema = (await client.get(f"/{route}/output_schema")).json()
@@ -192,6 +194,10 @@ async def test_every_route_publishes_its_schemas(client: httpx.AsyncClient, rout
     assert input_schema["properties"]["question"]["type"] == "string"
     assert output_schema["type"] == "string"
     assert "configurable" in config_schema["properties"]
+    temperature = config_schema["$defs"]["Configurable"]["properties"]["llm_temperature"]
+    assert (temperature["type"], temperature["minimum"], temperature["maximum"]) == ("number", 0, 2)
+    # The playground's form builder throws on a null type and refuses its own null defaults.
+    assert "null" not in json.dumps(config_schema)
 
 
 # Found by tests/test_fuzz.py: bodies LangServe answered with a 500.

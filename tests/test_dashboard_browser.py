@@ -8,23 +8,19 @@ Set LLM_SERVER_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's p
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
+from tests.browser import chromium, page_problems
 from tests.conftest import AppFactory, settings_for
 from tests.processes import serving
 from tests.provider_double import ProviderDouble
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps dialling out, which this network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 WAIT_MS = 15_000  # how long an expectation may wait for the page's next poll (every 2 s)
 
 
@@ -37,23 +33,13 @@ async def server_url(double: ProviderDouble, make_app: AppFactory) -> AsyncItera
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), "install Debian's chromium (bash scripts/setup.sh test does it)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 async def open_dashboard(browser: Browser, url: str, width: int, height: int) -> tuple[Page, list[str]]:
     page = await browser.new_page(viewport={"width": width, "height": height})
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            problems.append(f"{message.type}: {message.text}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    problems = page_problems(page)
     await page.goto(f"{url}/dashboard")
     await expect(page.locator("#status")).to_have_class("status live", timeout=WAIT_MS)
     return page, problems
@@ -76,6 +62,8 @@ async def test_the_dashboard_shows_traffic_then_a_fault_its_fallback_breaker_and
     page, problems = await open_dashboard(browser, server_url, 1280, 900)
     assert problems == [], "the page loads cleanly"
     await expect(page.locator("#total-calls")).to_have_text("0", timeout=WAIT_MS)
+    await expect(page.locator("#engine-state")).to_have_text("ready", timeout=WAIT_MS)
+    await expect(page.locator("#engine-cpu")).to_contain_text("AVX2" if platform.machine() == "x86_64" else "")
 
     await traffic(server_url)
     await expect(page.locator("#total-calls")).to_have_text("5", timeout=WAIT_MS)
