@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,6 +93,18 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 def server_process(folder: Path, settings: Mapping[str, str], *args: str) -> Iterator[str]:
     """``python server.py`` with ``settings`` in its environment (no provider variables from the
     developer's shell), its own SQLite file and log in ``folder``; yields its URL."""
+    with server_popen(folder, settings, *args) as (process, url):
+        yield url
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@contextmanager
+def server_popen(
+    folder: Path, settings: Mapping[str, str], *args: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``server_process`` that yields the process too, started in a session of its own: whatever is
+    left of it at the end (workers, the engine) is killed with its process group."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_", "REDIS_"))}
     env.update(
@@ -108,14 +121,18 @@ def server_process(folder: Path, settings: Mapping[str, str], *args: str) -> Ite
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(process, url)
-            yield url
+            yield process, url
         finally:
-            process.terminate()
-            process.wait(timeout=15)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
 
 
 class RedisServer:

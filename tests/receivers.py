@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from typing import Any
@@ -70,17 +71,7 @@ class HttpReceiver:
         return JSONResponse({"ok": record.status == 200}, status_code=record.status)
 
     def start(self) -> uvicorn.Server:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("HTTP receiver did not start")
-            time.sleep(0.01)
+        self.port, server = _serve_in_thread(self.handle, ["POST"], "HTTP receiver")
         return server
 
 
@@ -149,15 +140,22 @@ class TraceReceiver:
         return JSONResponse({})
 
     def start(self) -> uvicorn.Server:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["GET", "POST", "PATCH"])])
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("trace receiver did not start")
-            time.sleep(0.01)
+        self.port, server = _serve_in_thread(self.handle, ["GET", "POST", "PATCH"], "trace receiver")
         return server
+
+
+def _serve_in_thread(
+    handle: Callable[[Request], Awaitable[Response]], methods: list[str], what: str
+) -> tuple[int, uvicorn.Server]:
+    """``handle`` answering every path on a free port, served by uvicorn on a thread of its own."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    app = Starlette(routes=[Route("/{path:path}", handle, methods=methods)])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # another thread's start-up: no event to wait on
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.01)
+    return int(sock.getsockname()[1]), server

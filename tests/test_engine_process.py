@@ -3,18 +3,14 @@ no engine outlives the server, whether it is stopped (SIGTERM) or killed (SIGKIL
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.processes import ROOT, eventually, free_port, wait_healthy
+from tests.processes import eventually, server_popen
 
+SETTINGS = {"LLM_SERVER_LOCAL_MAX_TOKENS": "8"}
 LOCAL = {"input": {"question": "Name a colour."}, "config": {"configurable": {"llm_model": "local"}}}
 
 
@@ -26,37 +22,9 @@ def alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's bookkeeping is left
 
 
-@contextmanager
-def server(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``python server.py`` in a session of its own, so whatever it leaves behind can be found and
-    cleaned up after the test."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_", "GEMINI_", "REDIS_"))}
-    env.update(
-        LLM_SERVER_LOCAL_MAX_TOKENS="8",
-        LLM_SERVER_MONITORING_DB_PATH=str(folder / "monitoring.sqlite3"),
-        LLM_SERVER_SLOW_LOG_PATH=str(folder / "slow.jsonl"),
-        LLM_SERVER_METRICS_DIR=str(folder / "prometheus"),
-    )
-    with (folder / "server.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "server.py", "--port", str(port), *args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(process, url)
-            yield process, url
-        finally:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
-
-
 def test_two_workers_use_one_engine(tmp_path: Path) -> None:
-    with server(tmp_path, "--workers", "2") as (_, url):
+    settings = {**SETTINGS, "LLM_SERVER_METRICS_DIR": str(tmp_path / "prometheus")}
+    with server_popen(tmp_path, settings, "--workers", "2") as (_, url):
         engines: dict[int, int] = {}  # worker pid -> the engine pid it reports
         asked = 0
         while len(engines) < 2 and asked < 100:  # new connections, so the kernel spreads them over both
@@ -76,7 +44,8 @@ def test_no_engine_outlives_a_stopped_or_killed_server(tmp_path: Path) -> None:
     for how, args in ((signal.SIGTERM, ()), (signal.SIGKILL, ()), (signal.SIGTERM, ("--workers", "2"))):
         folder = tmp_path / f"{how.name}{len(args)}"
         folder.mkdir()
-        with server(folder, *args) as (process, url):
+        settings = {**SETTINGS, "LLM_SERVER_METRICS_DIR": str(folder / "prometheus")}
+        with server_popen(folder, settings, *args) as (process, url):
             engine = httpx.get(f"{url}/health").json()["local_engine"]["pid"]
             assert alive(engine)
             process.send_signal(how)
