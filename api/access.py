@@ -19,10 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import AUTH_CHALLENGE, request_error_response
+from api.errors import request_error_response
 from errors import RequestError, TooLarge, Unauthenticated
 from policy.keys import ApiKeyRing, Caller
 from policy.limits import CallerLimits
@@ -33,17 +32,6 @@ UNMETERED_PATHS = frozenset({"/feedback"})
 
 class _BodyTooLarge(Exception):
     pass
-
-
-def _refusal(refused: RequestError) -> Response:
-    response = request_error_response(refused)
-    if isinstance(refused, Unauthenticated):
-        # Chromium takes one challenge per header: "Basic realm=..., Bearer" in one made it drop the
-        # Basic challenge, so a browser never asked for the key and the playground stayed a 401.
-        del response.headers["WWW-Authenticate"]
-        for challenge in AUTH_CHALLENGE.split(", "):
-            response.headers.append("WWW-Authenticate", challenge)
-    return response
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -85,7 +73,7 @@ class AccessMiddleware:
         try:
             caller = await self._admit(scope)
         except RequestError as refused:
-            await _refusal(refused)(scope, receive, send)
+            await request_error_response(refused)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         started = False

@@ -27,7 +27,9 @@ from errors import AllRungsFailed, ConfigurationError, RateLimited, RequestError
 logger = logging.getLogger("llm_server.errors")
 
 
-AUTH_CHALLENGE = 'Basic realm="llm-server", Bearer'  # Basic first: browsers then ask for the key
+# Basic first: browsers then ask for the key. One header each: Chromium drops a Basic challenge
+# that shares its header with another, and then never asks (the playground stayed a 401).
+AUTH_CHALLENGES = ('Basic realm="llm-server"', "Bearer")
 
 
 def request_error_response(exc: RequestError) -> JSONResponse:
@@ -36,9 +38,11 @@ def request_error_response(exc: RequestError) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    elif isinstance(exc, Unauthenticated):
-        headers["WWW-Authenticate"] = AUTH_CHALLENGE
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    response = JSONResponse(body, status_code=exc.status, headers=headers)
+    if isinstance(exc, Unauthenticated):
+        for challenge in AUTH_CHALLENGES:
+            response.headers.append("WWW-Authenticate", challenge)
+    return response
 
 
 def validation_message(errors: Sequence[Any], shown: int = 5) -> str:

@@ -158,19 +158,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.parent_pid is not None:
         _die_with_parent(args.parent_pid)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = LocalEngine(
-        args.model,
-        context_tokens=args.context_tokens,
-        threads=args.threads,
-        queue_size=args.queue_size,
-        queue_timeout_s=args.queue_timeout_s,
-    )
-    engine.warm_up()
-    info = system_info()
-    logger.info("local engine %d: %s loaded; CPU features in use: %s", os.getpid(), args.model.name, info)
-    asyncio.run(serve(engine, info, args.socket))
-    engine.close()
-    # Now, without the interpreter's shutdown: the stdin watcher still holds stdin's lock there.
+    try:
+        engine = LocalEngine(
+            args.model,
+            context_tokens=args.context_tokens,
+            threads=args.threads,
+            queue_size=args.queue_size,
+            queue_timeout_s=args.queue_timeout_s,
+        )
+        engine.warm_up()
+        info = system_info()
+        logger.info("local engine %d: %s loaded; CPU features in use: %s", os.getpid(), args.model.name, info)
+        asyncio.run(serve(engine, info, args.socket))
+        engine.close()
+    except Exception:
+        logger.exception("the local engine failed")
+        os._exit(1)
+    # Both without the interpreter's shutdown: the stdin watcher holds stdin's lock there, and
+    # Python would abort (SIGABRT), which the supervisor would report as a crash.
     os._exit(0)
 
 

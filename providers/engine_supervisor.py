@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class EngineState:
     last_exit: str | None = None
     last_exit_at: float | None = None  # Unix time
     next_start_at: float | None = None  # Unix time, while restarting
+    backoff_s: float | None = None  # the wait before that start
     history: list[str] = field(default_factory=list)
 
 
@@ -109,10 +111,13 @@ class EngineSupervisor:
 
     def wait_ready(self, restarts: int = 0, timeout_s: float | None = None) -> bool:
         """Wait until the engine answers after at least ``restarts`` restarts; False on timeout."""
+        return self.wait_until(lambda state: state.state == "ready" and state.restarts >= restarts, timeout_s)
+
+    def wait_until(self, check: Callable[[EngineState], bool], timeout_s: float | None = None) -> bool:
+        """Wait until ``check(state)`` holds; False on timeout."""
         with self._changed:
             return self._changed.wait_for(
-                lambda: self.state.state == "ready" and self.state.restarts >= restarts,
-                self.options.start_timeout_s if timeout_s is None else timeout_s,
+                lambda: check(self.state), self.options.start_timeout_s if timeout_s is None else timeout_s
             )
 
     @property
@@ -138,11 +143,12 @@ class EngineSupervisor:
                 last_exit=reason,
                 last_exit_at=now,
                 next_start_at=now + delay,
+                backoff_s=delay,
                 history=[*self.state.history[-9:], reason],
             )
             if self._stopping.wait(delay):
                 break
-            self._publish(restarts=self.state.restarts + 1)
+            self._publish(state="starting", restarts=self.state.restarts + 1, next_start_at=None)
         self._publish(state="stopped", pid=None, next_start_at=None)
 
     def _run_once(self) -> int:

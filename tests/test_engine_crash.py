@@ -14,14 +14,17 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from providers.catalog import engine_options
 from providers.engine_client import EngineClient
-from providers.engine_supervisor import EngineSupervisor
+from providers.engine_supervisor import EngineState, EngineSupervisor
 from settings import Settings
 from tests.conftest import AppFactory, engine_status_until, settings_for, sse_events, supervised_engine
 from tests.processes import serving
@@ -134,3 +137,28 @@ async def test_a_call_while_the_engine_is_down_fails_at_once_as_engine_crashed(
     assert getattr(caught.value, "cause", None) == "engine_crashed"
     assert "not running" in str(caught.value)
     await client.aclose()
+
+
+def test_an_engine_that_keeps_crashing_is_restarted_with_a_doubling_backoff(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model")  # llama.cpp refuses it: the engine exits at every start
+    options = engine_options(Settings(_env_file=None))
+    assert options is not None
+    supervisor = EngineSupervisor(replace(options, model_path=broken, backoff_s=0.05, max_backoff_s=0.2))
+    waits: list[float] = []
+
+    def restarting(state: EngineState) -> bool:  # sees every state the supervisor publishes
+        if state.state == "restarting" and len(waits) == state.restarts:
+            waits.append(state.backoff_s or 0)
+        return len(waits) >= 5
+
+    supervisor.start()
+    try:
+        assert supervisor.wait_until(restarting, timeout_s=60)
+        history = list(supervisor.state.history)
+    finally:
+        supervisor.stop()
+
+    assert waits == [0.05, 0.1, 0.2, 0.2, 0.2]  # doubling, up to the cap
+    assert history == ["exit status 1"] * 5
+    assert supervisor.state.state == "stopped"
