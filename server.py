@@ -36,8 +36,9 @@ from callbacks.metrics import MULTIPROCESS_DIR
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
 from dashboard.routes import install_dashboard
+from errors import ConfigurationError
 from errors.secrets import install_log_redaction
-from policy.keys import Caller
+from policy.keys import ApiKeyRing, Caller
 from policy.kit import PolicyKit
 from providers.catalog import configured_alternatives, engine_client, engine_options
 from providers.engine_client import EngineClient
@@ -199,6 +200,10 @@ def main() -> None:
             f"no API keys are configured, so the server only runs on localhost, not on {args.host}: set "
             "LLM_SERVER_API_KEYS_FILE (see README, 'API keys and tiers'), or LLM_SERVER_ALLOW_OPEN_NETWORK=true"
         )
+    try:  # before anything starts: a keys file that yields no keys would run the server open
+        ApiKeyRing.from_file(settings.api_keys_file, settings.tiers)
+    except ConfigurationError as exc:
+        parser.error(str(exc))
     # One engine for the whole server, started before the workers, which find it through the variable.
     supervisor = None
     if settings.local_engine_dir is None and (options := engine_options(settings)) is not None:

@@ -16,7 +16,7 @@ from resilience.kit import ResilienceKit
 from settings import Settings
 
 MAX_WINDOW_S = 100 * 365 * 86_400  # a century: "everything" for any store this server keeps
-_SINCE = Query(None, description="Only records at or after this time (ISO 8601).")
+_SINCE = Query(None, description="Only records at or after this time (ISO 8601; UTC when it names no zone).")
 
 
 def _since(since: datetime | None, window_s: float | None) -> datetime | None:
@@ -30,7 +30,7 @@ def monitoring_router(
 ) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/health", tags=["operations"])
+    @router.api_route("/health", methods=["GET", "HEAD"], tags=["operations"])  # HEAD: load balancers probe so
     async def health() -> dict[str, Any]:
         local_path = settings.resolved_local_model_path()
         storage = suite.store.health()

@@ -130,6 +130,12 @@ def _alert(row: aiosqlite.Row) -> Alert:
     )
 
 
+def epoch(moment: datetime) -> float:
+    """Seconds since 1970 of a time a client sent; one without a zone is UTC (as local time,
+    ``datetime.timestamp`` overflows near year 1 and raised a 500)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 @dataclass(frozen=True)
 class WriteReport:
     """One flush: whether the file took the records, what still waits, what was dropped."""
@@ -413,10 +419,10 @@ class CallStore:
             params.append(user_id)
         if since:
             where.append("started_ts >= ?")
-            params.append(since.timestamp())
+            params.append(epoch(since))
         if until:
             where.append("started_ts < ?")
-            params.append(until.timestamp())
+            params.append(epoch(until))
         sql = f"SELECT * FROM calls WHERE {' AND '.join(where)} ORDER BY started_ts DESC LIMIT ?"
         rows, waiting = await self._query(sql, [*params, limit])
         stored = [_record(row) for row in rows]
@@ -429,21 +435,21 @@ class CallStore:
                 and (not outcome or r.outcome == outcome)
                 and (not tag or tag in r.tags)
                 and (not user_id or r.user_id == user_id)
-                and (not since or r.started_at.timestamp() >= since.timestamp())
-                and (not until or r.started_at.timestamp() < until.timestamp())
+                and (not since or r.started_at.timestamp() >= epoch(since))
+                and (not until or r.started_at.timestamp() < epoch(until))
             )
 
         return _merge_calls(stored, filter(matches, waiting.calls), newest_first=True)[:limit]
 
     async def window(self, since: datetime | None = None) -> list[CallRecord]:
         """Every record since ``since`` (all when None), oldest first."""
-        start = since.timestamp() if since else 0.0
+        start = epoch(since) if since else 0.0
         rows, waiting = await self._query("SELECT * FROM calls WHERE started_ts >= ? ORDER BY started_ts", [start])
         recent = (r for r in waiting.calls if r.started_at.timestamp() >= start)
         return _merge_calls([_record(row) for row in rows], recent, newest_first=False)
 
     async def alerts(self, *, limit: int = 100, since: datetime | None = None) -> list[Alert]:
-        start = since.timestamp() if since else 0.0
+        start = epoch(since) if since else 0.0
         rows, waiting = await self._query(
             "SELECT * FROM alerts WHERE at_ts >= ? ORDER BY at_ts DESC LIMIT ?", [start, limit]
         )

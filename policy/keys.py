@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -68,11 +69,23 @@ class ApiKeyRing:
         if path is None:
             return cls({})
         try:
-            entries = tomllib.loads(path.read_text(encoding="utf-8")).get("keys", [])
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigurationError(f"LLM_SERVER_API_KEYS_FILE points at {path}, which does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read LLM_SERVER_API_KEYS_FILE {path} ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+        # A typo must not run the server open: a ring with no keys serves everyone at the open tier.
+        unknown = sorted(set(document) - {"keys"})
+        if unknown:
+            raise ConfigurationError(f"{path}: unknown table or key {unknown}; list the keys as [[keys]] entries")
+        entries = document.get("keys", [])
+        if not isinstance(entries, list) or not entries:
+            raise ConfigurationError(
+                f"{path} holds no [[keys]] entry; add one (python -m policy.keys new --user NAME --tier TIER), "
+                "or unset LLM_SERVER_API_KEYS_FILE to run open on localhost"
+            )
         callers: dict[str, Caller] = {}
         for number, entry in enumerate(entries, start=1):
             digest = _digest_of(entry, path, number)
@@ -87,9 +100,15 @@ class ApiKeyRing:
         return cls(callers)
 
 
+ENTRY_FIELDS = frozenset({"user", "tier", "sha256", "key"})
+
+
 def _digest_of(entry: object, path: Path, number: int) -> str:
     if not isinstance(entry, dict):
         raise ConfigurationError(f"{path}: key #{number} must be a table ([[keys]])")
+    unknown = sorted(set(entry) - ENTRY_FIELDS)
+    if unknown:
+        raise ConfigurationError(f"{path}: key #{number} has unknown fields {unknown}; use {sorted(ENTRY_FIELDS)}")
     if isinstance(entry.get("sha256"), str):
         digest = entry["sha256"].strip().lower()
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -111,8 +130,10 @@ def main() -> None:
     if args.tier not in tiers:
         parser.error(f"no tier {args.tier!r}; the tiers are {', '.join(tiers)} (LLM_SERVER_TIERS)")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    print(f"# give this key to {args.user}; it is not stored anywhere:\n#   {key}")
-    print(f'[[keys]]\nuser = "{args.user}"\ntier = "{args.tier}"\nsha256 = "{hash_key(key)}"')
+    print(f"# give this key to {json.dumps(args.user)}; it is not stored anywhere:\n#   {key}")
+    # JSON's string escapes are TOML's: a crafted name stays one string, never a second entry.
+    user, tier, digest = (json.dumps(value) for value in (args.user, args.tier, hash_key(key)))
+    print(f"[[keys]]\nuser = {user}\ntier = {tier}\nsha256 = {digest}")
 
 
 if __name__ == "__main__":

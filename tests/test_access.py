@@ -286,6 +286,24 @@ def test_without_keys_the_server_refuses_to_listen_beyond_localhost(tmp_path: Pa
     assert "LLM_SERVER_API_KEYS_FILE" in result.stderr
 
 
+@pytest.mark.parametrize("text", ["", "[[key]]\nuser = 'a'\ntier = 'free'\nkey = 'lsk_0123456789abcdef'\n"])
+def test_a_keys_file_that_yields_no_keys_stops_the_start(tmp_path: Path, text: str) -> None:
+    keys = tmp_path / "api_keys.toml"
+    keys.write_text(text)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--host", "0.0.0.0", "--port", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LLM_SERVER_API_KEYS_FILE": str(keys)},
+    )
+
+    assert result.returncode == 2
+    assert str(keys) in result.stderr
+    assert "[[keys]]" in result.stderr
+
+
 async def test_feedback_rates_only_the_callers_own_answers_and_only_once(keyed: httpx.AsyncClient) -> None:
     answer = await keyed.post("/chat/invoke", json=ask(), headers=as_tier("pro"))
     verdict = {"run_id": answer.json()["metadata"]["run_id"], "score": 0.0}

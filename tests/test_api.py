@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.provider_double import ProviderDouble
 
@@ -272,3 +273,43 @@ async def test_errors_fastapi_and_langserve_raise_carry_a_message(
     assert response.status_code == status
     assert says in response.json()["message"]
     assert "detail" in response.json(), "kept for clients of FastAPI's own shape"
+
+
+async def test_a_flood_of_invented_methods_adds_one_metric_series(client: httpx.AsyncClient) -> None:
+    async def method_labels() -> list[str]:
+        metrics = (await client.get("/metrics")).text
+        return [
+            sample.labels["method"]
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+            if sample.name == "http_requests_total"
+        ]
+
+    await method_labels()  # the scrape's own GET is a series from now on
+    for i in range(40):
+        assert (await client.request(f"X{i}" + "M" * 200, "/health")).status_code == 405
+    after_40 = await method_labels()
+    for i in range(40, 80):
+        await client.request(f"X{i}", "/health")
+
+    assert set(after_40) == {"GET", "other"}
+    assert sorted(await method_labels()) == sorted(after_40), "40 more invented methods add no series"
+
+
+async def test_health_answers_head_for_load_balancers(client: httpx.AsyncClient) -> None:
+    response = await client.head("/health")
+
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("path", ["/monitoring/calls", "/monitoring/stats", "/monitoring/alerts"])
+async def test_a_time_without_a_zone_near_year_one_is_utc_not_a_500(client: httpx.AsyncClient, path: str) -> None:
+    assert (await client.post("/chat/invoke", json={"input": QUESTION})).status_code == 200
+
+    response = await client.get(path, params={"since": "0001-01-01T00:00:00"})
+
+    assert response.status_code == 200
+    if path == "/monitoring/calls":
+        assert len(response.json()["calls"]) == 1  # everything since year one
+        assert (await client.get(path, params={"until": "0001-01-01T00:00:00"})).json()["calls"] == []

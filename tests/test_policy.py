@@ -4,6 +4,9 @@ policy's order of precedence."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from policy.routing import PRIORS, AdaptiveRouter
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier, default_tiers
 from settings import Settings
+from tests.processes import ROOT
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -52,6 +56,10 @@ def test_a_key_file_maps_keys_by_hash_or_in_clear_to_users_and_tiers(tmp_path: P
         ('[[keys]]\ntier = "free"\nkey = "lsk_0123456789abcdef"\n', "needs a `user`"),
         ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\n' * 2, "repeats"),
         ("[[keys]\n", "not valid TOML"),
+        ("", "holds no \\[\\[keys\\]\\] entry"),  # would have run the server open
+        ('[[key]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\n', "unknown table or key \\['key'\\]"),
+        ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\nadmin = true\n', "unknown fields"),
+        ("keys = []\n", "holds no"),
     ],
 )
 def test_a_bad_key_file_says_what_to_fix(tmp_path: Path, text: str, complaint: str) -> None:
@@ -207,3 +215,14 @@ def test_auto_picks_within_the_tier_from_the_preference_table() -> None:
     assert PRIORS["math"]["gpt4"] > PRIORS["math"]["openai"], "gpt4 would win, but the free tier lacks it"
     assert decision.configurable["llm_model"] == "openai"
     assert "math" in decision.routing["model_reason"]
+
+
+def test_the_keys_cli_writes_a_name_as_one_toml_string(tmp_path: Path) -> None:
+    crafted = 'mallory"\ntier = "enterprise"\n[[keys]]\nuser = "x'
+    result = subprocess.run(
+        [sys.executable, "-m", "policy.keys", "new", "--user", crafted, "--tier", "free"],
+        capture_output=True, text=True, check=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+    entries = tomllib.loads(result.stdout)["keys"]
+    assert [(e["user"], e["tier"]) for e in entries] == [(crafted, "free")]
