@@ -9,6 +9,7 @@ anything unexpected -> 500 with the request id to quote (the traceback goes to t
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -17,7 +18,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse as _JSONResponse
+from fastapi.responses import Response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 
@@ -25,6 +27,14 @@ from api.context import REQUEST_ID_SCOPE_KEY, current_request_id, failure_body
 from errors import AllRungsFailed, ConfigurationError, RateLimited, RequestError, Unauthenticated
 
 logger = logging.getLogger("llm_server.errors")
+
+
+class JSONResponse(_JSONResponse):
+    """An error body in ASCII JSON: an error may echo what the caller sent, and a lone surrogate
+    (``"\\udc80"``, valid in JSON, not in UTF-8) made the plain response fail into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 # Basic first: browsers then ask for the key. One header each: Chromium drops a Basic challenge

@@ -313,3 +313,20 @@ async def test_a_time_without_a_zone_near_year_one_is_utc_not_a_500(client: http
     if path == "/monitoring/calls":
         assert len(response.json()["calls"]) == 1  # everything since year one
         assert (await client.get(path, params={"until": "0001-01-01T00:00:00"})).json()["calls"] == []
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/chat/invoke", '{"input": {"question": "hi"}, "config": {"configurable": {"prompt_style": "\\udc80"}}}'),
+        ("/chat/invoke", '{"input": {"question": "\\udc80", "language": "xx"}}'),
+        ("/chat/invoke", '{"input": {"question": "hi"}, "config": {"configurable": {"bad\\udc80": 1}}}'),
+        ("/chat/batch", '{"inputs": [{"question": "\\udc80"}]}'),
+        ("/feedback", '{"run_id": "\\udc80", "score": 5}'),
+    ],
+)
+async def test_a_lone_surrogate_echoed_by_a_422_is_a_422(client: httpx.AsyncClient, path: str, body: str) -> None:
+    response = await client.post(path, content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert response.json()["message"]
