@@ -15,7 +15,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -361,23 +361,29 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret in these settings, for ``errors.secrets.withhold``: provider keys, the SMTP
-        password, the Redis URL and its password, and the token parts of webhook URLs (path, query
-        or password: where Slack and Discord put the token), or the whole URL when none is long."""
+        password, the Redis URL and provider base URLs with their passwords, and the token parts of
+        webhook URLs (path, query or password: where Slack and Discord put the token), or the whole
+        URL when none is long; each also URL-encoded."""
         values = [
             secret.get_secret_value()
             for secret in (self.openai_api_key, self.google_api_key, self.alert_smtp_password)
             if secret is not None
         ]
         values.append(os.environ.get("LANGSMITH_API_KEY", ""))  # read by langsmith itself, not a field here
-        password = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
-        if self.redis_url is not None and password:  # without one, the URL is only an address
-            values += [self.redis_url.get_secret_value(), password, unquote(password)]
+        # A URL with a password (a proxy in front of a provider, Redis): the URL, and the password as
+        # written and decoded. Without one, the URL is only an address.
+        urls = [self.redis_url.get_secret_value() if self.redis_url else None]
+        for url in [*urls, self.openai_base_url, self.google_gemini_base_url]:
+            password = urlsplit(url).password if url else None
+            if url and password:
+                values += [url, password, unquote(password)]
         for hook in (self.alert_webhook_url, self.alert_slack_webhook_url, self.alert_discord_webhook_url):
             if hook is not None:
                 parts = urlsplit(hook.get_secret_value())
                 tokens = [p for p in (parts.path, parts.query, parts.password) if p and len(p) >= MIN_LENGTH]
                 values += tokens or [hook.get_secret_value()]  # a log line still shows the host
-        return [value for value in values if value]
+        # URL-encoded too: a library that logs a query or a form writes them that way.
+        return [form for value in values if value for form in dict.fromkeys([value, quote(value, safe="")])]
 
 
 def env_variable(name: str) -> str:

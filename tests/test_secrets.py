@@ -41,6 +41,7 @@ from errors import describe
 from errors.secrets import install_log_redaction, withhold
 from policy.keys import hash_key
 from policy.tiers import default_tiers
+from settings import Settings
 from tests.processes import ROOT, RedisServer, eventually, free_port, server_process
 from tests.provider_double import Behaviour, ProviderDouble
 from tests.receivers import HttpReceiver
@@ -459,3 +460,24 @@ def test_log_records_lose_secrets_before_any_handler_formats_them(caplog: pytest
     assert caplog.records[0].args == ("https://hooks.example/T1/[redacted]", 200), (
         "args stay args (uvicorn's access log unpacks them)"
     )
+
+
+def test_credentials_in_provider_base_urls_and_encoded_secrets_never_reach_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        openai_base_url="https://gw-user:Pr0xy%2Fpass-Zq81@proxy.example/v1",
+        google_gemini_base_url="https://g:Gm-proxy-pass-7Tq2@gemini-proxy.example",
+        alert_smtp_password="smtp pass/Wq5&x",
+    )
+    install_log_redaction(settings.secret_values())
+    logger = logging.getLogger("llm_server.test_secrets")
+
+    with caplog.at_level(logging.INFO):
+        logger.info('HTTP Request: POST %s/chat/completions "HTTP/1.1 200 OK"', settings.openai_base_url)
+        logger.info("POST https://gemini-proxy.example with password %s", "Gm-proxy-pass-7Tq2")
+        logger.info("decoded %s, form-encoded %s", "Pr0xy/pass-Zq81", "smtp%20pass%2FWq5%26x")
+
+    for piece in ("Pr0xy", "Zq81", "Gm-proxy", "7Tq2", "Wq5"):
+        assert piece not in caplog.text, caplog.text
