@@ -27,6 +27,7 @@ from api.access import AccessMiddleware
 from api.body_guard import SizeLimits, body_guard
 from api.config_guard import config_guard
 from api.context import RequestContextMiddleware
+from api.cross_site import CrossSiteGuard
 from api.errors import install_error_handlers
 from api.faults import faults_router
 from api.monitoring import monitoring_router
@@ -123,6 +124,7 @@ def create_app(
     app.state.policy = access
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
     open_tier = settings.tiers[settings.open_tier]
+    app.add_middleware(CrossSiteGuard)
     app.add_middleware(
         AccessMiddleware,
         keys=access.keys,

@@ -6,6 +6,7 @@
     │   ├── Unauthenticated     401: no API key, or one the server does not know
     │   ├── ModelNotAllowed     403: a model above the caller's tier; names the allowed ones
     │   ├── TooLarge            413: body, prompt or batch over its limit; names the limit
+    │   ├── UnsupportedMediaType 415: a body that is not sent as JSON
     │   └── RateLimited         429: the caller's requests or tokens per minute are used up
     ├── ProviderError           one model attempt failed; carries the model and a Cause
     │   ├── NotConfigured       no key for that provider: fails at once, the ladder moves on
@@ -42,6 +43,7 @@ __all__ = [
     "StreamInterrupted",
     "TooLarge",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "classify",
     "describe",
     "retry_after_of",
@@ -83,6 +85,11 @@ class ModelNotAllowed(RequestError):
 class TooLarge(RequestError):
     code = "too_large"
     default_status = 413
+
+
+class UnsupportedMediaType(RequestError):
+    code = "unsupported_media_type"
+    default_status = 415
 
 
 class RateLimited(RequestError):

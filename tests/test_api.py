@@ -330,3 +330,40 @@ async def test_a_lone_surrogate_echoed_by_a_422_is_a_422(client: httpx.AsyncClie
 
     assert response.status_code == 422
     assert response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+async def test_a_body_not_sent_as_json_is_415_so_no_other_site_can_post_one(
+    client: httpx.AsyncClient, double: ProviderDouble, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    body = json.dumps({"input": QUESTION}).encode()
+
+    response = await client.post("/chat/invoke", content=body, headers=headers)
+
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert "application/json" in response.json()["message"]
+    assert double.served == [], "no model was called"
+
+
+async def test_json_with_a_charset_is_json(client: httpx.AsyncClient) -> None:
+    body = json.dumps({"input": QUESTION}).encode()
+
+    response = await client.post(
+        "/chat/invoke", content=body, headers={"content-type": "application/json; charset=utf-8"}
+    )
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/chat/playground/"])
+async def test_pages_may_not_be_framed_by_another_site(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
+    assert response.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "content-security-policy" not in (await client.get("/health")).headers
