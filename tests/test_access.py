@@ -272,15 +272,20 @@ async def test_without_keys_the_server_runs_open_as_the_open_tier(
     assert calls[0]["metadata"]["tier"] == "enterprise"
 
 
-def test_without_keys_the_server_refuses_to_listen_beyond_localhost(tmp_path: Path) -> None:
-    result = subprocess.run(
+def start_on_every_interface(folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python server.py --host 0.0.0.0``, expected to refuse before it listens."""
+    return subprocess.run(
         [sys.executable, str(ROOT / "server.py"), "--host", "0.0.0.0", "--port", "1"],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
     )
+
+
+def test_without_keys_the_server_refuses_to_listen_beyond_localhost(tmp_path: Path) -> None:
+    result = start_on_every_interface(tmp_path)
 
     assert result.returncode == 2
     assert "LLM_SERVER_API_KEYS_FILE" in result.stderr
@@ -290,14 +295,7 @@ def test_without_keys_the_server_refuses_to_listen_beyond_localhost(tmp_path: Pa
 def test_a_keys_file_that_yields_no_keys_stops_the_start(tmp_path: Path, text: str) -> None:
     keys = tmp_path / "api_keys.toml"
     keys.write_text(text)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "server.py"), "--host", "0.0.0.0", "--port", "1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LLM_SERVER_API_KEYS_FILE": str(keys)},
-    )
+    result = start_on_every_interface(tmp_path, LLM_SERVER_API_KEYS_FILE=str(keys))
 
     assert result.returncode == 2
     assert str(keys) in result.stderr
