@@ -41,7 +41,7 @@ from errors import ConfigurationError
 from errors.secrets import install_log_redaction
 from policy.keys import ApiKeyRing, Caller
 from policy.kit import PolicyKit
-from providers.catalog import configured_alternatives, engine_client, engine_options
+from providers.catalog import configured_alternatives, engine_client, own_engine
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from resilience.kit import ResilienceKit
@@ -75,10 +75,8 @@ def create_app(
         load_env_file()
     settings = settings or Settings()
     _configure_logging(settings)  # again in each worker process: they do not inherit main()'s
-    supervisor = None
+    supervisor = own_engine(settings) if engine is None else None
     if engine is None:
-        if settings.local_engine_dir is None and (options := engine_options(settings)) is not None:
-            supervisor = EngineSupervisor(options)
         engine = engine_client(settings, supervisor.folder if supervisor else settings.local_engine_dir)
     shared = shared or SharedState.from_settings(settings)
     suite = MonitoringSuite(settings, spend=shared.spend(), claim=shared.alert_claim(settings.alert_cooldown_s))
@@ -207,9 +205,8 @@ def main() -> None:
     except ConfigurationError as exc:
         parser.error(str(exc))
     # One engine for the whole server, started before the workers, which find it through the variable.
-    supervisor = None
-    if settings.local_engine_dir is None and (options := engine_options(settings)) is not None:
-        supervisor = EngineSupervisor(options)
+    supervisor = own_engine(settings)
+    if supervisor is not None:
         supervisor.start()
         os.environ[env_variable("local_engine_dir")] = str(supervisor.folder)
         _wait_for_engine(supervisor)

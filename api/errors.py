@@ -18,8 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse as _JSONResponse
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 
@@ -29,7 +28,7 @@ from errors import AllRungsFailed, ConfigurationError, RateLimited, RequestError
 logger = logging.getLogger("llm_server.errors")
 
 
-class JSONResponse(_JSONResponse):
+class AsciiJSONResponse(JSONResponse):
     """An error body in ASCII JSON: an error may echo what the caller sent, and a lone surrogate
     (``"\\udc80"``, valid in JSON, not in UTF-8) made the plain response fail into a 500."""
 
@@ -42,13 +41,13 @@ class JSONResponse(_JSONResponse):
 AUTH_CHALLENGES = ('Basic realm="llm-server"', "Bearer")
 
 
-def request_error_response(exc: RequestError) -> JSONResponse:
+def request_error_response(exc: RequestError) -> AsciiJSONResponse:
     """The JSON answer to a caller's mistake, with the header its status calls for."""
     body = {"error": exc.code, "message": exc.message, "detail": exc.message, **exc.details}
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    response = JSONResponse(body, status_code=exc.status, headers=headers)
+    response = AsciiJSONResponse(body, status_code=exc.status, headers=headers)
     if isinstance(exc, Unauthenticated):
         for challenge in AUTH_CHALLENGES:
             response.headers.append("WWW-Authenticate", challenge)
@@ -87,38 +86,38 @@ def http_error_body(request: Request, exc: HTTPException) -> dict[str, str]:
 
 def install_error_handlers(app: FastAPI, *, default_retry_after: int) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> AsciiJSONResponse:
         body = {"error": "invalid_request", "message": validation_message(exc.errors())}
-        return JSONResponse({**body, "detail": jsonable_encoder(exc.errors())}, status_code=422)
+        return AsciiJSONResponse({**body, "detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if not is_body_allowed_for_status_code(exc.status_code):
             return Response(status_code=exc.status_code, headers=exc.headers)
         body = {**http_error_body(request, exc), "detail": exc.detail}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return AsciiJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(AllRungsFailed)
-    async def all_rungs_failed(request: Request, exc: AllRungsFailed) -> JSONResponse:
+    async def all_rungs_failed(request: Request, exc: AllRungsFailed) -> AsciiJSONResponse:
         retry_after = exc.retry_after(default_retry_after)
-        return JSONResponse(
+        return AsciiJSONResponse(
             failure_body(exc, retry_after, current_request_id()),
             status_code=503,
             headers={"Retry-After": str(retry_after)},
         )
 
     @app.exception_handler(RequestError)
-    async def request_error(request: Request, exc: RequestError) -> JSONResponse:
+    async def request_error(request: Request, exc: RequestError) -> AsciiJSONResponse:
         return request_error_response(exc)
 
     @app.exception_handler(ConfigurationError)
-    async def configuration_error(request: Request, exc: ConfigurationError) -> JSONResponse:
+    async def configuration_error(request: Request, exc: ConfigurationError) -> AsciiJSONResponse:
         logger.error("configuration error on %s: %s", request.url.path, exc)
         body = {"error": "server_misconfigured", "message": str(exc), "request_id": current_request_id()}
-        return JSONResponse(body, status_code=500)
+        return AsciiJSONResponse(body, status_code=500)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> AsciiJSONResponse:
         # Starlette runs this handler outside every middleware: the id comes from the scope.
         request_id = request.scope.get(REQUEST_ID_SCOPE_KEY)
         logger.exception("unexpected error on %s (request %s)", request.url.path, request_id)
@@ -127,4 +126,4 @@ def install_error_handlers(app: FastAPI, *, default_retry_after: int) -> None:
             "message": "the server failed unexpectedly; quote the request id when reporting it",
             "request_id": request_id,
         }
-        return JSONResponse(body, status_code=500)
+        return AsciiJSONResponse(body, status_code=500)

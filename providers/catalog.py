@@ -13,7 +13,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from providers.engine_client import EngineClient
-from providers.engine_supervisor import EngineOptions
+from providers.engine_supervisor import EngineOptions, EngineSupervisor
 from providers.guard import Guard
 from providers.local import LOCAL_PROVIDER, GuardedLocalChatModel
 from providers.unconfigured import UnconfiguredChatModel
@@ -56,6 +56,13 @@ def engine_options(settings: Settings) -> EngineOptions | None:
         log_level=settings.log_level,
         max_backoff_s=settings.local_engine_max_backoff_s,
     )
+
+
+def own_engine(settings: Settings) -> EngineSupervisor | None:
+    """The engine this process must start and supervise: none when another process already runs
+    one for it (``LLM_SERVER_LOCAL_ENGINE_DIR``) or there is no model file to run."""
+    options = None if settings.local_engine_dir is not None else engine_options(settings)
+    return EngineSupervisor(options) if options is not None else None
 
 
 def engine_client(settings: Settings, folder: Path | None) -> EngineClient:
