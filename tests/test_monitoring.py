@@ -9,7 +9,6 @@ from decimal import Decimal
 from uuid import uuid4
 
 import httpx
-from fastapi import FastAPI
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
@@ -17,6 +16,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResul
 from callbacks.performance import PerformanceMonitor
 from callbacks.pricing import Price, PriceTable, Usage
 from callbacks.records import CallRecord, summarize
+from tests.conftest import AppFactory, settings_for
 from tests.provider_double import Behaviour, ProviderDouble
 
 PRICES = PriceTable({"m": Price(Decimal("1"), Decimal("0.5"), Decimal("2"))})
@@ -98,8 +98,13 @@ async def test_an_unpriced_model_is_recorded_with_no_cost_not_zero() -> None:
 
 
 async def test_32_concurrent_requests_give_32_separate_correct_records(
-    client: httpx.AsyncClient, double: ProviderDouble, remote_app: FastAPI
+    double: ProviderDouble, make_app: AppFactory
 ) -> None:
+    # The primary's timeout is not what this test is about: under a loaded CI machine 32 requests
+    # at once can take longer than the 1 s the other tests use, and a fallback adds a record.
+    remote_app = make_app(settings_for(double, primary_timeout_s=30))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=remote_app), base_url="http://server")
+
     def delay(question: str) -> float:
         match = re.search(r"wait (\d+)ms", question)
         return int(match[1]) / 1000 if match else 0.0
@@ -127,6 +132,7 @@ async def test_32_concurrent_requests_give_32_separate_correct_records(
         assert record.duration_s >= delay(sent.question)
         run_ids.add(record.run_id)
     assert len(run_ids) == 32
+    await client.aclose()
 
 
 async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled() -> None:

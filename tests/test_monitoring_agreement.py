@@ -44,7 +44,11 @@ async def burst(http: httpx.AsyncClient, count: int) -> list[httpx.Response]:
 @pytest.fixture
 def monitored_app(double: ProviderDouble, make_app: AppFactory, receiver: HttpReceiver) -> FastAPI:
     settings = settings_for(
-        double, alert_webhook_url=f"{receiver.url}/hook", alert_slow_response_s=0.5, alert_cooldown_s=0
+        double,
+        alert_webhook_url=f"{receiver.url}/hook",
+        alert_slow_response_s=0.5,
+        alert_cooldown_s=0,
+        primary_timeout_s=30,  # a loaded machine must not turn a success into a timeout here
     )
     return make_app(settings)
 
