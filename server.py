@@ -25,10 +25,10 @@ from langserve import add_routes
 
 from api.access import AccessMiddleware
 from api.body_guard import SizeLimits, body_guard
-from api.config_guard import config_guard
+from api.config_guard import config_guard, stamp_root_run
 from api.context import RequestContextMiddleware
-from api.cross_site import CrossSiteGuard
-from api.errors import install_error_handlers
+from api.cross_site import LOCAL_HOSTS, CrossSiteGuard
+from api.errors import AsciiJSONResponse, install_error_handlers
 from api.faults import faults_router
 from api.monitoring import monitoring_router
 from api.playground_guard import playground_guard
@@ -36,6 +36,7 @@ from api.routing import routing_router
 from callbacks.metrics import MULTIPROCESS_DIR
 from callbacks.suite import MonitoringSuite
 from chains.builders import build_chains
+from chains.config_schema import FormReadyConfig
 from dashboard.routes import install_dashboard
 from errors import ConfigurationError
 from errors.secrets import install_log_redaction
@@ -114,6 +115,7 @@ def create_app(
         title="Configurable fallback server",
         description="LangServe chains with per-request model and prompt choice, fallbacks and monitoring.",
         lifespan=lifespan,
+        default_response_class=AsciiJSONResponse,
     )
     app.state.settings = settings
     app.state.monitoring = suite
@@ -121,30 +123,41 @@ def create_app(
     app.state.resilience = kit
     app.state.policy = access
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
+    routes = chains or build_chains(settings, engine, kit, access.policy)
     open_tier = settings.tiers[settings.open_tier]
-    app.add_middleware(CrossSiteGuard)
+    # An open server on localhost answers only to localhost names, against DNS rebinding.
+    local_only = access.keys.empty and not settings.allow_open_network
+    app.add_middleware(CrossSiteGuard, allowed_hosts=settings.allowed_hosts or (LOCAL_HOSTS if local_only else None))
     app.add_middleware(
         AccessMiddleware,
         keys=access.keys,
         limits=access.limits,
-        open_caller=Caller("anonymous", settings.open_tier, open_tier, key_id=None),
+        # Without keys the server is the operator's own (localhost): its anonymous caller is an admin.
+        open_caller=Caller("anonymous", settings.open_tier, open_tier, key_id=None, admin=access.keys.empty),
         max_body_bytes=settings.max_body_bytes,
+        admitted_by_routes=[f"/{name}" for name in routes],  # body_guard counts them, knowing the body
     )
     app.add_middleware(  # added last: outermost, so even a 401 carries a request id
         RequestContextMiddleware,
         default_retry_after=settings.retry_after_s,
         on_response=suite.metrics.observe_request,
+        client_ids=access.keys.empty,
     )
 
     sizes = SizeLimits(max_prompt_chars=settings.max_prompt_chars, max_batch_inputs=settings.max_batch_inputs)
-    for name, chain in (chains or build_chains(settings, engine, kit, access.policy)).items():
+    for name, chain in routes.items():
+        served = FormReadyConfig(
+            bound=chain, config={"callbacks": suite.handlers if monitored else []}, config_factories=[stamp_root_run]
+        )
         add_routes(
             app,
-            chain.with_config(callbacks=suite.handlers if monitored else []),
+            served,
             path=f"/{name}",
             config_keys=("configurable", "tags", "metadata"),
-            per_req_config_modifier=config_guard(name, chain.config_specs),
-            dependencies=[Depends(body_guard(chain.input_schema, sizes)), Depends(playground_guard)],
+            per_req_config_modifier=config_guard(
+                name, chain.config_specs, max_metadata_bytes=settings.max_client_metadata_bytes
+            ),
+            dependencies=[Depends(body_guard(chain.input_schema, sizes, access.limits)), Depends(playground_guard)],
         )
     app.include_router(monitoring_router(suite, settings, engine, kit))
     app.include_router(routing_router(suite, access.router))

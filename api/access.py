@@ -7,8 +7,10 @@
   it on their own, which is how the playground and the dashboard get in). No or an unknown key
   gets 401, with each challenge in a ``WWW-Authenticate`` header of its own. Without keys every
   request is the open tier's ``anonymous`` caller.
-- A keyed caller's requests to the chains (POST) count against its per-minute limits: 429 with
-  Retry-After when used up.
+- A keyed caller's POSTs count against its per-minute limits, 429 with Retry-After when used up:
+  ``POST /feedback`` against the tier's feedback posts, the routes named in ``admitted_by_routes``
+  (the chains) not here but once their body is read (``api.body_guard``: a batch counts each
+  input, prompt tokens are reserved), any other POST as one request.
 
 The caller is left in ``scope["state"]["caller"]`` (``request.state.caller``) for the routes.
 A plain ASGI middleware, so streams pass through unbuffered.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,7 +30,7 @@ from policy.keys import ApiKeyRing, Caller
 from policy.limits import CallerLimits
 
 OPEN_PATHS = frozenset({"/health"})
-UNMETERED_PATHS = frozenset({"/feedback"})
+FEEDBACK_PATH = "/feedback"
 
 
 class _BodyTooLarge(Exception):
@@ -59,12 +62,15 @@ class AccessMiddleware:
         limits: CallerLimits,
         open_caller: Caller,
         max_body_bytes: int,
+        admitted_by_routes: Collection[str] = (),
     ):
+        """``admitted_by_routes``: path prefixes whose routes count their requests themselves."""
         self.app = app
         self.keys = keys
         self.limits = limits
         self.open_caller = open_caller
         self.max_body_bytes = max_body_bytes
+        self.admitted_by_routes = tuple(prefix.rstrip("/") + "/" for prefix in admitted_by_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,8 +112,11 @@ class AccessMiddleware:
             raise Unauthenticated(
                 f"{problem}: send it as X-API-Key or Authorization: Bearer <key> (browsers: as the password)"
             )
-        if scope.get("method") == "POST" and path not in UNMETERED_PATHS:
-            await self.limits.admit(caller)
+        if scope.get("method") == "POST":
+            if path == FEEDBACK_PATH:
+                await self.limits.admit_feedback(caller)
+            elif not path.startswith(self.admitted_by_routes):
+                await self.limits.admit(caller)
         return caller
 
     def _too_large(self) -> TooLarge:

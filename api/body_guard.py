@@ -11,6 +11,11 @@ LangServe reads it (the config guard checks what its config says, later):
 LangServe lets the last three escape as a 500 (tests/test_fuzz.py found them); here each is a 422
 saying what is wrong. Starlette keeps the parsed body on the request, so LangServe and the config
 guard read it again for free.
+
+A body that passes is then admitted against the caller's limits (``admission``), here because
+only here is the body known: one request per input (a batch of n is n requests) with each
+input's prompt tokens reserved, all or none, or 429. The access middleware leaves these routes to
+this check.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from langchain_core.utils.pydantic import TypeBaseModel
 from pydantic import BaseModel, ValidationError
 
+from api.context import current_request_id
 from errors import TooLarge
+from policy.limits import CallerLimits, estimate_prompt_tokens
 
 BodyCheck = Callable[[Request], Awaitable[None]]
 
@@ -72,7 +79,9 @@ def _batch_errors(inputs: Any, input_schema: type[BaseModel]) -> list[dict[str, 
     return errors
 
 
-def body_guard(input_schema: TypeBaseModel, limits: SizeLimits) -> BodyCheck:
+def body_guard(input_schema: TypeBaseModel, limits: SizeLimits, admission: CallerLimits | None = None) -> BodyCheck:
+    """``admission``: the limits each request is counted against once its body is known; without
+    it nothing is counted here."""
     if not issubclass(input_schema, BaseModel):  # LangServe validates with pydantic 2; so do we
         raise TypeError(f"the chain's input schema {input_schema!r} is not a pydantic 2 model")
 
@@ -97,5 +106,14 @@ def body_guard(input_schema: TypeBaseModel, limits: SizeLimits) -> BodyCheck:
             errors.extend(_batch_errors(body["inputs"], input_schema))
         if errors:
             raise RequestValidationError(errors)
+        caller = getattr(request.state, "caller", None)
+        if admission is not None and caller is not None:
+            questions = _questions(body)
+            await admission.admit(
+                caller,
+                requests=max(1, len(questions)),
+                tokens=sum(estimate_prompt_tokens(q) for q in questions if isinstance(q, str)),
+                request_id=current_request_id(),
+            )
 
     return check

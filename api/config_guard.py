@@ -3,28 +3,39 @@
 LangServe silently drops ``configurable`` ids it does not know, so a typo ("temp" for
 "llm_temperature") runs with defaults and nobody notices: the failure the seed's troubleshooting
 guide describes. Here an unknown id, a non-object ``configurable`` or a temperature outside 0-2
-is a 422 naming what is allowed. It also refuses a model above the caller's tier (403). What the
-body holds (readable JSON, sizes, batch items) ``api.body_guard`` has checked before.
+(``NaN`` included) is a 422 naming what is allowed, wherever the client put it: in the body or in
+the config encoded in the URL (``/{route}/c/{config_hash}/...``), which LangServe merges. It also
+refuses a model above the caller's tier (403), and tags or metadata too large, too deep or not
+Unicode (``api.client_metadata``). What the body holds (readable JSON, sizes, batch items)
+``api.body_guard`` has checked before.
 
-Then it stamps the server's own metadata over anything a client sent under those names: the
-request id and route, who is calling (``user_id``, ``tier``, ``api_key_id``) and ``access``: the
-tier's models and default and the configurable ids this client really sent (LangServe fills in
-every other id with its default, so the chain could not tell them apart).
+Then it builds the run's metadata: the server's own fields, which the chains, the router, the
+limits and monitoring decide and attribute with (the request id and route; who is calling:
+``user_id``, ``tier``, ``api_key_id``; ``access``: the tier's models and default and the
+configurable ids this client really sent, since LangServe fills in every other id with its
+default), and the client's metadata apart, under ``client``, so nothing a client sends can stand
+for one of them. ``stamp_root_run`` adds ``root_run_id`` to every run, batch items included.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import Request
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
+from langserve.lzstring import LZString
 
+from api.client_metadata import check_client_metadata
 from api.context import current_request_id
 from errors import RequestError
 from policy.keys import Caller
 from policy.request_policy import MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE, Access, check_model
+
+CLIENT_METADATA = "client"  # the client's own metadata, under one key: apart from what the server stamps
 
 ConfigModifier = Callable[[dict[str, Any], Request], Awaitable[dict[str, Any]]]
 
@@ -54,50 +65,82 @@ def _client_configs(body: Any) -> list[Any]:
     return config if isinstance(config, list) else [config]
 
 
+def _hash_config(request: Request) -> dict[str, Any]:
+    """The config a client encoded in the URL (``/{route}/c/{config_hash}/invoke``), as sent.
+    LangServe merges it under the body's, and validates it into a model that drops unknown ids
+    and fills in defaults, so the checks must see it raw."""
+    encoded = request.path_params.get("config_hash")
+    if not encoded:
+        return {}
+    try:
+        decoded = json.loads(LZString.decompressFromEncodedURIComponent(encoded) or "")
+    except (ValueError, TypeError, IndexError, KeyError):
+        decoded = None
+    if not isinstance(decoded, dict):
+        raise RequestError("the config in the URL (/c/{config_hash}/) is not LZ-string-compressed JSON of an object")
+    return decoded
+
+
+def _configurable_of(config: Any) -> dict[str, Any]:
+    configurable = config.get("configurable") if isinstance(config, dict) else None
+    return configurable if isinstance(configurable, dict) else {}
+
+
 def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
-    """Who called, as the server knows it. With keys, the key's owner replaces any ``user_id`` the
-    client sent (kept as ``client_user_id``: a backend may pass its own users' ids); an open
-    server has nobody to vouch for, so the client's ``user_id`` stands as a label."""
+    """Who called, as the server knows it. With keys, the key's owner is the ``user_id`` (a
+    ``user_id`` the client sent is kept as ``client_user_id``: a backend may pass its own users'
+    ids); an open server has nobody to vouch for, so the client's ``user_id`` stands as a label."""
     if not caller.authenticated:
-        return {"user_id": sent.get("user_id") or caller.user_id, "tier": caller.tier_name, "api_key_id": None}
+        label = sent.get("user_id")
+        return {"user_id": str(label) if label else caller.user_id, "tier": caller.tier_name, "api_key_id": None}
     identity: dict[str, Any] = {"user_id": caller.user_id, "tier": caller.tier_name, "api_key_id": caller.key_id}
     if sent.get("user_id") is not None:
         identity["client_user_id"] = sent["user_id"]
     return identity
 
 
-def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec]) -> ConfigModifier:
+def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], *, max_metadata_bytes: int) -> ConfigModifier:
     allowed = {spec.id: spec for spec in specs}
 
     async def modifier(config: dict[str, Any], request: Request) -> dict[str, Any]:
-        # LangServe has already validated the body; read it again to see what it dropped.
+        # LangServe has already validated the body and the URL's config; read both again as sent.
         try:
             body = await request.json()
         except ValueError:
             body = None
+        in_url = _hash_config(request)
         client_configs = _client_configs(body)
-        for client_config in client_configs:
+        for client_config in (in_url, *client_configs):
             if isinstance(client_config, dict):
                 _check_configurable(route, client_config.get("configurable"), allowed)
         # LangServe calls this once per config of a batch, in order: count to know whose it is.
         index = getattr(request.state, "config_index", 0)
         request.state.config_index = index + 1
-        client_config = client_configs[min(index, len(client_configs) - 1)]
-        configurable = (client_config or {}).get("configurable") if isinstance(client_config, dict) else None
+        # What this run's client really set: the URL's config, then the body's over it (as LangServe merges).
+        sent = {**_configurable_of(in_url), **_configurable_of(client_configs[min(index, len(client_configs) - 1)])}
+        check_client_metadata(config.get("tags"), config.get("metadata"), max_bytes=max_metadata_bytes)
         caller: Caller = request.state.caller
-        access = Access.of_tier(caller.tier_name, caller.tier, configurable or {})
-        check_model(access, (configurable or {}).get(MODEL_ID))
+        access = Access.of_tier(caller.tier_name, caller.tier, sent)
+        check_model(access, sent.get(MODEL_ID))
+        client_metadata = dict(config.get("metadata") or {})
         metadata = {
-            **(config.get("metadata") or {}),
             "route": route,
             "request_id": current_request_id(),
-            **_identity(caller, config.get("metadata") or {}),
+            **_identity(caller, client_metadata),
             "access": access.as_metadata(),
+            CLIENT_METADATA: client_metadata,
         }
         if request.url.path.endswith("/batch"):
+            # LangServe names each item's run after this (``stamp_root_run`` records it).
             return {**config, "metadata": metadata}
-        # Name the root run ourselves, so every call record can point at the id the client gets.
-        run_id = uuid.uuid4()
-        return {**config, "run_id": run_id, "metadata": {**metadata, "root_run_id": str(run_id)}}
+        # Name the root run ourselves, so the run id is known before the chain starts.
+        return {**config, "run_id": uuid.uuid4(), "metadata": metadata}
 
     return modifier
+
+
+def stamp_root_run(config: RunnableConfig) -> RunnableConfig:
+    """A config factory for the served chain's binding: every run, batch items included, records
+    the run id its client is given as ``root_run_id``, over anything a client sent."""
+    run_id = config.get("run_id")
+    return {"metadata": {"root_run_id": str(run_id)}} if run_id is not None else {}

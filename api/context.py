@@ -58,25 +58,33 @@ class RequestContextMiddleware:
         default_retry_after: int = 30,
         on_response: Callable[[str, str, int, float], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        client_ids: bool = True,
     ):
+        """``client_ids``: whether a well-formed ``X-Request-Id`` from the client becomes the
+        request's id. With API keys it does not (one key could file its calls under another's
+        id): the server names every request and echoes the client's as ``X-Client-Request-Id``."""
         self.app = app
         self.default_retry_after = default_retry_after
         self.on_response = on_response  # (route, method, status, seconds), for metrics
         self._clock = clock
+        self.client_ids = client_ids
 
-    def _request_id_of(self, scope: Scope) -> str:
+    @staticmethod
+    def _client_id_of(scope: Scope) -> str | None:
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
                 if _CLIENT_ID.match(candidate):
                     return candidate
-        return uuid.uuid4().hex
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = self._request_id_of(scope)
+        client_id = self._client_id_of(scope)
+        request_id = client_id if client_id and self.client_ids else uuid.uuid4().hex
+        echoed = [(b"x-client-request-id", client_id.encode())] if client_id and client_id != request_id else []
         scope[REQUEST_ID_SCOPE_KEY] = request_id  # for handlers that run outside this middleware
         token = _request_id.set(request_id)
         started = finished = False
@@ -93,6 +101,7 @@ class RequestContextMiddleware:
                 content_type = dict(headers).get(b"content-type", b"")
                 is_stream = content_type.startswith(b"text/event-stream")
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(echoed)
                 headers.extend(_served_headers(outcomes))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and is_stream and outcomes.failures:

@@ -29,8 +29,9 @@ logger = logging.getLogger("llm_server.errors")
 
 
 class AsciiJSONResponse(JSONResponse):
-    """An error body in ASCII JSON: an error may echo what the caller sent, and a lone surrogate
-    (``"\\udc80"``, valid in JSON, not in UTF-8) made the plain response fail into a 500."""
+    """A body in ASCII JSON: an error may echo what the caller sent, and a lone surrogate
+    (``"\\udc80"``, valid in JSON, not in UTF-8) made the plain response fail into a 500. The
+    app's own routes answer with it too: records stored before metadata was checked may hold one."""
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")

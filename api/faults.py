@@ -1,7 +1,8 @@
 """``GET /faults`` and ``PUT /faults``: see and change fault injection while the server runs, so
 an operator (or the dashboard's fault panel) can rehearse an outage and watch the fallbacks,
-breakers and alerts react. Changing it is allowed by ``LLM_SERVER_FAULT_CONTROL`` (by default:
-only while the server runs open on localhost, never with API keys)."""
+breakers and alerts react. Both are for admin keys only; changing it is allowed by
+``LLM_SERVER_FAULT_CONTROL`` as well (by default: only while the server runs open on localhost,
+never with API keys)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api.roles import ADMIN_ONLY
 from errors import RequestError
 from policy.tiers import ALTERNATIVES
 from resilience.faults import FaultPlan, FaultSpec
@@ -18,7 +20,7 @@ logger = logging.getLogger("llm_server.faults")
 
 
 def faults_router(plan: FaultPlan, *, control: bool) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(dependencies=ADMIN_ONLY)
 
     def current() -> dict[str, Any]:
         return {"faults": {name: spec.model_dump() for name, spec in plan.specs.items()}, "control": control}

@@ -1,4 +1,8 @@
-"""``/health``, ``/metrics`` and the read-only ``/monitoring`` routes (calls, stats, alerts, breakers)."""
+"""``/health``, ``/metrics`` and the read-only ``/monitoring`` routes (calls, stats, alerts, breakers).
+
+``/health`` is open to everyone; ``/monitoring/calls`` answers any key, with only its user's own
+records unless the key is an admin's; the rest hold every user's figures: admin keys only.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,22 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.roles import ADMIN_ONLY, caller_of
+from callbacks.call_query import BadCursor, CallCursor, CallFilter
 from callbacks.records import summarize
 from callbacks.suite import MonitoringSuite
+from errors import RequestError
 from providers.engine_client import EngineClient
 from resilience.kit import ResilienceKit
 from settings import Settings
 
 MAX_WINDOW_S = 100 * 365 * 86_400  # a century: "everything" for any store this server keeps
+# One page of /monitoring/calls, in bytes of JSON: four records with 950 kB of metadata each made
+# a 126.5 MB answer at limit=1000. The rest is one `next` away.
+MAX_CALLS_PAGE_BYTES = 5_000_000
 _SINCE = Query(None, description="Only records at or after this time (ISO 8601; UTC when it names no zone).")
 
 
@@ -64,11 +74,11 @@ def monitoring_router(
     # Load balancers often probe with HEAD; one operation in the schema is enough.
     router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 
-    @router.get("/metrics", tags=["operations"])
+    @router.get("/metrics", tags=["operations"], dependencies=ADMIN_ONLY)
     async def metrics() -> Response:
         return Response(suite.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/monitoring/stats", tags=["monitoring"])
+    @router.get("/monitoring/stats", tags=["monitoring"], dependencies=ADMIN_ONLY)
     async def stats(
         # Bounded: a window past the calendar's start (datetime.min) overflowed into a 500.
         window_s: float | None = Query(None, gt=0, le=MAX_WINDOW_S, description="Only the last this many seconds."),
@@ -80,30 +90,45 @@ def monitoring_router(
 
     @router.get("/monitoring/calls", tags=["monitoring"])
     async def calls(
+        request: Request,
         run_id: str | None = Query(None, description="An LLM call's run id, or the run id a route returned."),
         request_id: str | None = Query(None, description="The X-Request-Id of a request."),
         model: str | None = Query(None, description="A concrete model name or an alternative key."),
         outcome: Literal["ok", "error", "cancelled"] | None = None,
         tag: str | None = Query(None, description="A tag the client sent."),
-        user_id: str | None = Query(None, description="The user_id in the client's metadata."),
+        user_id: str | None = Query(
+            None, description="The user who called (the key's owner; a label on an open server)."
+        ),
         since: datetime | None = _SINCE,
         until: datetime | None = Query(None, description="Only records before this time (ISO 8601)."),
         limit: int = Query(100, ge=1, le=1000),
+        cursor: str | None = Query(
+            None, max_length=512, description="The `next` of the previous page: the records after it."
+        ),
     ) -> dict[str, Any]:
-        found = await suite.store.find(
-            run_id=run_id,
-            request_id=request_id,
-            model=model,
-            outcome=outcome,
-            tag=tag,
-            user_id=user_id,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-        return {"calls": [record.as_dict() for record in found]}
+        """Call records, newest first, a page at a time (``limit`` records, at most 5 MB of JSON);
+        ``next`` is the cursor of the following page, null after the last. A key that is not an
+        admin's sees only its own user's records."""
+        caller = caller_of(request)
+        try:
+            after = CallCursor.decode(cursor) if cursor else None
+        except BadCursor:
+            raise RequestError(
+                "cursor: not a cursor this server gave out; pass the `next` of the previous page as it "
+                "came, or leave cursor out for the newest records",
+                details={"parameter": "cursor"},
+            ) from None
+        wanted = CallFilter(
+            run_id=run_id, request_id=request_id, model=model, outcome=outcome, tag=tag, user_id=user_id,
+            owner=None if caller.admin else caller.user_id, since=since, until=until, after=after,
+        )  # fmt: skip
+        page = await suite.store.page(wanted, limit=limit, max_bytes=MAX_CALLS_PAGE_BYTES)
+        return {
+            "calls": [record.as_dict() for record in page.records],
+            "next": page.next.encode() if page.next else None,
+        }
 
-    @router.get("/monitoring/alerts", tags=["monitoring"])
+    @router.get("/monitoring/alerts", tags=["monitoring"], dependencies=ADMIN_ONLY)
     async def alerts(limit: int = Query(100, ge=1, le=1000), since: datetime | None = _SINCE) -> dict[str, Any]:
         history = await suite.store.alerts(limit=limit, since=since)
         deliveries: dict[str, list[dict[str, Any]]] = {}
@@ -115,7 +140,7 @@ def monitoring_router(
             "history": [{**alert.as_dict(), "deliveries": deliveries.get(alert.id, [])} for alert in history],
         }
 
-    @router.get("/monitoring/breakers", tags=["monitoring"])
+    @router.get("/monitoring/breakers", tags=["monitoring"], dependencies=ADMIN_ONLY)
     async def breakers() -> dict[str, Any]:
         """Each remote model endpoint's circuit breaker: state, why, and when it probes again."""
         policy = kit.breakers.policy

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from api.roles import ADMIN_ONLY
 from callbacks.records import FeedbackRecord
 from callbacks.suite import MonitoringSuite
 from errors import RequestError
@@ -54,7 +55,7 @@ def routing_router(suite: MonitoringSuite, router: AdaptiveRouter) -> APIRouter:
         )
         return {"accepted": True, "learned": learned}
 
-    @api.get("/monitoring/routing", tags=["monitoring"])
+    @api.get("/monitoring/routing", tags=["monitoring"], dependencies=ADMIN_ONLY)
     async def routing(feedback_limit: int = Query(20, ge=0, le=1000)) -> dict[str, Any]:
         """The router's estimate per question type and model, its recent decisions and feedback."""
         return {**router.snapshot(), "feedback": await suite.store.feedback(limit=feedback_limit)}

@@ -17,9 +17,11 @@ from typing import Protocol
 from callbacks.dispatch import DeliveryResult
 from callbacks.records import CallRecord
 from callbacks.storage import WriteReport
+from errors import Cause
 
 # Failures that are nobody's incident: a provider without a key, a client that went away.
-_NOT_INCIDENTS = {"not_configured", "cancelled"}
+# Failures that say nothing about a model's health: no key set, a client that left, a caller's bad input.
+_NOT_INCIDENTS = frozenset({Cause.NOT_CONFIGURED, Cause.CANCELLED, Cause.BAD_REQUEST})
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class ErrorRate:
         self._totals: dict[str, list[int]] = {}  # model -> [calls, errors] over the window
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
-        if record.outcome == "cancelled" or record.cause == "not_configured":
+        if record.outcome == "cancelled" or record.cause in _NOT_INCIDENTS:
             return []
         buckets = self._buckets.setdefault(record.model, deque())
         totals = self._totals.setdefault(record.model, [0, 0])

@@ -28,8 +28,8 @@ from errors import Cause, classify, describe
 
 logger = logging.getLogger("llm_server.monitoring")
 
-# Run metadata kept in its own columns or of no use later; the rest is the client's metadata as
-# sent, plus who called (user_id, tier, api_key_id) and why this model answered (routing).
+# Run metadata kept in its own columns or of no use later; the rest is who called (user_id, tier,
+# api_key_id), why this model answered (routing), and the client's own metadata under "client".
 _SERVER_KEYS = (
     "request_id",
     "root_run_id",

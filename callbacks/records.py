@@ -35,7 +35,7 @@ class CallRecord:
     prompt_chars: int
     answer_chars: int
     tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)  # the client's, as sent
+    metadata: dict[str, Any] = field(default_factory=dict)  # the server's stamps; the client's under "client"
 
     @property
     def total_tokens(self) -> int:

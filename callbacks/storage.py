@@ -32,6 +32,7 @@ from typing import Any
 import aiosqlite
 
 from callbacks.alert_model import Alert
+from callbacks.call_query import CallCursor, CallFilter, CallPage, epoch, order_key, record_bytes
 from callbacks.dispatch import DeliveryResult
 from callbacks.pending import Batch, PendingWrites
 from callbacks.records import CallRecord, FeedbackRecord
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS calls (
     tags TEXT NOT NULL, metadata TEXT NOT NULL, user_id TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_ts);
+CREATE INDEX IF NOT EXISTS calls_page ON calls (started_ts, run_id);
 CREATE INDEX IF NOT EXISTS calls_request ON calls (request_id);
 CREATE INDEX IF NOT EXISTS calls_root ON calls (root_run_id);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -76,6 +78,7 @@ _CALL_COLUMNS = (
 _HOUR_S = 3600.0
 _MAX_RETRY_S = 5.0  # while writes fail, retry at least this often: the outage ends within seconds of the fix
 _STORAGE_ERRORS = (sqlite3.Error, OSError)  # what a full, read-only or missing disk raises
+_FETCH_ROWS = 16  # rows per fetch while a page is bounded in bytes: a row may hold a megabyte of metadata
 
 
 def _call_row(r: CallRecord) -> tuple[Any, ...]:
@@ -128,12 +131,6 @@ def _alert(row: aiosqlite.Row) -> Alert:
         at=datetime.fromisoformat(row["at"]),
         labels=json.loads(row["labels"]),
     )
-
-
-def epoch(moment: datetime) -> float:
-    """Seconds since 1970 of a time a client sent; one without a zone is UTC (as local time,
-    ``datetime.timestamp`` overflows near year 1 and raised a 500)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True)
@@ -364,10 +361,15 @@ class CallStore:
         await self._disconnect()
 
     # -- reading ---------------------------------------------------------------------------
-    async def _query(self, sql: str, params: Sequence[Any]) -> tuple[list[aiosqlite.Row], Batch]:
+    async def _query(
+        self, sql: str, params: Sequence[Any], *, take: Callable[[aiosqlite.Row], bool] | None = None
+    ) -> tuple[list[aiosqlite.Row], Batch]:
         """Rows from the file, after writing what is due, and what still waits (taken under the
         same lock, so a record is in one or the other). While writes fail, the file may not even
-        be readable: then only what waits is answered, and the storage alert says why."""
+        be readable: then only what waits is answered, and the storage alert says why.
+
+        With ``take``, the rows go to it instead, in order and a few at a time, until it returns
+        False: a read bounded in bytes never holds more than one fetch beyond its bound."""
         if self._due():
             with contextlib.suppress(Exception):  # reported by flush; the read answers anyway
                 await self.flush()
@@ -375,7 +377,13 @@ class CallStore:
             try:
                 db = await self._connection()
                 async with db.execute(sql, params) as cursor:
-                    rows = list(await cursor.fetchall())
+                    if take is None:
+                        rows = list(await cursor.fetchall())
+                    else:
+                        rows = []
+                        while chunk := await cursor.fetchmany(_FETCH_ROWS):
+                            if not all(map(take, chunk)):
+                                break
             except _STORAGE_ERRORS as exc:
                 if self._failure is None:
                     raise
@@ -393,53 +401,62 @@ class CallStore:
         outcome: str | None = None,
         tag: str | None = None,
         user_id: str | None = None,
+        owner: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
     ) -> list[CallRecord]:
-        """Call records, newest first. ``run_id`` matches an LLM call's or its root run's id."""
-        where, params = ["1=1"], list[Any]()
-        if run_id:
-            where.append("(run_id = ? OR root_run_id = ?)")
-            params += [run_id, run_id]
-        if request_id:
-            where.append("request_id = ?")
-            params.append(request_id)
-        if model:
-            where.append("(model = ? OR alternative = ?)")
-            params += [model, model]
-        if outcome:
-            where.append("outcome = ?")
-            params.append(outcome)
-        if tag:
-            where.append("EXISTS (SELECT 1 FROM json_each(calls.tags) WHERE json_each.value = ?)")
-            params.append(tag)
-        if user_id:
-            where.append("user_id = ?")
-            params.append(user_id)
-        if since:
-            where.append("started_ts >= ?")
-            params.append(epoch(since))
-        if until:
-            where.append("started_ts < ?")
-            params.append(epoch(until))
-        sql = f"SELECT * FROM calls WHERE {' AND '.join(where)} ORDER BY started_ts DESC LIMIT ?"
-        rows, waiting = await self._query(sql, [*params, limit])
-        stored = [_record(row) for row in rows]
+        """Call records, newest first. ``run_id`` matches an LLM call's or its root run's id;
+        ``owner`` keeps the records a key of that user made (see ``CallFilter``)."""
+        wanted = CallFilter(
+            run_id=run_id, request_id=request_id, model=model, outcome=outcome, tag=tag, user_id=user_id,
+            owner=owner, since=since, until=until,
+        )  # fmt: skip
+        return (await self.page(wanted, limit=limit)).records
 
-        def matches(r: CallRecord) -> bool:  # the WHERE clause above, for records not in the file yet
-            return (
-                (not run_id or run_id in (r.run_id, r.root_run_id))
-                and (not request_id or r.request_id == request_id)
-                and (not model or model in (r.model, r.alternative))
-                and (not outcome or r.outcome == outcome)
-                and (not tag or tag in r.tags)
-                and (not user_id or r.user_id == user_id)
-                and (not since or r.started_at.timestamp() >= epoch(since))
-                and (not until or r.started_at.timestamp() < epoch(until))
-            )
+    async def page(self, wanted: CallFilter, *, limit: int = 100, max_bytes: int | None = None) -> CallPage:
+        """At most ``limit`` records matching ``wanted``, newest first, starting after its cursor,
+        and, with ``max_bytes``, no more than fit in that many bytes of JSON (one at least, so a
+        page always moves on); ``next`` is where the rest starts. The file is read only as far as
+        the page needs, and records still waiting to be written take their places in it."""
+        where, params = wanted.sql()
+        stored: list[CallRecord] = []
+        sizes: dict[int, int] = {}  # by id(record): each is measured once
+        used, cut = 0, False
 
-        return _merge_calls(stored, filter(matches, waiting.calls), newest_first=True)[:limit]
+        def size(record: CallRecord) -> int:
+            if max_bytes is None:
+                return 0
+            if id(record) not in sizes:
+                sizes[id(record)] = record_bytes(record)
+            return sizes[id(record)]
+
+        def take(row: aiosqlite.Row) -> bool:  # one row past the page, to know the file holds more
+            nonlocal used, cut
+            stored.append(_record(row))
+            used += size(stored[-1])
+            over_budget = max_bytes is not None and used > max_bytes and len(stored) > 1  # the first always fits
+            cut = len(stored) > limit or over_budget
+            return not cut
+
+        sql = f"SELECT * FROM calls WHERE {where} ORDER BY started_ts DESC, run_id DESC LIMIT ?"
+        _, waiting = await self._query(sql, [*params, limit + 1], take=take)
+        merged = _merge_calls(stored, filter(wanted.matches, waiting.calls), newest_first=True)
+        # Past the last row read, the file may hold records that come before the waiting ones.
+        horizon = order_key(stored[-1]) if cut else None
+        records: list[CallRecord] = []
+        used, more = 0, cut
+        for record in merged:
+            if records and (
+                len(records) == limit
+                or (horizon is not None and order_key(record) < horizon)
+                or (max_bytes is not None and used + size(record) > max_bytes)
+            ):
+                more = True
+                break
+            records.append(record)
+            used += size(record)
+        return CallPage(records, CallCursor.after(records[-1]) if more and records else None)
 
     async def window(self, since: datetime | None = None) -> list[CallRecord]:
         """Every record since ``since`` (all when None), oldest first."""
@@ -515,7 +532,7 @@ def _merge_calls(stored: list[CallRecord], waiting: Iterable[CallRecord], *, new
     if not recent:
         return stored
     by_run = {r.run_id: r for r in stored} | {r.run_id: r for r in recent}
-    return sorted(by_run.values(), key=lambda r: r.started_at, reverse=newest_first)
+    return sorted(by_run.values(), key=order_key, reverse=newest_first)
 
 
 def utc_now() -> datetime:

@@ -1,6 +1,7 @@
 """``GET /dashboard`` (the page), ``/dashboard/assets/`` (its script, styles and Chart.js) and
 ``GET /dashboard/data`` (everything the page shows, in one JSON snapshot it polls every two
-seconds). Under the same API keys as everything else: a browser asks for the key as a password."""
+seconds). The page and its data hold every user's calls: admin keys only (a browser asks for the
+key as a password); the assets are only code, open to any key."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.roles import ADMIN_ONLY
 from callbacks.suite import MonitoringSuite
 from dashboard.snapshot import snapshot
 from policy.routing import AdaptiveRouter
@@ -43,7 +45,7 @@ def install_dashboard(
     *,
     fault_control: bool,
 ) -> None:
-    api = APIRouter(tags=["dashboard"])
+    api = APIRouter(tags=["dashboard"], dependencies=ADMIN_ONLY)
 
     @api.get("/dashboard", include_in_schema=False)
     async def page() -> FileResponse:

@@ -5,6 +5,7 @@
     ├── RequestError            the caller's to fix; carries an HTTP status (422 by default)
     │   ├── Unauthenticated     401: no API key, or one the server does not know
     │   ├── ModelNotAllowed     403: a model above the caller's tier; names the allowed ones
+    │   ├── AdminOnly           403: an operations route for admin keys only; says how to make one
     │   ├── TooLarge            413: body, prompt or batch over its limit; names the limit
     │   ├── UnsupportedMediaType 415: a body that is not sent as JSON
     │   └── RateLimited         429: the caller's requests or tokens per minute are used up
@@ -28,6 +29,7 @@ from typing import Any
 from errors.causes import Cause, classify, describe, retry_after_of
 
 __all__ = [
+    "AdminOnly",
     "AllRungsFailed",
     "Attempt",
     "Cause",
@@ -79,6 +81,11 @@ class Unauthenticated(RequestError):
 
 class ModelNotAllowed(RequestError):
     code = "model_not_allowed"
+    default_status = 403
+
+
+class AdminOnly(RequestError):
+    code = "admin_only"
     default_status = 403
 
 

@@ -92,6 +92,8 @@ def classify(exc: BaseException) -> Cause:
         # langchain-google-genai raises its own errors from the SDK's 4xx (GoogleRateLimitError...).
         return classify(exc.__cause__)
 
+    if isinstance(exc, ValueError) and "not JSON compliant" in str(exc):
+        return Cause.BAD_REQUEST  # the SDK could not write the caller's parameters (NaN): nothing was sent
     name = type(exc).__name__
     if "Timeout" in name:
         return Cause.TIMEOUT

@@ -19,6 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
+def personal_arms(kind: str, owner: str) -> str:
+    """The name of ``owner``'s own arms for question type ``kind``: their evidence adds to the
+    shared arms' only when ``choose`` is asked for that owner (``personal=``)."""
+    return f"{kind}@{owner}"
+
+
+def _shared_kind(kind: str) -> str | None:
+    base, at, _ = kind.partition("@")
+    return base if at else None
+
+
 @dataclass
 class _Arm:
     prior: float
@@ -64,10 +75,23 @@ class ModelBandit:
             arm = self._arms[(kind, model)] = _Arm(prior)
         return arm
 
-    def choose(self, kind: str, priors: Mapping[str, float]) -> Choice:
-        """Pick one of ``priors``' models (non-empty) for a question of type ``kind``."""
+    def _estimate(self, kind: str, model: str, prior: float, personal: str | None) -> float:
+        arm = self._arm(kind, model, prior)
+        own = self._arms.get((personal, model)) if personal is not None else None
+        return self._pooled(arm, own)
+
+    def _pooled(self, arm: _Arm, own: _Arm | None) -> float:
+        if own is None:
+            return arm.mean(self.prior_weight)
+        # One pool of evidence: everyone's, plus this owner's own (which only it is routed on).
+        evidence, weight = arm.evidence + own.evidence, arm.weight + own.weight
+        return (arm.prior * self.prior_weight + evidence) / (self.prior_weight + weight)
+
+    def choose(self, kind: str, priors: Mapping[str, float], *, personal: str | None = None) -> Choice:
+        """Pick one of ``priors``' models (non-empty) for a question of type ``kind``; with
+        ``personal``, the arms of that name add their evidence to ``kind``'s (a tenant's own)."""
         with self._lock:
-            estimates = {m: self._arm(kind, m, p).mean(self.prior_weight) for m, p in priors.items()}
+            estimates = {m: self._estimate(kind, m, p, personal) for m, p in priors.items()}
             explore = len(estimates) > 1 and self._rng.random() < self.exploration
         best = max(estimates, key=lambda m: (estimates[m], priors[m]))
         model = self._rng.choice([m for m in estimates if m != best]) if explore else best
@@ -89,10 +113,19 @@ class ModelBandit:
         with self._lock:
             self._arms[(kind, model)] = _Arm(prior, evidence, weight, observations)
 
+    def _snapshot_estimate(self, kind: str, model: str, arm: _Arm) -> float:
+        shared = _shared_kind(kind)
+        base = self._arms.get((shared, model)) if shared is not None else None
+        return self._pooled(base, arm) if base is not None else arm.mean(self.prior_weight)
+
     def snapshot(self) -> dict[str, list[dict[str, float | int | str]]]:
-        """Every arm's estimate by question type, best first."""
+        """Every arm's estimate by question type, best first; an owner's arms show the estimate
+        its questions are routed on (shared and own evidence together)."""
         with self._lock:
-            rows = [(kind, model, arm.mean(self.prior_weight), arm) for (kind, model), arm in self._arms.items()]
+            rows = [
+                (kind, model, self._snapshot_estimate(kind, model, arm), arm)
+                for (kind, model), arm in self._arms.items()
+            ]
         table: dict[str, list[dict[str, float | int | str]]] = {}
         for kind, model, estimate, arm in sorted(rows, key=lambda row: (row[0], -row[2])):
             table.setdefault(kind, []).append(

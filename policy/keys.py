@@ -5,9 +5,10 @@
     tier = "pro"
     sha256 = "9f86d081..."   # hex SHA-256 of the key (preferred: the file then holds no secret)
     # key = "lsk_..."        # or the key itself
+    # admin = true           # may read every user's monitoring and change faults (default: false)
 
 Keys are looked up by their SHA-256, so the ring never holds a presented key and the lookup
-does not leak where two keys differ. ``python -m policy.keys new --user alice --tier pro``
+does not leak where two keys differ. ``python -m policy.keys new --user alice --tier pro [--admin]``
 prints a fresh key and the lines to add.
 """
 
@@ -37,12 +38,14 @@ def hash_key(key: str) -> str:
 @dataclass(frozen=True)
 class Caller:
     """Who is calling. ``key_id`` names the key in limits and logs without revealing it; an
-    unauthenticated caller (the server runs open) has none."""
+    unauthenticated caller (the server runs open) has none. ``admin``: may read every user's
+    monitoring, the metrics and the dashboard, and change faults."""
 
     user_id: str
     tier_name: str
     tier: Tier
     key_id: str | None
+    admin: bool = False
 
     @property
     def authenticated(self) -> bool:
@@ -96,11 +99,17 @@ class ApiKeyRing:
                 raise ConfigurationError(f"{path}: key #{number} ({user}) has tier {tier!r}; tiers: {sorted(tiers)}")
             if digest in callers:
                 raise ConfigurationError(f"{path}: key #{number} ({user}) repeats an earlier key")
-            callers[digest] = Caller(user_id=user, tier_name=tier, tier=tiers[tier], key_id=digest[:12])
+            admin = entry.get("admin", False)
+            if not isinstance(admin, bool):  # "yes" or 1 must not pass for true, nor "false" for false
+                raise ConfigurationError(
+                    f"{path}: key #{number} ({user}) has `admin` = {admin!r}, which is not a boolean; "
+                    "write admin = true (or leave it out for an ordinary key)"
+                )
+            callers[digest] = Caller(user_id=user, tier_name=tier, tier=tiers[tier], key_id=digest[:12], admin=admin)
         return cls(callers)
 
 
-ENTRY_FIELDS = frozenset({"user", "tier", "sha256", "key"})
+ENTRY_FIELDS = frozenset({"user", "tier", "sha256", "key", "admin"})
 
 
 def _digest_of(entry: object, path: Path, number: int) -> str:
@@ -125,6 +134,9 @@ def main() -> None:
     parser.add_argument("command", choices=["new"])
     parser.add_argument("--user", required=True)
     parser.add_argument("--tier", required=True)
+    parser.add_argument(
+        "--admin", action="store_true", help="may read every user's monitoring, the dashboard and /metrics"
+    )
     args = parser.parse_args()
     tiers = Settings().tiers
     if args.tier not in tiers:
@@ -133,7 +145,7 @@ def main() -> None:
     print(f"# give this key to {json.dumps(args.user)}; it is not stored anywhere:\n#   {key}")
     # JSON's string escapes are TOML's: a crafted name stays one string, never a second entry.
     user, tier, digest = (json.dumps(value) for value in (args.user, args.tier, hash_key(key)))
-    print(f"[[keys]]\nuser = {user}\ntier = {tier}\nsha256 = {digest}")
+    print(f"[[keys]]\nuser = {user}\ntier = {tier}\nsha256 = {digest}" + ("\nadmin = true" if args.admin else ""))
 
 
 if __name__ == "__main__":

@@ -132,7 +132,9 @@ class RequestPolicy:
             "language": question_kind.language,
             "classify_us": round(classify_us, 1),
         }
-        chosen[MODEL_ID], routing["model_reason"] = self._model(access, question_kind, configurable, force_auto)
+        # A keyed caller is a tenant: its own feedback steers its own routing (see AdaptiveRouter).
+        tenant = str(metadata["user_id"]) if metadata.get("api_key_id") and metadata.get("user_id") else None
+        chosen[MODEL_ID], routing["model_reason"] = self._model(access, question_kind, configurable, force_auto, tenant)
         routing["model"] = chosen[MODEL_ID]
         if STYLE_ID in access.explicit:
             routing["prompt_style_reason"] = "set by the client"
@@ -157,13 +159,18 @@ class RequestPolicy:
         return Decision(chosen, routing)
 
     def _model(
-        self, access: Access, question: Classification, configurable: Mapping[str, Any], force_auto: bool
+        self,
+        access: Access,
+        question: Classification,
+        configurable: Mapping[str, Any],
+        force_auto: bool,
+        tenant: str | None,
     ) -> tuple[str, str]:
         asked = configurable.get(MODEL_ID) if MODEL_ID in access.explicit else None
         check_model(access, asked)
         if asked is not None and asked != AUTO and not force_auto:
             return str(asked), "set by the client"
         if force_auto or asked == AUTO or access.default_model == AUTO:
-            choice = self.router.choose(question, access.models)
+            choice = self.router.choose(question, access.models, tenant=tenant)
             return choice.model, choice.reason
         return access.default_model, f"the {access.tier} tier's default"

@@ -8,6 +8,12 @@ starting from the preference table below. It learns from
 - feedback on an answer (``feedback``), by the run id the route returned, weighted more than a
   call's own signal because a person judged it.
 
+Calls are measurements of the models, shared by everyone. Feedback is an opinion: with API keys
+it is learned per tenant (the key's user), in arms of its own (``policy.bandit.personal_arms``)
+that add to the shared evidence only when routing that tenant's questions. So no key's verdicts
+move what anyone else is routed to; on an open server (one tenant, no keys) feedback is shared. A call the
+caller's own input broke (``bad_request``) says nothing about the model and is not learned.
+
 State: the bandit, an ``AnswerBook`` of recent answers (run id -> question type and model, for
 feedback) and the last routing decisions (for monitoring, behind a lock). The bandit and the
 answers are shared by replicas when Redis is (``shared_state.routing``).
@@ -23,8 +29,9 @@ from decimal import Decimal
 from typing import Any
 
 from callbacks.records import CallRecord
+from errors import Cause
 from policy.answers import Answer, AnswerBook, MemoryAnswerBook
-from policy.bandit import ModelBandit, rank_priors
+from policy.bandit import ModelBandit, personal_arms, rank_priors
 from policy.classifier import Classification, QuestionType
 
 # Preference per question type, best first: the bandit's starting point. Strong models for code,
@@ -57,8 +64,8 @@ class RewardModel:
     feedback_weight: float = 3.0
 
     def of_call(self, record: CallRecord) -> float | None:
-        if record.outcome == "cancelled":  # the client left: says nothing about the model
-            return None
+        if record.outcome == "cancelled" or record.cause == Cause.BAD_REQUEST:
+            return None  # the client left, or its own input failed: says nothing about the model
         if record.outcome != "ok":
             return 0.0
         slowness = min(1.0, record.duration_s / self.slow_s)
@@ -89,12 +96,13 @@ class AdaptiveRouter:
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self._lock = threading.Lock()
 
-    def choose(self, question: Classification, allowed: Sequence[str]) -> RouteChoice:
-        """The model for ``question`` among ``allowed``, preferring configured ones."""
+    def choose(self, question: Classification, allowed: Sequence[str], *, tenant: str | None = None) -> RouteChoice:
+        """The model for ``question`` among ``allowed``, preferring configured ones; a ``tenant``'s
+        own feedback counts for its questions."""
         kind = str(question.type)
         candidates = [m for m in allowed if m in self.available] or list(allowed)
         priors = {m: prior_of(kind, m) for m in candidates}
-        choice = self.bandit.choose(kind, priors)
+        choice = self.bandit.choose(kind, priors, personal=personal_arms(kind, tenant) if tenant else None)
         ranked = ", ".join(f"{m} {v:.2f}" for m, v in sorted(choice.estimates.items(), key=lambda kv: -kv[1]))
         how = "exploring another model" if choice.explored else "best estimated reward"
         return RouteChoice(choice.model, f"{question.reason()}; {how} for {kind} ({ranked})")
@@ -122,13 +130,12 @@ class AdaptiveRouter:
 
     async def feedback(self, run_id: str, score: float, *, user_id: str | None = None) -> dict[str, Any]:
         """Learn a person's ``score`` (0 to 1) for the answer of run ``run_id``, once. With a
-        ``user_id``, only that user's answers can be rated, so nobody can steer the router with
-        verdicts on answers they never saw. Raises ``UnknownRun`` or ``AlreadyRated``."""
+        ``user_id`` (a keyed caller), only that user's answers can be rated, and the verdict is
+        learned for that user's routing alone. Raises ``UnknownRun`` or ``AlreadyRated``."""
         answer = await self.answers.claim(run_id, user_id)
         prior = prior_of(answer.question_type, answer.alternative)
-        self.bandit.observe(
-            answer.question_type, answer.alternative, score, weight=self.rewards.feedback_weight, prior=prior
-        )
+        kind = personal_arms(answer.question_type, user_id) if user_id else answer.question_type
+        self.bandit.observe(kind, answer.alternative, score, weight=self.rewards.feedback_weight, prior=prior)
         return {"question_type": answer.question_type, "alternative": answer.alternative, "model": answer.model}
 
     def recent(self) -> list[dict[str, Any]]:

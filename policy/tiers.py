@@ -1,6 +1,6 @@
 """``Tier``: what a class of callers may use (model alternatives, the default one) and how much
-(requests and tokens per minute). The tier table is a setting (``LLM_SERVER_TIERS``); API keys
-name a tier (see ``policy.keys``).
+(requests, tokens and feedback posts per minute). The tier table is a setting
+(``LLM_SERVER_TIERS``); API keys name a tier (see ``policy.keys``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class Tier(BaseModel):
     default_model: str = Field(description="The model when the caller names none (or `auto`).")
     requests_per_minute: int = Field(60, ge=1, description="Requests per minute per API key.")
     tokens_per_minute: int = Field(100_000, ge=1, description="LLM tokens (in + out) per minute per API key.")
+    feedback_per_minute: int = Field(30, ge=1, description="POST /feedback requests per minute per API key.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -11,8 +11,10 @@ go wrong across the process boundary into failure causes the ladder knows:
   ``ProviderError`` it raised inside the engine.
 
 Each call has a connection of its own: closing a stream early closes it, which stops the
-generation inside the engine. The client keeps no per-call state, so one instance serves every
-concurrent request of a worker, on any event loop.
+generation inside the engine, or takes it out of the queue. Each call names its ``caller`` (the
+API key's id, ``None`` on an open server): the engine shares its queue fairly between callers.
+The client keeps no per-call state, so one instance serves every concurrent request of a worker,
+on any event loop.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from errors import Cause, NotConfigured, Overloaded, ProviderError
 from providers.engine_supervisor import SOCKET_FILE, EngineState, read_state
-from providers.local_engine import Piece
+from providers.local_engine import ANONYMOUS, Piece
 
 _ERRORS: dict[str, type[ProviderError]] = {
     Cause.OVERLOADED.value: Overloaded,
@@ -74,13 +76,16 @@ class EngineClient:
             detail = f"the local engine is not running{last}; it is being restarted, try again in a few seconds"
         return ProviderError(detail, cause=Cause.ENGINE_CRASHED)
 
-    def _request(self, messages: list[dict[str, str]], params: dict[str, Any]) -> bytes:
+    def _request(self, messages: list[dict[str, str]], params: dict[str, Any], caller: str | None) -> bytes:
         if not self.configured:
             raise self._not_configured()
-        return json.dumps({"op": "generate", "messages": messages, "params": params}).encode() + b"\n"
+        request = {"op": "generate", "messages": messages, "params": params, "caller": caller or ANONYMOUS}
+        return json.dumps(request).encode() + b"\n"
 
-    async def astream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> AsyncGenerator[Piece]:
-        request = self._request(messages, params)
+    async def astream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], caller: str | None = None
+    ) -> AsyncGenerator[Piece]:
+        request = self._request(messages, params, caller)
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=_LINE_LIMIT)
         except OSError:
@@ -99,8 +104,10 @@ class EngineClient:
             writer.close()  # synchronous, so even a cancelled caller's stream stops the generation
         raise self._down(connected=True)  # the socket closed before the last piece
 
-    def stream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Generator[Piece]:
-        request = self._request(messages, params)
+    def stream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], caller: str | None = None
+    ) -> Generator[Piece]:
+        request = self._request(messages, params, caller)
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             connection.connect(self.socket_path)

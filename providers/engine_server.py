@@ -9,9 +9,12 @@ cores. One connection carries one request, in JSON lines. Not HTTP: a client can
 its socket, which nothing on either side can delay (an HTTP client's cleanup of a cancelled
 request can be held up; the engine then generated on for nobody).
 
-- ``{"op": "generate", "messages": [...], "params": {...}}``: one line per ``Piece``, or a last
-  line ``{"error": cause, "message": ...}``; a client that closes its end stops the generation.
-- ``{"op": "status"}``: one line: queue, generations, the instruction sets llama.cpp was built with.
+- ``{"op": "generate", "messages": [...], "params": {...}, "caller": key}``: one line per ``Piece``,
+  or a last line ``{"error": cause, "message": ...}``; a client that closes its end stops the
+  generation. ``caller`` (the API key's id; ``anonymous`` when absent) is whose lane of the fair
+  queue the request waits in (``providers.local_engine``).
+- ``{"op": "status"}``: one line: queue (places taken, capacity, callers with a place, requests
+  refused, shed and withdrawn), generations, the instruction sets llama.cpp was built with.
 
 The process loads the model before it listens, writes ``ready`` to stdout once it does, and exits
 when its parent goes away (the parent-death signal on Linux, and end of file on stdin anywhere).
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import ProviderError
-from providers.local_engine import LocalEngine
+from providers.local_engine import ANONYMOUS, LocalEngine
 
 logger = logging.getLogger("llm_server.engine")
 
@@ -63,7 +66,8 @@ def system_info() -> str:
 
 async def _lines(engine: LocalEngine, request: dict[str, Any]) -> AsyncIterator[bytes]:
     try:
-        async for piece in engine.astream(request["messages"], request.get("params") or {}):
+        caller = str(request.get("caller") or ANONYMOUS)
+        async for piece in engine.astream(request["messages"], request.get("params") or {}, caller):
             yield json.dumps(asdict(piece)).encode() + b"\n"
     except ProviderError as exc:
         failure = {"error": exc.cause.value, "message": str(exc), "retry_after": exc.retry_after}
@@ -93,7 +97,12 @@ def status_report(engine: LocalEngine, info: str) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "model": engine.model_path.name if engine.model_path else None,
-        "queue": {"waiting": engine.waiting, "capacity": engine.queue_size},
+        "queue": {
+            "waiting": engine.waiting,
+            "capacity": engine.queue_size,
+            "callers": engine.fair_queue.callers,
+            **asdict(engine.fair_queue.counts),
+        },
         "generations": asdict(engine.generations),
         "instruction_sets": instruction_sets(info),
         "system_info": info,

@@ -1,7 +1,9 @@
 """``LocalChatModel``: the embedded SmolLM2 model as a LangChain chat model.
 
 It streams tokens, reports ``usage_metadata`` and never blocks the event loop: generation runs in
-the engine's own process (``EngineClient`` talks to it). It keeps no per-call state of its own, so
+the engine's own process (``EngineClient`` talks to it). Each call tells the engine whose it is
+(``api_key_id`` in the run's metadata, stamped by the server), so the engine's queue is shared
+fairly between API keys. It keeps no per-call state of its own, so
 one instance (or the copies ``configurable_fields`` makes per request) serves any number of
 concurrent calls.
 """
@@ -31,6 +33,12 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
 def _to_chat_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+
+
+def _caller(run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None) -> str | None:
+    """The API key's id the server stamped on this run; None on an open server."""
+    key_id = run_manager.metadata.get("api_key_id") if run_manager else None
+    return str(key_id) if key_id else None
 
 
 def _chunk(piece: Piece) -> ChatGenerationChunk:
@@ -85,7 +93,8 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        with closing(self.engine.stream(_to_chat_messages(messages), self._params(stop))) as pieces:
+        pieces = self.engine.stream(_to_chat_messages(messages), self._params(stop), _caller(run_manager))
+        with closing(pieces):
             for piece in pieces:
                 chunk = _chunk(piece)
                 if run_manager and piece.text:
@@ -101,7 +110,8 @@ class LocalChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         # Closed with this stream, not whenever it is collected: closing its connection is what
         # stops the generation inside the engine when the client hangs up.
-        async with aclosing(self.engine.astream(_to_chat_messages(messages), self._params(stop))) as pieces:
+        pieces = self.engine.astream(_to_chat_messages(messages), self._params(stop), _caller(run_manager))
+        async with aclosing(pieces):
             async for piece in pieces:
                 chunk = _chunk(piece)
                 if run_manager and piece.text:

@@ -1,24 +1,43 @@
 """The embedded llama.cpp model, shared by every request in the process.
 
 A ``llama_cpp.Llama`` object is not safe for concurrent use, so every generation runs on one
-dedicated worker thread, one at a time. Callers queue for it with a bound on both the queue's
-length and the time spent waiting: past either, they fail at once with ``Overloaded`` so the
-fallback ladder (or the client) can decide what to do instead of piling up.
+dedicated worker thread, one at a time. Callers queue for it in a ``FairQueue`` with a bound on
+both its places and the time spent waiting: past either, they fail at once with ``Overloaded`` so
+the fallback ladder (or the client) can decide what to do instead of piling up.
+
+The queue is shared fairly between callers (API keys; every caller of an open server is one,
+``anonymous``), so one key's batch cannot take the local model from everybody else:
+
+- each caller has a lane of its own, first come first served within it, and the worker takes the
+  lanes in turn (one generation each per round): a caller that arrives behind another's sixteen
+  is served next, not seventeenth;
+- ``queue_size`` places in all (the running generation holds one). While there is room anyone is
+  admitted, so a caller alone may use every place. When the queue is full, a caller holding at
+  least two places fewer than the one holding most takes that caller's newest waiting place,
+  which fails as ``Overloaded`` (longest lane first); anyone else is refused as ``Overloaded``. So
+  a caller is refused only while it holds about its share (``queue_size`` / callers) or more, and
+  one caller's extra requests fail instead of another caller's first one.
+
+Callers who leave the queue (the client hung up, or waited past the queue timeout) are never
+generated for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from errors import Cause, NotConfigured, Overloaded, ProviderError
 
+ANONYMOUS = "anonymous"  # the one caller of an open server (no API keys)
 _STARTED = object()
 _DONE = object()
 
@@ -46,6 +65,143 @@ class Generations:
     running: bool = False
 
 
+@dataclass(eq=False)
+class QueuedJob:
+    """One generation admitted to the queue. ``turn`` orders the lanes: a caller's jobs take
+    successive turns, and a caller arriving with nothing queued takes the current one."""
+
+    caller: str
+    turn: int
+    arrival: int
+    run: Callable[[], None]
+    refuse: Callable[[Overloaded], None]  # called, outside the lock, when another caller takes its place
+
+
+@dataclass
+class _Lane:
+    waiting: deque[QueuedJob] = field(default_factory=deque)
+    running: QueuedJob | None = None
+
+    @property
+    def held(self) -> int:
+        return len(self.waiting) + (self.running is not None)
+
+    def last_turn(self) -> int | None:
+        newest = self.waiting[-1] if self.waiting else self.running
+        return newest.turn if newest else None
+
+
+@dataclass
+class QueueCounts:
+    """What the queue turned away or lost, since the engine started."""
+
+    refused: int = 0  # full, and the caller already held its share
+    shed: int = 0  # gave its place to a caller holding fewer
+    withdrawn: int = 0  # left before its turn: the caller hung up or waited past the timeout
+
+
+class FairQueue:
+    """The places in front of the model, shared between callers (policy in the module docstring).
+    One lock guards everything: jobs are admitted on the engine's event loop and taken by the
+    worker thread."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.counts = QueueCounts()
+        self._lanes: dict[str, _Lane] = {}
+        self._held = 0
+        self._turn = 0  # the turn of the generation started last
+        self._arrivals = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        """Places taken: the running generation and the waiting ones."""
+        return self._held
+
+    @property
+    def callers(self) -> int:
+        return len(self._lanes)
+
+    def admit(self, caller: str, run: Callable[[], None], refuse: Callable[[Overloaded], None]) -> QueuedJob:
+        """Queue ``run`` for ``caller``, or raise ``Overloaded``."""
+        with self._lock:
+            lane = self._lanes.get(caller)
+            mine = lane.held if lane else 0
+            shed = None
+            if self._held >= self.capacity:
+                shed = self._take_place_for(mine)
+                if shed is None:
+                    self.counts.refused += 1
+                    raise Overloaded(
+                        f"the local model already has {self._held} requests waiting, {mine} of them this "
+                        "caller's; try again shortly"
+                    )
+            lane = self._lanes.setdefault(caller, _Lane())
+            last = lane.last_turn()
+            turn = self._turn if last is None else max(self._turn, last + 1)
+            job = QueuedJob(caller, turn, next(self._arrivals), run, refuse)
+            lane.waiting.append(job)
+            self._held += 1
+        if shed is not None:
+            shed.refuse(
+                Overloaded(
+                    "the local model's queue is full and shared fairly between callers: this request gave "
+                    "its place to another caller's, as its caller held more places; try again shortly"
+                )
+            )
+        return job
+
+    def _take_place_for(self, mine: int) -> QueuedJob | None:
+        """The newest waiting job of the caller holding most places, if that is at least two more
+        than ``mine`` (one more would only swap who holds more); it leaves the queue."""
+        lanes = [lane for lane in self._lanes.values() if lane.waiting]
+        if not lanes:
+            return None
+        longest = max(lanes, key=lambda lane: (lane.held, lane.waiting[-1].arrival))
+        if longest.held < mine + 2:
+            return None
+        job = longest.waiting.pop()
+        self._left(job.caller, longest)
+        self.counts.shed += 1
+        return job
+
+    def next(self) -> QueuedJob | None:
+        """The job whose turn it is (earliest turn, then earliest arrival), now running; None when
+        nothing waits."""
+        with self._lock:
+            lanes = [lane for lane in self._lanes.values() if lane.waiting]
+            if not lanes:
+                return None
+            lane = min(lanes, key=lambda lane: (lane.waiting[0].turn, lane.waiting[0].arrival))
+            job = lane.waiting.popleft()
+            lane.running = job
+            self._turn = job.turn
+            return job
+
+    def finish(self, job: QueuedJob) -> None:
+        with self._lock:
+            lane = self._lanes[job.caller]
+            lane.running = None
+            self._left(job.caller, lane)
+
+    def withdraw(self, job: QueuedJob) -> bool:
+        """Take ``job`` out of the queue if it still waits there; whether it did."""
+        with self._lock:
+            lane = self._lanes.get(job.caller)
+            if lane is None or job not in lane.waiting:
+                return False
+            lane.waiting.remove(job)
+            self._left(job.caller, lane)
+            self.counts.withdrawn += 1
+            return True
+
+    def _left(self, caller: str, lane: _Lane) -> None:
+        self._held -= 1
+        if lane.held == 0:
+            del self._lanes[caller]
+
+
 class LocalEngine:
     def __init__(
         self,
@@ -62,8 +218,7 @@ class LocalEngine:
         self.queue_size = queue_size
         self.queue_timeout_s = queue_timeout_s
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
-        self._lock = threading.Lock()
-        self._waiting = 0
+        self.fair_queue = FairQueue(queue_size)
         self._llama: Any = None
         self._formatter: Any = None
         self.generations = Generations()
@@ -92,7 +247,8 @@ class LocalEngine:
 
     @property
     def waiting(self) -> int:
-        return self._waiting
+        """Places taken in the queue, the running generation's included."""
+        return self.fair_queue.held
 
     def _generate(
         self,
@@ -149,15 +305,11 @@ class LocalEngine:
         return len(llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
 
     def _submit(
-        self, messages: list[dict[str, str]], params: dict[str, Any], emit: Callable[[object], None]
-    ) -> tuple[concurrent.futures.Future[None], threading.Event]:
-        with self._lock:
-            if self._waiting >= self.queue_size:
-                raise Overloaded(f"the local model already has {self._waiting} requests waiting; try again shortly")
-            self._waiting += 1
+        self, messages: list[dict[str, str]], params: dict[str, Any], caller: str, emit: Callable[[object], None]
+    ) -> tuple[QueuedJob, threading.Event]:
         stop = threading.Event()
 
-        def job() -> None:
+        def run() -> None:
             try:
                 self._generate(messages, params, emit, stop)
             except BaseException as exc:  # handed to the caller, who re-raises it
@@ -165,33 +317,44 @@ class LocalEngine:
             finally:
                 emit(_DONE)
 
-        future = self._executor.submit(job)
-        future.add_done_callback(lambda _: self._release())
-        return future, stop
+        def refuse(exc: Overloaded) -> None:
+            emit(exc)
+            emit(_DONE)
 
-    def _release(self) -> None:
-        with self._lock:
-            self._waiting -= 1
+        job = self.fair_queue.admit(caller, run, refuse)
+        # One turn of the worker per admitted job; the turn runs whichever job is due then.
+        self._executor.submit(self._run_next)
+        return job, stop
 
-    def _timed_out(self, future: concurrent.futures.Future[None]) -> Overloaded:
-        future.cancel()
+    def _run_next(self) -> None:
+        job = self.fair_queue.next()
+        if job is None:
+            return  # the job this turn was for left the queue
+        try:
+            job.run()
+        finally:
+            self.fair_queue.finish(job)
+
+    def _timed_out(self) -> Overloaded:
         return Overloaded(f"waited {self.queue_timeout_s:g}s for the local model, which is busy with other requests")
 
-    async def astream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[Piece]:
+    async def astream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], caller: str = ANONYMOUS
+    ) -> AsyncIterator[Piece]:
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[object] = asyncio.Queue()
 
         def emit(item: object) -> None:
             loop.call_soon_threadsafe(items.put_nowait, item)
 
-        future, stop = self._submit(messages, params, emit)
+        job, stop = self._submit(messages, params, caller, emit)
         try:
             try:
                 first = await asyncio.wait_for(items.get(), self.queue_timeout_s)
             except TimeoutError:
-                if future.cancel():
-                    raise self._timed_out(future) from None
-                first = await items.get()
+                if self.fair_queue.withdraw(job):
+                    raise self._timed_out() from None
+                first = await items.get()  # its turn came just now
             item = first
             while item is not _DONE:
                 if isinstance(item, BaseException):
@@ -202,17 +365,19 @@ class LocalEngine:
         finally:
             # A cancelled or abandoned stream stops its generation, or never starts it if queued.
             stop.set()
-            future.cancel()
+            self.fair_queue.withdraw(job)
 
-    def stream(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Iterator[Piece]:
+    def stream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], caller: str = ANONYMOUS
+    ) -> Iterator[Piece]:
         items: queue.Queue[object] = queue.Queue()
-        future, stop = self._submit(messages, params, items.put)
+        job, stop = self._submit(messages, params, caller, items.put)
         try:
             try:
                 item = items.get(timeout=self.queue_timeout_s)
             except queue.Empty:
-                if future.cancel():
-                    raise self._timed_out(future) from None
+                if self.fair_queue.withdraw(job):
+                    raise self._timed_out() from None
                 item = items.get()
             while item is not _DONE:
                 if isinstance(item, BaseException):
@@ -222,7 +387,7 @@ class LocalEngine:
                 item = items.get()
         finally:
             stop.set()
-            future.cancel()
+            self.fair_queue.withdraw(job)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -152,8 +152,8 @@ class Settings(BaseSettings):
     )
     fault_control: bool | None = Field(
         None,
-        description="Whether PUT /faults may switch fault injection on and off while the server runs; "
-        "unset: yes while it runs open (no API keys), no with keys.",
+        description="Whether PUT /faults may switch fault injection on and off while the server runs "
+        "(admin keys only); unset: yes while it runs open (no API keys), no with keys.",
     )
 
     # Shared state for several workers or replicas.
@@ -174,17 +174,29 @@ class Settings(BaseSettings):
     )
     tiers: dict[str, Tier] = Field(
         default_factory=default_tiers,
-        description="Tiers as JSON: models each may use, its default model, requests and tokens per minute.",
+        description="Tiers as JSON: models each may use, its default model, requests, tokens and feedback posts "
+        "per minute (feedback_per_minute, default 30).",
     )
     open_tier: str = Field("enterprise", description="The tier every caller gets while no API keys are configured.")
     allow_open_network: bool = Field(
         False, description="Let the server run without API keys on an address other than localhost."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host header values the server answers, comma-separated (*.example.com: any subdomain); "
+        "empty: only localhost names while it runs open (a DNS-rebinding page cannot reach it), any with API keys.",
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
     max_prompt_chars: int = Field(
         20_000, ge=1, description="Longer questions get 413 (the long-prompt alert fires sooner)."
     )
     max_batch_inputs: int = Field(32, ge=1, description="Batches with more inputs get 413.")
+    max_client_metadata_bytes: int = Field(
+        8_192,
+        ge=256,
+        description="A request's tags and metadata together, as JSON in UTF-8, may take this many bytes; "
+        "more get 422 (they are stored with every call record).",
+    )
 
     # Request policy and adaptive routing.
     policy_enabled: bool = Field(
@@ -239,8 +251,9 @@ class Settings(BaseSettings):
     monitoring_max_pending: int = Field(
         20_000,
         ge=100,
-        description="While the SQLite file cannot be written, records of each kind kept in memory until it can "
-        "(about 2 kB each); past this the oldest are dropped, counted and alerted.",
+        description="While the SQLite file cannot be written, records of each kind kept in memory until it can: "
+        "at most this many, and this many times 2 kB by their estimated sizes; past either the oldest are dropped, "
+        "counted and alerted.",
     )
     price_table_path: Path = Field(
         Path(__file__).resolve().parent.parent / "data" / "prices.toml",
@@ -308,7 +321,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "alert_email_to", "keyword_filter_words", "fallback_ladder", "quality_forbidden_words", mode="before"
+        "alert_email_to",
+        "keyword_filter_words",
+        "fallback_ladder",
+        "quality_forbidden_words",
+        "allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

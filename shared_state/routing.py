@@ -67,7 +67,7 @@ class BanditSync:
         if isinstance(arms, Down):
             return
         for key, fields in arms.items():
-            kind, _, model = key.removeprefix(ARM_PREFIX).partition(":")
+            kind, _, model = key.removeprefix(ARM_PREFIX).rpartition(":")  # a tenant's kind may hold ":"
             if fields:
                 self.bandit.load(
                     kind,

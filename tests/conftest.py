@@ -118,6 +118,7 @@ def settings_for(double: ProviderDouble | None = None, **overrides: Any) -> Sett
         "monitoring_db_path": files / "monitoring.sqlite3",
         "slow_log_path": files / "slow_calls.jsonl",
         "retry_attempts": 1,  # one try per rung unless a test is about retries
+        "allowed_hosts": ["server", "s", "localhost", "127.0.0.1"],  # the in-process clients' base URLs
     }
     if double is not None:
         values.update(

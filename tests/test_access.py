@@ -22,18 +22,21 @@ KEYS = {
     "free": "lsk_free-alice-0123456789",
     "pro": "lsk_pro-bob-0123456789ab",
     "enterprise": "lsk_ent-carol-0123456789",
+    "admin": "lsk_admin-dana-0123456789",
 }
 QUESTION = {"question": "What is LangServe?"}
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def keys_file(folder: Path) -> Path:
-    """One key per tier: the free one stored as a hash (as in production), the others in clear."""
+    """One key per tier: the free one stored as a hash (as in production), the others in clear;
+    and an admin's (on the free tier: reading every user's monitoring is not a tier's right)."""
     path = folder / "api_keys.toml"
     path.write_text(
         f'[[keys]]\nuser = "alice"\ntier = "free"\nsha256 = "{hash_key(KEYS["free"])}"\n\n'
         f'[[keys]]\nuser = "bob"\ntier = "pro"\nkey = "{KEYS["pro"]}"\n\n'
-        f'[[keys]]\nuser = "carol"\ntier = "enterprise"\nkey = "{KEYS["enterprise"]}"\n'
+        f'[[keys]]\nuser = "carol"\ntier = "enterprise"\nkey = "{KEYS["enterprise"]}"\n\n'
+        f'[[keys]]\nuser = "dana"\ntier = "free"\nkey = "{KEYS["admin"]}"\nadmin = true\n'
     )
     return path
 
@@ -50,6 +53,7 @@ async def keyed(double: ProviderDouble, make_app: AppFactory, tmp_path: Path) ->
 
 
 def as_tier(tier: str) -> dict[str, str]:
+    """The key of a tier, or with "admin" the admin's."""
     return {"X-API-Key": KEYS[tier]}
 
 
@@ -130,7 +134,7 @@ async def test_an_unknown_key_gets_401_saying_it_is_not_valid(keyed: httpx.Async
 async def test_bearer_and_basic_credentials_work_like_the_header(keyed: httpx.AsyncClient) -> None:
     basic = base64.b64encode(f"anyone:{KEYS['pro']}".encode()).decode()
     for headers in ({"Authorization": f"Bearer {KEYS['pro']}"}, {"Authorization": f"Basic {basic}"}):
-        response = await keyed.get("/monitoring/stats", headers=headers)
+        response = await keyed.get("/monitoring/calls", headers=headers)
         assert response.status_code == 200, headers
 
 
@@ -196,7 +200,7 @@ async def test_requests_over_the_per_minute_limit_get_429_with_retry_after(
         statuses = [(await http.post("/chat/invoke", json=ask(), headers=as_tier("pro"))).status_code for _ in range(3)]
         refused = await http.post("/chat/invoke", json=ask(), headers=as_tier("pro"))
         other_key = await http.post("/chat/invoke", json=ask(), headers=as_tier("enterprise"))
-        reading = await http.get("/monitoring/stats", headers=as_tier("pro"))
+        reading = await http.get("/monitoring/calls", headers=as_tier("pro"))
 
     assert statuses == [200, 200, 429]
     assert refused.status_code == 429

@@ -100,8 +100,8 @@ async def test_client_tags_and_metadata_reach_the_monitoring_record(
     request_id = response.headers["x-request-id"]
     (record,) = await remote_app.state.monitoring.store.find(request_id=request_id)
     assert "experiment-7" in record.tags
-    assert record.metadata["user_id"] == "user_001"
-    assert record.metadata["session_id"] == "session_123"
+    assert record.metadata["user_id"] == "user_001"  # an open server's label for who asked
+    assert record.metadata["client"] == payload["config"]["metadata"]  # the client's own, kept apart
     assert record.request_id == request_id != "spoofed"
     assert record.route == "chat"
 

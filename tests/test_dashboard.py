@@ -91,10 +91,10 @@ async def test_with_api_keys_faults_cannot_be_changed_unless_allowed(
     fault = {"openai": {"kind": "slow", "delay_s": 1}}
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=locked), base_url="http://server") as http:
-        refused = await http.put("/faults", json=fault, headers=as_tier("enterprise"))
-        shown = await http.get("/faults", headers=as_tier("enterprise"))
+        refused = await http.put("/faults", json=fault, headers=as_tier("admin"))
+        shown = await http.get("/faults", headers=as_tier("admin"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=allowed), base_url="http://server") as http:
-        accepted = await http.put("/faults", json=fault, headers=as_tier("enterprise"))
+        accepted = await http.put("/faults", json=fault, headers=as_tier("admin"))
 
     assert refused.status_code == 403 and "LLM_SERVER_FAULT_CONTROL" in refused.json()["message"]
     assert shown.json() == {"faults": {}, "control": False}

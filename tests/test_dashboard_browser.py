@@ -1,6 +1,7 @@
 """The dashboard end to end in headless Chromium (Debian's, driven by Playwright): it loads with
 no console errors, its charts fill in after traffic, and after a fault is injected from its own
-panel the fallback, the open breaker and the alert appear, all without a reload.
+panel the fallback, the open breaker and the alert appear, all without a reload. With API keys
+it opens for an admin key (as the browser's password) and no other.
 
 Set LLM_SERVER_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's picture.
 """
@@ -20,6 +21,7 @@ from tests.browser import chromium, page_problems
 from tests.conftest import AppFactory, settings_for
 from tests.processes import serving
 from tests.provider_double import ProviderDouble
+from tests.test_access import KEYS, as_tier, keys_file
 
 WAIT_MS = 15_000  # how long an expectation may wait for the page's next poll (every 2 s)
 
@@ -27,6 +29,13 @@ WAIT_MS = 15_000  # how long an expectation may wait for the page's next poll (e
 @pytest.fixture
 async def server_url(double: ProviderDouble, make_app: AppFactory) -> AsyncIterator[str]:
     app = make_app(settings_for(double, breaker_consecutive_failures=2, breaker_open_s=600))
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def keyed_url(double: ProviderDouble, make_app: AppFactory, tmp_path: Path) -> AsyncIterator[str]:
+    app = make_app(settings_for(double, api_keys_file=keys_file(tmp_path), fault_control=True))
     async with serving(app) as url:
         yield url
 
@@ -104,3 +113,31 @@ async def test_the_dashboard_fits_a_phone_screen(server_url: str, browser: Brows
 
     assert overflow <= 0, "no sideways scrolling of the page (wide tables scroll inside their panel)"
     assert problems == []
+
+
+async def test_with_keys_the_dashboard_opens_for_an_admin_key_and_for_no_other(
+    keyed_url: str, browser: Browser
+) -> None:
+    admin = await browser.new_context(
+        http_credentials={"username": "dana", "password": KEYS["admin"]}, viewport={"width": 1280, "height": 900}
+    )
+    page = await admin.new_page()
+    problems = page_problems(page)
+    await page.goto(f"{keyed_url}/dashboard")
+    await expect(page.locator("#status")).to_have_class("status live", timeout=WAIT_MS)
+    async with httpx.AsyncClient(base_url=keyed_url, headers=as_tier("pro"), timeout=60) as http:
+        answered = await http.post("/chat/invoke", json={"input": {"question": "What is DNS?"}})
+        refused = await http.get("/dashboard/data")
+    other = await browser.new_context(http_credentials={"username": "bob", "password": KEYS["pro"]})
+    denied = await (await other.new_page()).goto(f"{keyed_url}/dashboard")
+
+    assert answered.status_code == 200
+    await expect(page.locator("#total-calls")).to_have_text("1", timeout=WAIT_MS)
+    await expect(page.locator("#calls tbody")).to_contain_text("bob", timeout=WAIT_MS)  # another user's call
+    await page.select_option("#fault-alternative", "openai")
+    await page.select_option("#fault-kind", "status")
+    await page.click("#fault-apply")
+    await expect(page.locator("#faults-active")).to_have_text("openai: status 503 (p=1)", timeout=WAIT_MS)
+    assert refused.status_code == 403 and refused.json()["error"] == "admin_only"
+    assert denied is not None and denied.status == 403
+    assert problems == [], "no console errors for the admin"

@@ -35,7 +35,7 @@ from langchain_openai.chat_models._client_utils import _cached_async_httpx_clien
 from schemathesis import Case, CheckContext, CheckFunction, Response
 from schemathesis.config import SchemathesisConfig
 
-from policy.tiers import ALTERNATIVES, Tier
+from policy.tiers import ALTERNATIVES, Tier, default_tiers
 from server import create_app
 from tests.conftest import settings_for
 from tests.provider_double import ProviderDouble
@@ -70,10 +70,10 @@ KEYED = schemathesis.openapi.from_dict(
     ),
 )
 
-KEYS = {"all": "lsk_fuzz-all-models-0123456789", "limited": "lsk_fuzz-limited-0123456789"}
+KEYS = {"all": "lsk_fuzz-all-models-0123456789", "free": "lsk_fuzz-free-tier-0123456789"}
 # In turn rather than drawn by Hypothesis: schemathesis drops its coverage phase for tests that
 # draw anything of their own, and the order of the examples is fixed, so runs repeat.
-PRESENTED = (KEYS["all"], KEYS["all"], KEYS["limited"], "lsk_unknown-0123456789", None)
+PRESENTED = (KEYS["all"], KEYS["free"], KEYS["free"], "lsk_unknown-0123456789", None)
 REQUEST_TIMEOUT_S = 30
 
 
@@ -141,8 +141,9 @@ def _serving(double: ProviderDouble, **overrides: Any) -> Iterator[Server]:
 def server(
     request: pytest.FixtureRequest, provider_double: ProviderDouble, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """``open``, or ``keyed``: two keys, one tier each (one without gpt4 and gemini: 403s), with
-    limits so high that 429s do not crowd out the chains."""
+    """``open``, or ``keyed``: two keys, one with every model and one of the free tier's models
+    (local by default, no gpt4 or gemini: 403s), with limits so high that 429s do not crowd out
+    the chains."""
     if request.param == "open":
         with _serving(provider_double) as server:
             yield server
@@ -150,7 +151,9 @@ def server(
     many = {"requests_per_minute": 1_000_000, "tokens_per_minute": 1_000_000_000}
     tiers = {
         "all": Tier(models=list(ALTERNATIVES), default_model="openai", **many),
-        "limited": Tier(models=["openai", "local"], default_model="openai", **many),
+        "free": Tier(
+            models=default_tiers()["free"].models, default_model=default_tiers()["free"].default_model, **many
+        ),
     }
     keys = _keys_file(tmp_path_factory.mktemp("keys"))
     with _serving(provider_double, api_keys_file=keys, tiers=tiers, open_tier="all") as server:
@@ -162,7 +165,7 @@ def _keys_file(folder: Path) -> Path:
     path = folder / "api_keys.toml"
     path.write_text(
         f'[[keys]]\nuser = "fuzz-all"\ntier = "all"\nkey = "{KEYS["all"]}"\n\n'
-        f'[[keys]]\nuser = "fuzz-limited"\ntier = "limited"\nkey = "{KEYS["limited"]}"\n'
+        f'[[keys]]\nuser = "fuzz-free"\ntier = "free"\nkey = "{KEYS["free"]}"\n'
     )
     return path
 

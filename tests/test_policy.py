@@ -58,7 +58,7 @@ def test_a_key_file_maps_keys_by_hash_or_in_clear_to_users_and_tiers(tmp_path: P
         ("[[keys]\n", "not valid TOML"),
         ("", "holds no \\[\\[keys\\]\\] entry"),  # would have run the server open
         ('[[key]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\n', "unknown table or key \\['key'\\]"),
-        ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\nadmin = true\n', "unknown fields"),
+        ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\nadmn = true\n', "unknown fields"),
         ("keys = []\n", "holds no"),
     ],
 )

@@ -223,7 +223,7 @@ def _serve_and_collect(
     keys_file = folder / "api_keys.toml"
     keys_file.write_text(
         f"{pro_entry}\n\n"
-        f'[[keys]]\nuser = "erin"\ntier = "enterprise"\nkey = "{ENTERPRISE_KEY}"\n\n'
+        f'[[keys]]\nuser = "erin"\ntier = "enterprise"\nkey = "{ENTERPRISE_KEY}"\nadmin = true\n\n'
         f'[[keys]]\nuser = "frank"\ntier = "free"\nsha256 = "{hash_key(FREE_KEY)}"\n'
     )
     settings["LLM_SERVER_API_KEYS_FILE"] = str(keys_file)

@@ -59,7 +59,7 @@ def post(url: str, tier: str, payload: dict[str, object] = QUESTION) -> httpx.Re
 
 
 def breaker_deliveries(url: str) -> list[dict[str, object]]:
-    history = httpx.get(f"{url}/monitoring/alerts", headers=as_tier("enterprise")).json()["history"]
+    history = httpx.get(f"{url}/monitoring/alerts", headers=as_tier("admin")).json()["history"]
     return [d for x in history if x["rule"] == "circuit_breaker" and x["state"] == "firing" for d in x["deliveries"]]
 
 
@@ -76,7 +76,7 @@ def test_a_breaker_opened_through_one_replica_is_open_in_the_other(
 
     through_a = [post(a, "enterprise") for _ in range(2)]
     through_b = post(b, "enterprise")
-    breakers_b = httpx.get(f"{b}/monitoring/breakers", headers=as_tier("enterprise")).json()["breakers"]
+    breakers_b = httpx.get(f"{b}/monitoring/breakers", headers=as_tier("admin")).json()["breakers"]
 
     assert [r.headers["x-served-by"] for r in [*through_a, through_b]] == ["SmolLM2-135M-Instruct"] * 3
     assert len(provider_double.requests_for("gpt-4o-mini")) == 2, "B skipped the endpoint without calling it"
@@ -107,9 +107,9 @@ def test_spend_adds_up_across_replicas_and_its_alert_fires_once(
     a, b = replicas
 
     first = post(a, "enterprise")
-    alerts_a = httpx.get(f"{a}/monitoring/alerts", headers=as_tier("enterprise")).json()
+    alerts_a = httpx.get(f"{a}/monitoring/alerts", headers=as_tier("admin")).json()
     second = post(b, "enterprise")
-    alerts_b = httpx.get(f"{b}/monitoring/alerts", headers=as_tier("enterprise")).json()
+    alerts_b = httpx.get(f"{b}/monitoring/alerts", headers=as_tier("admin")).json()
 
     assert first.headers["x-served-by"] == second.headers["x-served-by"] == "gpt-4o-mini"
     assert "cost_threshold" not in {x["rule"] for x in alerts_a["firing"]}, "one call is under the threshold"
@@ -128,14 +128,17 @@ def test_feedback_reaches_the_router_through_either_replica(replicas: tuple[str,
 
     assert on_b.status_code == 200 and on_b.json()["learned"]["alternative"] == "openai"
     assert again_on_a.status_code == 409, "one verdict per answer, whichever replica hears it"
-    # A answered, B heard the verdict: both replicas' bandits hold both observations.
+    # A answered, B heard the verdict: both replicas' bandits hold the call (everyone's) and the
+    # verdict (bob's own arm: feedback steers only its tenant's routing).
     for url in (a, b):
-        eventually(lambda url=url: factual_openai(url).get("observations") == 2, f"{url} shares the arm")
-        assert factual_openai(url)["estimate"] < 0.6, "the bad verdict pulled the estimate down from 0.7"
+        eventually(lambda url=url: openai_arm(url, "factual").get("observations") == 1, f"{url} shares the call")
+        eventually(lambda url=url: openai_arm(url, "factual@bob").get("observations") == 1, f"{url} shares the verdict")
+        assert openai_arm(url, "factual@bob")["estimate"] < 0.6, "the bad verdict pulled bob's estimate down"
+        assert openai_arm(url, "factual")["estimate"] > 0.8, "and nobody else's"
 
 
-def factual_openai(url: str) -> dict[str, object]:
-    arms = httpx.get(f"{url}/monitoring/routing", headers=as_tier("pro")).json()["arms"].get("factual", [])
+def openai_arm(url: str, kind: str) -> dict[str, object]:
+    arms = httpx.get(f"{url}/monitoring/routing", headers=as_tier("admin")).json()["arms"].get(kind, [])
     return next((arm for arm in arms if arm["model"] == "openai"), {})
 
 
@@ -158,16 +161,16 @@ async def test_without_redis_the_server_keeps_serving_alerts_and_shares_again_lo
 
             during = [await http.post("/chat/invoke", json=QUESTION, headers=as_tier("pro")) for _ in range(2)]
             await app.state.monitoring.spend.drain()
-            firing = (await http.get("/monitoring/alerts", headers=as_tier("pro"))).json()["firing"]
+            firing = (await http.get("/monitoring/alerts", headers=as_tier("admin"))).json()["firing"]
 
             own_redis.start()
             await asyncio.wait_for(shared.link.recovered.wait(), timeout=10)
             after = await http.post("/chat/invoke", json=QUESTION, headers=as_tier("pro"))
             await app.state.monitoring.spend.drain()
-            alerts = (await http.get("/monitoring/alerts", headers=as_tier("pro"))).json()
+            alerts = (await http.get("/monitoring/alerts", headers=as_tier("admin"))).json()
             spent = Decimal(redis.Redis.from_url(own_redis.url).get(SPEND_KEY).decode())
             calls = (await http.get("/monitoring/calls", headers=as_tier("pro"))).json()["calls"]
-            stats = (await http.get("/monitoring/stats", headers=as_tier("pro"))).json()["totals"]
+            stats = (await http.get("/monitoring/stats", headers=as_tier("admin"))).json()["totals"]
     finally:
         await shared.close()
         own_redis.kill()

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from callbacks.call_query import CallFilter, record_bytes
+from callbacks.records import CallRecord
 from callbacks.storage import CallStore
 from tests.processes import ROOT, free_port, wait_healthy
 from tests.test_alerts import T0, call
+from tests.test_dependency_faults import read_only
 
 
 def store_at(path: Path, **options: object) -> CallStore:
@@ -166,3 +172,69 @@ def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert rows(db) == 10
+
+
+def paging_records() -> list[CallRecord]:
+    """Seven records, newest first as a page runs: three share one instant (the run id orders them)."""
+    instants = [T0 + timedelta(seconds=s) for s in (9, 7, 5, 5, 5, 3, 1)]
+    ids = ["g", "f", "e3", "e2", "e1", "b", "a"]
+    keyed = {"user_id": "ann", "api_key_id": "k1"}
+    metadata = [keyed, {"user_id": "ann"}, keyed, {"user_id": "bob", "api_key_id": "k2"}, keyed, keyed, keyed]
+    return [call(run_id=r, started_at=t, metadata=m) for r, t, m in zip(ids, instants, metadata, strict=True)]
+
+
+async def every_page(store: CallStore, wanted: CallFilter | None = None, **options: Any) -> list[list[str]]:
+    """The run ids of each page, following ``next`` until it is None."""
+    pages: list[list[str]] = []
+    wanted = wanted or CallFilter()
+    while True:
+        page = await store.page(wanted, **options)
+        pages.append([r.run_id for r in page.records])
+        if page.next is None:
+            return pages
+        wanted = replace(wanted, after=page.next)
+
+
+async def test_pages_run_newest_first_from_the_file_and_from_memory_alike(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")  # the store's folder is a file: nothing can be written
+    in_file, in_memory = store_at(tmp_path / "m.sqlite3"), store_at(tmp_path / "a-file" / "m.sqlite3")
+    newest_first = paging_records()
+    for record in reversed(newest_first):
+        in_file.add(record)
+        in_memory.add(record)
+    await in_file.flush()
+    two_fit = record_bytes(newest_first[0]) * 5 // 2
+
+    for store in (in_file, in_memory):
+        assert await every_page(store, limit=3) == [["g", "f", "e3"], ["e2", "e1", "b"], ["a"]]
+        assert await every_page(store, limit=1000, max_bytes=two_fit) == [["g", "f"], ["e3", "e2"], ["e1", "b"], ["a"]]
+        assert await every_page(store, limit=5, max_bytes=10) == [[r.run_id] for r in newest_first], "one at least"
+        assert await every_page(store, CallFilter(owner="ann"), limit=2) == [["g", "e3"], ["e1", "b"], ["a"]]
+    assert in_memory.health()["waiting"]["calls"] == 7 and rows(tmp_path / "m.sqlite3") == 7
+    await in_file.close()
+    await in_memory.close()
+
+
+async def test_pages_merge_the_file_and_what_waits_to_be_written_each_record_once(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring" / "m.sqlite3"
+    store = store_at(path)
+    newest_first = paging_records()
+    for record in newest_first[::2]:  # g, e3, e1, a in the file
+        store.add(record)
+    await store.flush()
+
+    with read_only(path):  # f, e2, b wait in memory, between them
+        for record in newest_first[1::2]:
+            store.add(record)
+        with contextlib.suppress(sqlite3.OperationalError):
+            await store.flush()
+        waiting = store.health()["waiting"]["calls"]
+        by_three = await every_page(store, limit=3)
+        by_bytes = await every_page(store, limit=1000, max_bytes=record_bytes(newest_first[0]) * 5 // 2)
+        by_one = await every_page(store, limit=1)
+    await store.close()
+
+    assert waiting == 3
+    assert by_three == [["g", "f", "e3"], ["e2", "e1", "b"], ["a"]]
+    assert by_bytes == [["g", "f"], ["e3", "e2"], ["e1", "b"], ["a"]]
+    assert by_one == [[r.run_id] for r in newest_first]
