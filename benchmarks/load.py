@@ -333,7 +333,7 @@ def read_records(db_path: Path) -> list[dict[str, Any]]:
     records = []
     for row in rows:
         record = dict(row)
-        record["load_id"] = json.loads(record.pop("metadata")).get("load_id")
+        record["load_id"] = json.loads(record.pop("metadata")).get("client", {}).get("load_id")  # the client's own
         records.append(record)
     return records
 
