@@ -33,7 +33,8 @@ from api.client_metadata import check_client_metadata
 from api.context import current_request_id
 from errors import RequestError
 from policy.keys import Caller
-from policy.request_policy import MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE, Access, check_model
+from policy.request_policy import Access, check_model
+from vocabulary import MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
 
 CLIENT_METADATA = "client"  # the client's own metadata, under one key: apart from what the server stamps
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 
 from api.roles import ADMIN_ONLY
 from errors import RequestError
-from policy.tiers import ALTERNATIVES
 from resilience.faults import FaultPlan, FaultSpec
+from vocabulary import ALTERNATIVES
 
 logger = logging.getLogger("llm_server.faults")
 

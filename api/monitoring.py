@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,6 +21,7 @@ from errors import RequestError
 from providers.engine_client import EngineClient
 from resilience.kit import ResilienceKit
 from settings import Settings
+from vocabulary.outcomes import OutcomeName
 
 MAX_WINDOW_S = 100 * 365 * 86_400  # a century: "everything" for any store this server keeps
 # One page of /monitoring/calls, in bytes of JSON: four records with 950 kB of metadata each made
@@ -94,7 +95,7 @@ def monitoring_router(
         run_id: str | None = Query(None, description="An LLM call's run id, or the run id a route returned."),
         request_id: str | None = Query(None, description="The X-Request-Id of a request."),
         model: str | None = Query(None, description="A concrete model name or an alternative key."),
-        outcome: Literal["ok", "error", "cancelled"] | None = None,
+        outcome: OutcomeName | None = None,
         tag: str | None = Query(None, description="A tag the client sent."),
         user_id: str | None = Query(
             None, description="The user who called (the key's owner; a label on an open server)."

@@ -33,7 +33,7 @@ from chains.ladder import FallbackLadder, Rung
 from providers.catalog import build_chat_model, model_specs
 from resilience.kit import ResilienceKit
 from settings import Settings
-from tests.provider_double import Behaviour, ProviderDouble
+from tests.helpers.provider_double import Behaviour, ProviderDouble
 
 PRIMARY, BACKUP = "gpt-4o-mini", "gemini-3.5-flash"
 BACKUP_DELAY_S = 0.05

@@ -5,7 +5,7 @@ failed and that every LLM call was recorded exactly once.
     python benchmarks/load.py [--clients 200] [--duration 60] [--requests N] [--failure-rate 0.1]
                               [--seed 7] [--json figures.json]
 
-Three processes: the provider double (``tests/provider_double.py`` under uvicorn), the whole
+Three processes: the provider double (``tests/helpers/provider_double.py`` under uvicorn), the whole
 server (``python server.py``: one process, a real SQLite file, monitoring on) and this one, the
 clients. The server's ``/fallback`` and ``/quality`` ladders are openai -> gemini -> gpt4 -> local,
 the three remote rungs behind the double, so a failed remote attempt has two healthy remote
@@ -61,8 +61,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
-from tests.processes import server_process, uvicorn_process
-from tests.provider_double import Behaviour, Fault, ProviderDouble
+from tests.helpers.processes import server_process, uvicorn_process
+from tests.helpers.provider_double import Behaviour, Fault, ProviderDouble
 
 REMOTE_MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-3.5-flash", "gpt4": "gpt-4o"}
 LADDER = "openai,gemini,gpt4,local"

@@ -42,7 +42,7 @@ from langserve import add_routes
 from benchmarks.monitoring_overhead import CONCURRENCY, InstantChatModel
 from server import create_app
 from settings import Settings
-from tests.processes import uvicorn_process
+from tests.helpers.processes import uvicorn_process
 
 GENERATION_S = 2.0
 CHUNKS = 20

@@ -17,11 +17,21 @@ from typing import Protocol
 from callbacks.dispatch import DeliveryResult
 from callbacks.records import CallRecord
 from callbacks.storage import WriteReport
-from errors import Cause
+from vocabulary import Outcome, cause_of
 
-# Failures that are nobody's incident: a provider without a key, a client that went away.
-# Failures that say nothing about a model's health: no key set, a client that left, a caller's bad input.
-_NOT_INCIDENTS = frozenset({Cause.NOT_CONFIGURED, Cause.CANCELLED, Cause.BAD_REQUEST})
+
+def _is_incident(record: CallRecord) -> bool:
+    """A failure someone should hear of (``Cause.is_incident``); a cause this server does not
+    know, or none, counts as one."""
+    cause = cause_of(record.cause)
+    return record.outcome == Outcome.ERROR and (cause is None or cause.is_incident)
+
+
+def _says_nothing(record: CallRecord) -> bool:
+    """A call that says nothing about a model's health: the client left, or a cause that is no
+    incident (no key set, the caller's own bad input)."""
+    cause = cause_of(record.cause)
+    return record.outcome == Outcome.CANCELLED or (cause is not None and not cause.is_incident)
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ def slow_response(threshold_s: float) -> PerCallThreshold:
     return PerCallThreshold(
         "slow_response",
         threshold_s,
-        lambda r: r.duration_s if r.outcome == "ok" else None,
+        lambda r: r.duration_s if r.outcome == Outcome.OK else None,
         lambda r, v: f"{r.model} answered in {v:.2f}s (threshold {threshold_s:g}s)",
     )
 
@@ -75,7 +85,7 @@ def slow_first_token(threshold_s: float) -> PerCallThreshold:
     return PerCallThreshold(
         "slow_first_token",
         threshold_s,
-        lambda r: r.first_token_s if r.outcome == "ok" else None,
+        lambda r: r.first_token_s if r.outcome == Outcome.OK else None,
         lambda r, v: f"{r.model} took {v:.2f}s to its first token (threshold {threshold_s:g}s)",
     )
 
@@ -95,10 +105,10 @@ class LLMError:
     name = "llm_error"
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
-        if record.outcome == "error" and record.cause not in _NOT_INCIDENTS:
+        if _is_incident(record):
             message = f"{record.model} failed ({record.cause}): {record.error}"
             return [Signal(self.name, record.model, True, message, labels={"model": record.model})]
-        if record.outcome == "ok":
+        if record.outcome == Outcome.OK:
             return [Signal(self.name, record.model, False, f"{record.model} answers again")]
         return []
 
@@ -122,11 +132,11 @@ class ErrorRate:
         self._totals: dict[str, list[int]] = {}  # model -> [calls, errors] over the window
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
-        if record.outcome == "cancelled" or record.cause in _NOT_INCIDENTS:
+        if _says_nothing(record):
             return []
         buckets = self._buckets.setdefault(record.model, deque())
         totals = self._totals.setdefault(record.model, [0, 0])
-        failed = int(record.outcome == "error")
+        failed = int(record.outcome == Outcome.ERROR)
         second = float(int(now))
         if buckets and buckets[-1][0] == second:
             buckets[-1][1] += 1
@@ -155,7 +165,7 @@ class FallbackUsed:
     name = "fallback_used"
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
-        if record.outcome != "ok" or record.ladder is None or record.rung is None:
+        if record.outcome != Outcome.OK or record.ladder is None or record.rung is None:
             return []
         firing = record.rung > 0
         if firing:
@@ -171,7 +181,7 @@ class UnpricedModel:
     name = "unpriced_model"
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
-        if record.outcome != "ok" or record.cost_usd is not None:
+        if record.outcome != Outcome.OK or record.cost_usd is not None:
             return []
         message = f"{record.model} is not in the price table; its calls are recorded with no cost"
         return [Signal(self.name, record.model, True, message, labels={"model": record.model})]

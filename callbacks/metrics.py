@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from callbacks.dispatch import DeliveryResult
 from callbacks.records import CallRecord
 from callbacks.storage import WriteReport
+from vocabulary import Outcome
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
@@ -79,9 +80,9 @@ class MetricsExporter:
     def observe(self, record: CallRecord) -> None:
         model = record.model
         self.llm_calls.labels(model, record.provider, record.outcome).inc()
-        if record.outcome == "error":
+        if record.outcome == Outcome.ERROR:
             self.llm_errors.labels(model, record.cause or "unknown").inc()
-        if record.outcome == "ok":
+        if record.outcome == Outcome.OK:
             self.llm_seconds.labels(model).observe(record.duration_s)
             if record.first_token_s is not None:
                 self.first_token_seconds.labels(model).observe(record.first_token_s)

@@ -24,7 +24,8 @@ from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResu
 from callbacks.pricing import PriceTable, Usage
 from callbacks.records import CallRecord
 from callbacks.usage import answer_of, model_of, usage_of
-from errors import Cause, classify, describe
+from errors import classify, describe
+from vocabulary import Outcome
 
 logger = logging.getLogger("llm_server.monitoring")
 
@@ -168,7 +169,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
             self._record(
                 call,
                 run_id,
-                outcome="ok",
+                outcome=Outcome.OK,
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cached_input_tokens=usage.cached_input_tokens,
@@ -183,7 +184,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         if call is None:
             return
         cause = classify(error)
-        outcome = "cancelled" if cause is Cause.CANCELLED else "error"
+        outcome = Outcome.of_failure(cause)
         # A call cut short (the client left, the stream stalled) still used, and is billed for,
         # the tokens streamed until then.
         usage = call.usage_so_far()
@@ -213,7 +214,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         call: _Call,
         run_id: UUID,
         *,
-        outcome: str,
+        outcome: Outcome,
         cost: Any,
         input_tokens: int = 0,
         output_tokens: int = 0,

@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from vocabulary import Outcome
+
 
 @dataclass(frozen=True)
 class CallRecord:
@@ -29,7 +31,7 @@ class CallRecord:
     cached_input_tokens: int
     reasoning_tokens: int
     cost_usd: Decimal | None  # None: the model is not in the price table
-    outcome: str  # "ok", "error" or "cancelled"
+    outcome: Outcome
     cause: str | None
     error: str | None
     prompt_chars: int
@@ -77,14 +79,14 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def _summary(records: list[CallRecord]) -> dict[str, Any]:
-    errors = sum(1 for r in records if r.outcome == "error")
-    answers = [r for r in records if r.outcome == "ok"]
+    errors = sum(1 for r in records if r.outcome == Outcome.ERROR)
+    answers = [r for r in records if r.outcome == Outcome.OK]
     fallbacks = sum(1 for r in answers if (r.rung or 0) > 0)
     return {
         "calls": len(records),
         "errors": errors,
         "error_rate": errors / len(records) if records else 0.0,
-        "cancelled": sum(1 for r in records if r.outcome == "cancelled"),
+        "cancelled": sum(1 for r in records if r.outcome == Outcome.CANCELLED),
         "latency_s": percentiles([r.duration_s for r in answers]),
         "first_token_s": percentiles([r.first_token_s for r in answers if r.first_token_s is not None]),
         "input_tokens": sum(r.input_tokens for r in records),

@@ -36,6 +36,7 @@ from callbacks.call_query import CallCursor, CallFilter, CallPage, epoch, order_
 from callbacks.dispatch import DeliveryResult
 from callbacks.pending import Batch, PendingWrites
 from callbacks.records import CallRecord, FeedbackRecord
+from vocabulary import Outcome
 
 logger = logging.getLogger("llm_server.storage")
 
@@ -110,7 +111,7 @@ def _record(row: aiosqlite.Row) -> CallRecord:
         cached_input_tokens=row["cached_input_tokens"],
         reasoning_tokens=row["reasoning_tokens"],
         cost_usd=None if row["cost_usd"] is None else Decimal(row["cost_usd"]),
-        outcome=row["outcome"],
+        outcome=Outcome(row["outcome"]),
         cause=row["cause"],
         error=row["error"],
         prompt_chars=row["prompt_chars"],

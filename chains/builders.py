@@ -27,15 +27,15 @@ from chains.policy_applied import PolicyApplied
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
 from errors import ConfigurationError
-from policy.request_policy import TEMPERATURE_ID, TEMPERATURE_RANGE, RequestPolicy
+from policy.request_policy import RequestPolicy
 from providers.catalog import build_chat_model, model_specs
 from providers.engine_client import EngineClient
 from resilience.kit import ResilienceKit
 from settings import Settings
+from vocabulary import ALTERNATIVES as MODEL_ALTERNATIVES
+from vocabulary import AUTO, DEFAULT_ALTERNATIVE, DEFAULT_STYLE, LOCAL, MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
 
-MODEL_ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
-LOCAL = "local"
-AUTO = "auto"
+__all__ = ["AUTO", "LOCAL", "MODEL_ALTERNATIVES", "build_chains"]
 
 # A plain bounded number: the models' own ``Optional[float]`` becomes ``anyOf: [number, null]``,
 # which the LangServe playground cannot render (its page stays blank).
@@ -47,9 +47,9 @@ TEMPERATURE_FIELD = ConfigurableField(
     annotation=TEMPERATURE,
 )
 MODEL_FIELD = ConfigurableField(
-    id="llm_model",
+    id=MODEL_ID,
     name="LLM model",
-    description="Which model answers: " + ", ".join(MODEL_ALTERNATIVES) + "; auto: the adaptive router picks",
+    description="Which model answers: " + ", ".join(MODEL_ALTERNATIVES) + f"; {AUTO}: the adaptive router picks",
 )
 
 
@@ -77,7 +77,7 @@ class _Models:
 
 
 def _unresolved_auto(_: Any) -> Any:
-    raise ConfigurationError("llm_model=auto reached the model unresolved: serve the chain through PolicyApplied")
+    raise ConfigurationError(f"{MODEL_ID}={AUTO} reached the model unresolved: serve the chain through PolicyApplied")
 
 
 def _chat_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
@@ -89,9 +89,11 @@ def _chat_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) ->
             rungs.append(models.rung(LOCAL))
         return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs, kit=kit)
 
-    others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != "openai"}
+    others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != DEFAULT_ALTERNATIVE}
     others[AUTO] = RunnableLambda(_unresolved_auto)  # PolicyApplied always replaces it
-    model = ladder("openai").configurable_alternatives(MODEL_FIELD, default_key="openai", **others)
+    model = ladder(DEFAULT_ALTERNATIVE).configurable_alternatives(
+        MODEL_FIELD, default_key=DEFAULT_ALTERNATIVE, **others
+    )
     return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
 
 
@@ -118,7 +120,7 @@ def build_fallback_chain(settings: Settings, engine: EngineClient, kit: Resilien
     rungs = _configured_rungs(settings, _Models(settings, engine, kit))
     ladder = FallbackLadder(ladder="fallback", rungs=rungs, kit=kit)
     return FormReadyConfig(
-        bound=bilingual_prompt("default") | ladder | StrOutputParser(), config={"run_name": "fallback"}
+        bound=bilingual_prompt(DEFAULT_STYLE) | ladder | StrOutputParser(), config={"run_name": "fallback"}
     )
 
 
@@ -128,7 +130,7 @@ def build_quality_chain(settings: Settings, engine: EngineClient, kit: Resilienc
     checked = [Rung(r.spec, r.runnable | StrOutputParser() | gate) for r in rungs[:-1]]
     last = Rung(rungs[-1].spec, rungs[-1].runnable | StrOutputParser())
     ladder = FallbackLadder(ladder="quality", rungs=[*checked, last], kit=kit)
-    return FormReadyConfig(bound=bilingual_prompt("default") | ladder, config={"run_name": "quality"})
+    return FormReadyConfig(bound=bilingual_prompt(DEFAULT_STYLE) | ladder, config={"run_name": "quality"})
 
 
 def build_chains(

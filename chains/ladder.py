@@ -53,23 +53,6 @@ from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
 from resilience.kit import ResilienceKit
 
-# Causes that say the endpoint is unwell (and count against its breaker). The rest say nothing
-# about its health: a bad input, a short answer, a client that left, a provider with no key.
-_UNHEALTHY = frozenset(
-    {
-        Cause.RATE_LIMITED,
-        Cause.TIMEOUT,
-        Cause.SERVER_ERROR,
-        Cause.CONNECTION,
-        Cause.AUTH,
-        Cause.TRUNCATED_STREAM,
-        Cause.STALLED_STREAM,
-        Cause.OVERLOADED,
-        Cause.UNKNOWN,
-    }
-)
-
-
 _END: Any = object()  # end of a rung's stream
 
 
@@ -77,7 +60,7 @@ def _account(breaker: CircuitBreaker | None, cause: Cause, call: int | None) -> 
     """Count a failure against the endpoint's breaker only when it says the endpoint is unwell."""
     if breaker is None:
         return
-    if cause in _UNHEALTHY:
+    if cause.counts_against_breaker:
         breaker.record_failure(cause.value, call)
     else:
         breaker.release(call)

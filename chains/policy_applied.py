@@ -21,7 +21,8 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import BaseModel, ConfigDict, Field
 
 from chains.config_schema import FormReadyConfig
-from policy.request_policy import MODEL_ID, STYLE_ID, TEMPERATURE_ID, RequestPolicy
+from policy.request_policy import RequestPolicy
+from vocabulary import MODEL_ID, STYLE_ID, TEMPERATURE_ID
 
 
 def _drop_default(schema: dict[str, Any]) -> None:

@@ -14,14 +14,18 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
+from vocabulary import CONCISE_STYLE, DEFAULT_STYLE, DETAILED_STYLE, PROMPT_STYLES, STYLE_ID
+
+__all__ = ["PROMPT_STYLES", "TEMPLATES", "bilingual_prompt", "configurable_prompt", "detect_language"]
+
 Language = Literal["ko", "en"]
 
 TEMPLATES: dict[str, dict[Language, str]] = {
-    "default": {
+    DEFAULT_STYLE: {
         "ko": "다음 질문에 답변해주세요: {question}",
         "en": "Please answer the following question: {question}",
     },
-    "detailed": {
+    DETAILED_STYLE: {
         "ko": (
             "당신은 전문가입니다. 다음 질문에 상세하고 구조적으로 답변해주세요.\n\n"
             "질문: {question}\n\n답변 형식:\n1. 개요\n2. 핵심 내용\n3. 예시\n4. 결론\n"
@@ -31,12 +35,11 @@ TEMPLATES: dict[str, dict[Language, str]] = {
             "Question: {question}\n\nFormat:\n1. Overview\n2. Key points\n3. Example\n4. Conclusion\n"
         ),
     },
-    "concise": {
+    CONCISE_STYLE: {
         "ko": "한 문장으로 답변: {question}",
         "en": "Answer in one sentence: {question}",
     },
 }
-PROMPT_STYLES = tuple(TEMPLATES)
 
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
@@ -90,9 +93,11 @@ def bilingual_prompt(style: str) -> BilingualPrompt:
 
 def configurable_prompt() -> Runnable[dict[str, Any], PromptValue]:
     """The ``prompt_style`` alternatives: default, detailed, concise."""
-    others: dict[str, Any] = {style: bilingual_prompt(style) for style in PROMPT_STYLES if style != "default"}
-    return bilingual_prompt("default").configurable_alternatives(
-        ConfigurableField(id="prompt_style", name="Prompt style", description="default, detailed or concise"),
-        default_key="default",
+    others: dict[str, Any] = {style: bilingual_prompt(style) for style in PROMPT_STYLES if style != DEFAULT_STYLE}
+    return bilingual_prompt(DEFAULT_STYLE).configurable_alternatives(
+        ConfigurableField(
+            id=STYLE_ID, name="Prompt style", description=f"{', '.join(PROMPT_STYLES[:-1])} or {PROMPT_STYLES[-1]}"
+        ),
+        default_key=DEFAULT_STYLE,
         **others,
     )

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from callbacks.records import CallRecord, percentiles, summarize
+from vocabulary import Outcome
 
 TIMELINE_POINTS = 60
 
@@ -34,14 +35,14 @@ def timeline(records: Sequence[CallRecord], *, now: datetime, window_s: float) -
             buckets[index].append(record)
     points = []
     for index, bucket in enumerate(buckets):
-        answered = [r for r in bucket if r.outcome == "ok"]
+        answered = [r for r in bucket if r.outcome == Outcome.OK]
         latency = percentiles([r.duration_s for r in answered])
         first_token = percentiles([r.first_token_s for r in answered if r.first_token_s is not None])
         points.append(
             {
                 "at": (start + timedelta(seconds=(index + 1) * step)).isoformat(),
                 "calls": len(bucket),
-                "errors": sum(1 for r in bucket if r.outcome == "error"),
+                "errors": sum(1 for r in bucket if r.outcome == Outcome.ERROR),
                 "fallback_answers": sum(1 for r in answered if (r.rung or 0) > 0),
                 "latency_p50_s": latency["p50"],
                 "latency_p95_s": latency["p95"],
@@ -54,7 +55,7 @@ def timeline(records: Sequence[CallRecord], *, now: datetime, window_s: float) -
 
 
 def snapshot(records: Sequence[CallRecord], *, now: datetime, window_s: float) -> dict[str, Any]:
-    failed = [r for r in records if r.outcome != "ok"]
+    failed = [r for r in records if r.outcome != Outcome.OK]
     return {
         "window_s": window_s,
         "bucket_s": bucket_seconds(window_s),

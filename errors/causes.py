@@ -1,7 +1,7 @@
 """Why a model attempt failed, read from the SDKs' real exception types.
 
-Only ``Cause.BAD_REQUEST`` is the caller's fault; every other cause sends the ladder to the next
-rung. Causes are short stable strings because they end up in records, metrics and JSON bodies.
+``Cause`` itself, and what each cause means for the ladder, breakers, retries and alerts, is
+``vocabulary.causes``; it is importable from here as before.
 """
 
 from __future__ import annotations
@@ -9,34 +9,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from enum import StrEnum
 from typing import Any
 
 from errors.secrets import redact_keys
+from vocabulary.causes import Cause
 
-
-class Cause(StrEnum):
-    RATE_LIMITED = "rate_limited"
-    TIMEOUT = "timeout"
-    SERVER_ERROR = "server_error"
-    CONNECTION = "connection"
-    AUTH = "auth"
-    BAD_REQUEST = "bad_request"
-    CONTEXT_LENGTH = "context_length"
-    CONTENT_FILTER = "content_filter"
-    TRUNCATED_STREAM = "truncated_stream"
-    STALLED_STREAM = "stalled_stream"
-    QUALITY_REJECTED = "quality_rejected"
-    BREAKER_OPEN = "breaker_open"
-    NOT_CONFIGURED = "not_configured"
-    OVERLOADED = "overloaded"
-    ENGINE_CRASHED = "engine_crashed"  # the local engine's process died or is restarting
-    CANCELLED = "cancelled"  # the client went away; nobody failed
-    UNKNOWN = "unknown"
-
-    @property
-    def is_callers_fault(self) -> bool:
-        return self is Cause.BAD_REQUEST
+__all__ = ["Cause", "classify", "describe", "retry_after_of"]
 
 
 def _from_status(status: int, text: str) -> Cause:

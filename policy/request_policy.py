@@ -26,10 +26,8 @@ from errors import ModelNotAllowed
 from policy.classifier import Classification, Complexity, QuestionClassifier, QuestionType
 from policy.routing import AdaptiveRouter
 from policy.schedule import StyleSchedule
-from policy.tiers import AUTO, Tier
-
-MODEL_ID, STYLE_ID, TEMPERATURE_ID = "llm_model", "prompt_style", "llm_temperature"
-TEMPERATURE_RANGE = (0.0, 2.0)
+from policy.tiers import Tier
+from vocabulary import AUTO, MODEL_ID, STYLE_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
 
 # Precise work wants low temperature, writing wants room; complex questions get a little less.
 TEMPERATURE_BY_TYPE: dict[str, float] = {

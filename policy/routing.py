@@ -29,20 +29,20 @@ from decimal import Decimal
 from typing import Any
 
 from callbacks.records import CallRecord
-from errors import Cause
 from policy.answers import Answer, AnswerBook, MemoryAnswerBook
 from policy.bandit import ModelBandit, personal_arms, rank_priors
 from policy.classifier import Classification, QuestionType
+from vocabulary import GEMINI, GPT4, LOCAL, OPENAI, Outcome, cause_of
 
 # Preference per question type, best first: the bandit's starting point. Strong models for code,
 # maths and reasoning; the cheap local one for small talk, where any model does.
 PREFERENCES: dict[str, tuple[str, ...]] = {
-    QuestionType.CODE: ("gpt4", "openai", "gemini", "local"),
-    QuestionType.MATH: ("gpt4", "gemini", "openai", "local"),
-    QuestionType.REASONING: ("gpt4", "gemini", "openai", "local"),
-    QuestionType.CREATIVE: ("gemini", "openai", "gpt4", "local"),
-    QuestionType.FACTUAL: ("openai", "gemini", "gpt4", "local"),
-    QuestionType.SMALLTALK: ("local", "openai", "gemini", "gpt4"),
+    QuestionType.CODE: (GPT4, OPENAI, GEMINI, LOCAL),
+    QuestionType.MATH: (GPT4, GEMINI, OPENAI, LOCAL),
+    QuestionType.REASONING: (GPT4, GEMINI, OPENAI, LOCAL),
+    QuestionType.CREATIVE: (GEMINI, OPENAI, GPT4, LOCAL),
+    QuestionType.FACTUAL: (OPENAI, GEMINI, GPT4, LOCAL),
+    QuestionType.SMALLTALK: (LOCAL, OPENAI, GEMINI, GPT4),
 }
 PRIORS = {kind: rank_priors(order) for kind, order in PREFERENCES.items()}
 UNRANKED_PRIOR = 0.4
@@ -64,9 +64,10 @@ class RewardModel:
     feedback_weight: float = 3.0
 
     def of_call(self, record: CallRecord) -> float | None:
-        if record.outcome == "cancelled" or record.cause == Cause.BAD_REQUEST:
+        cause = cause_of(record.cause)
+        if record.outcome == Outcome.CANCELLED or (cause is not None and cause.is_callers_fault):
             return None  # the client left, or its own input failed: says nothing about the model
-        if record.outcome != "ok":
+        if record.outcome != Outcome.OK:
             return 0.0
         slowness = min(1.0, record.duration_s / self.slow_s)
         cost = min(Decimal(1), (record.cost_usd or Decimal(0)) / self.costly_usd)
@@ -123,7 +124,7 @@ class AdaptiveRouter:
         reward = self.rewards.of_call(record)
         if reward is not None:
             self.bandit.observe(kind, record.alternative, reward, prior=prior_of(kind, record.alternative))
-        if record.outcome == "ok" and record.root_run_id:
+        if record.outcome == Outcome.OK and record.root_run_id:
             user = record.metadata.get("user_id")
             answer = Answer(kind, record.alternative, record.model, None if user is None else str(user))
             self.answers.remember(record.root_run_id, answer)

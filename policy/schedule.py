@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-PROMPT_STYLES = ("default", "detailed", "concise")
+from vocabulary import DEFAULT_STYLE, PROMPT_STYLES
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class StyleSchedule:
 
     @classmethod
     def parse(cls, text: str, timezone: str) -> StyleSchedule:
-        by_hour = ["default"] * 24
+        by_hour = [DEFAULT_STYLE] * 24
         for part in filter(None, (p.strip() for p in text.split(","))):
             hours, _, style = part.partition("=")
             start, _, end = hours.partition("-")

@@ -9,8 +9,9 @@ from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
 
-ALTERNATIVES = ("openai", "gpt4", "gemini", "local")
-AUTO = "auto"  # let adaptive routing pick among the tier's models; every tier may ask for it
+from vocabulary import ALTERNATIVES, AUTO, DEFAULT_ALTERNATIVE, GEMINI, LOCAL, OPENAI
+
+__all__ = ["ALTERNATIVES", "AUTO", "Tier", "default_tiers"]  # every tier may ask for AUTO
 
 
 class Tier(BaseModel):
@@ -37,10 +38,10 @@ def default_tiers() -> dict[str, Tier]:
     """Free callers get the local model and the cheap OpenAI one; pro adds Gemini; enterprise
     gets everything, gpt-4o included."""
     return {
-        "free": Tier(models=["local", "openai"], default_model="local", requests_per_minute=10,
+        "free": Tier(models=[LOCAL, OPENAI], default_model=LOCAL, requests_per_minute=10,
                      tokens_per_minute=20_000),
-        "pro": Tier(models=["openai", "gemini", "local"], default_model="openai", requests_per_minute=60,
+        "pro": Tier(models=[OPENAI, GEMINI, LOCAL], default_model=DEFAULT_ALTERNATIVE, requests_per_minute=60,
                     tokens_per_minute=200_000),
-        "enterprise": Tier(models=list(ALTERNATIVES), default_model="openai", requests_per_minute=600,
+        "enterprise": Tier(models=list(ALTERNATIVES), default_model=DEFAULT_ALTERNATIVE, requests_per_minute=600,
                            tokens_per_minute=2_000_000),
     }  # fmt: skip

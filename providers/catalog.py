@@ -19,6 +19,7 @@ from providers.local import LOCAL_PROVIDER, GuardedLocalChatModel
 from providers.unconfigured import UnconfiguredChatModel
 from resilience.faults import FaultPlan
 from settings import Settings
+from vocabulary import GEMINI, GPT4, LOCAL, OPENAI
 
 OPENAI_PROVIDER = "openai"
 GEMINI_PROVIDER = "google_genai"  # what ChatGoogleGenerativeAI reports as ls_provider
@@ -34,10 +35,10 @@ class ModelSpec:
 def model_specs(settings: Settings) -> dict[str, ModelSpec]:
     """Every alternative, in the order the seed's ladder tries them."""
     specs = [
-        ModelSpec("openai", OPENAI_PROVIDER, settings.openai_model),
-        ModelSpec("gemini", GEMINI_PROVIDER, settings.gemini_model),
-        ModelSpec("gpt4", OPENAI_PROVIDER, settings.gpt4_model),
-        ModelSpec("local", LOCAL_PROVIDER, settings.local_model_name),
+        ModelSpec(OPENAI, OPENAI_PROVIDER, settings.openai_model),
+        ModelSpec(GEMINI, GEMINI_PROVIDER, settings.gemini_model),
+        ModelSpec(GPT4, OPENAI_PROVIDER, settings.gpt4_model),
+        ModelSpec(LOCAL, LOCAL_PROVIDER, settings.local_model_name),
     ]
     return {spec.alternative: spec for spec in specs}
 
@@ -139,9 +140,9 @@ def configured_alternatives(settings: Settings) -> list[str]:
     """The alternatives that can answer at all: a key for remote ones, a model file for local."""
     local_path = settings.resolved_local_model_path()
     configured = {
-        "openai": settings.openai_api_key is not None,
-        "gpt4": settings.openai_api_key is not None,
-        "gemini": settings.google_api_key is not None,
-        "local": bool(local_path and local_path.is_file()),
+        OPENAI: settings.openai_api_key is not None,
+        GPT4: settings.openai_api_key is not None,
+        GEMINI: settings.google_api_key is not None,
+        LOCAL: bool(local_path and local_path.is_file()),
     }
     return [alternative for alternative in model_specs(settings) if configured[alternative]]

@@ -5,6 +5,7 @@ the event loop only."""
 from __future__ import annotations
 
 from callbacks.records import CallRecord
+from vocabulary import Outcome
 
 
 class LatencyBoard:
@@ -13,7 +14,7 @@ class LatencyBoard:
         self._mean: dict[str, float] = {}
 
     def observe(self, record: CallRecord) -> None:
-        if record.outcome != "ok":
+        if record.outcome != Outcome.OK:
             return
         old = self._mean.get(record.model)
         self._mean[record.model] = record.duration_s if old is None else old + self.weight * (record.duration_s - old)

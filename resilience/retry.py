@@ -1,6 +1,6 @@
 """``RetryPolicy``: which failed attempts are worth trying again on the same rung, and when.
 
-Only transient causes are retried (rate limited, server error, connection), with exponential
+Only transient causes are retried (``Cause.is_transient``: rate limited, server error, connection), with exponential
 backoff and full jitter, never sooner than a provider's ``Retry-After``. A wait that would pass
 the request's deadline, or a ``Retry-After`` longer than ``max_retry_after_s``, is not waited
 for: the ladder fails over to the next rung instead, which is what a ladder is for.
@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 
 from errors import Cause
 
-TRANSIENT = frozenset({Cause.RATE_LIMITED, Cause.SERVER_ERROR, Cause.CONNECTION})
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -32,7 +30,7 @@ class RetryPolicy:
         self, cause: Cause, tries: int, retry_after: float | None, time_left: float | None
     ) -> float | None:
         """Seconds to wait before try number ``tries + 1``, or None to move to the next rung."""
-        if cause not in TRANSIENT or tries >= self.attempts:
+        if not cause.is_transient or tries >= self.attempts:
             return None
         if retry_after is not None and retry_after > self.max_retry_after_s:
             return None

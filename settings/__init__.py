@@ -22,10 +22,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from errors.secrets import MIN_LENGTH
 from policy.schedule import StyleSchedule
-from policy.tiers import ALTERNATIVES, Tier, default_tiers
+from policy.tiers import Tier, default_tiers
 from resilience.faults import FaultSpec
 from settings.dotenv_file import SDK_VARIABLES
 from settings.dotenv_file import load_env_file as load_env_file
+from vocabulary import ALTERNATIVES, DEFAULT_LADDER, FLOOR, TEMPERATURE_RANGE
 
 ENV_PREFIX = "LLM_SERVER_"
 
@@ -100,7 +101,9 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", description="Model of the `openai` alternative.")
     gpt4_model: str = Field("gpt-4o", description="Model of the `gpt4` alternative.")
     gemini_model: str = Field("gemini-3.5-flash", description="Model of the `gemini` alternative.")
-    default_temperature: float = Field(0.7, ge=0, le=2, description="Temperature when the client sets none.")
+    default_temperature: float = Field(
+        0.7, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1], description="Temperature when the client sets none."
+    )
 
     # Time limits and retries.
     primary_timeout_s: float = Field(5.0, gt=0, description="Timeout of the first rung of /fallback and /quality.")
@@ -139,7 +142,7 @@ class Settings(BaseSettings):
 
     # Ladders.
     fallback_ladder: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["openai", "gemini", "gpt4", "local"],
+        default_factory=lambda: list(DEFAULT_LADDER),
         description="Rungs of /fallback and /quality, comma-separated; three or more, local last.",
     )
     ladder_strategy: Literal["ordered", "cheapest", "fastest"] = Field(
@@ -308,8 +311,8 @@ class Settings(BaseSettings):
         unknown = [name for name in value if name not in ALTERNATIVES]
         if unknown:
             raise ValueError(f"unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
-        if len(value) < 3 or len(set(value)) != len(value) or value[-1] != "local":
-            raise ValueError("give three or more different alternatives, ending with local (the floor)")
+        if len(value) < 3 or len(set(value)) != len(value) or value[-1] != FLOOR:
+            raise ValueError(f"give three or more different alternatives, ending with {FLOOR} (the floor)")
         return value
 
     @field_validator("faults")

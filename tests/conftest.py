@@ -1,4 +1,5 @@
-"""Shared fixtures: the provider double, the real local model, and apps built from settings.
+"""Shared fixtures: the provider double, the real local model, and apps built from settings; and
+the tier marker of every test, from its folder (unit/, service/, system/).
 
 Provider variables from the developer's shell are removed for every test, and every remote
 model is pointed at the double, so no test can reach a real provider.
@@ -6,12 +7,11 @@ model is pointed at the double, so no test can reach a real provider.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,16 +19,49 @@ import redis
 from fastapi import FastAPI
 
 from policy.kit import PolicyKit
-from providers.catalog import engine_client, engine_options
+from providers.catalog import engine_client
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from resilience.kit import ResilienceKit
 from server import create_app
 from settings import Settings
 from shared_state.kit import SharedState
-from tests.processes import RedisServer
-from tests.provider_double import ProviderDouble
-from tests.receivers import HttpReceiver
+from tests.helpers.apps import AppFactory, settings_for
+from tests.helpers.engine import supervised_engine
+from tests.helpers.processes import RedisServer
+from tests.helpers.provider_double import ProviderDouble
+from tests.helpers.receivers import HttpReceiver
+
+TIERS = ("unit", "service", "system")
+HERE = Path(__file__).resolve().parent
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A test that timed out can leave a worker thread behind (an unclosed aiosqlite connection's),
+    and the interpreter would wait for it forever after the summary: CI hung. Name it and exit."""
+    leaked = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if leaked and _EXIT_STATUS:
+        print(f"\nthreads left running after the tests (not waited for): {leaked}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(_EXIT_STATUS[-1])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the folder it lives in, so ``-m "unit or service"`` selects."""
+    for item in items:
+        folder = item.path.resolve().relative_to(HERE).parts[0]
+        if folder not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(folder)
+
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -40,8 +73,6 @@ PROVIDER_ENV = (
     "LANGSMITH_TRACING",
     "LANGCHAIN_TRACING_V2",
 )
-TEST_OPENAI_KEY = "sk-test-double-0123456789abcdef"
-TEST_GOOGLE_KEY = "AIzaTestDouble0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -65,33 +96,6 @@ def double(provider_double: ProviderDouble) -> ProviderDouble:
     return provider_double
 
 
-@contextmanager
-def supervised_engine(settings: Settings) -> Iterator[tuple[EngineSupervisor, EngineClient]]:
-    """The real local engine in its own supervised process, and a client of it."""
-    options = engine_options(settings)
-    assert options is not None, "the local model file is missing: bash scripts/setup.sh installs it"
-    supervisor = EngineSupervisor(options)
-    supervisor.start()
-    try:
-        assert supervisor.wait_ready(), "the local engine did not start"
-        yield supervisor, engine_client(settings, supervisor.folder)
-    finally:
-        supervisor.stop()
-
-
-async def engine_status_until(
-    engine: EngineClient, check: Callable[[dict[str, Any]], bool], what: str
-) -> dict[str, Any]:
-    """The engine's status once ``check`` holds: a fact of another process, with no event to wait on."""
-    status: dict[str, Any] = {}
-    for _ in range(400):  # 10 s
-        status = await engine.status()
-        if check(status):
-            return status
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"the engine never reported {what}: {status}")
-
-
 @pytest.fixture(scope="session")
 def local_supervisor() -> Iterator[EngineSupervisor]:
     """The real embedded model in its engine process, started once for the whole run."""
@@ -103,36 +107,6 @@ def local_supervisor() -> Iterator[EngineSupervisor]:
 def local_engine(local_supervisor: EngineSupervisor) -> EngineClient:
     """A client of the session's engine."""
     return engine_client(Settings(_env_file=None), local_supervisor.folder)
-
-
-_FILES = Path(tempfile.mkdtemp(prefix="llm-server-tests-"))
-
-
-def settings_for(double: ProviderDouble | None = None, **overrides: Any) -> Settings:
-    """Settings for one test app: its own SQLite file, providers pointed at the double (if any)."""
-    files = Path(tempfile.mkdtemp(dir=_FILES))
-    values: dict[str, Any] = {
-        "local_max_tokens": 12,
-        "primary_timeout_s": 1.0,
-        "provider_timeout_s": 5.0,
-        "monitoring_db_path": files / "monitoring.sqlite3",
-        "slow_log_path": files / "slow_calls.jsonl",
-        "retry_attempts": 1,  # one try per rung unless a test is about retries
-        "allowed_hosts": ["server", "s", "localhost", "127.0.0.1"],  # the in-process clients' base URLs
-    }
-    if double is not None:
-        values.update(
-            openai_api_key=TEST_OPENAI_KEY,
-            openai_base_url=f"{double.url}/v1",
-            google_api_key=TEST_GOOGLE_KEY,
-            google_gemini_base_url=double.url,
-            gemini_api_version="v1beta",
-        )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-AppFactory = Callable[..., FastAPI]
 
 
 @pytest.fixture
@@ -170,21 +144,6 @@ async def client(remote_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=remote_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://server") as http:
         yield http
-
-
-def sse_events(text: str) -> list[tuple[str, str]]:
-    """(event, data) pairs of a server-sent event stream."""
-    events = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        event, data = "message", []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data or event != "message":
-            events.append((event, "\n".join(data)))
-    return events
 
 
 @pytest.fixture(scope="session")
