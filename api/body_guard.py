@@ -8,7 +8,7 @@ LangServe reads it (the config guard checks what its config says, later):
 - a ``/batch`` whose ``inputs`` is not a list, or holds an item the chain's input schema rejects
   (``/invoke`` validates its input inside LangServe's error translation, ``/batch`` outside it).
 
-LangServe lets the last three escape as a 500 (tests/test_fuzz.py found them); here each is a 422
+LangServe lets the last three escape as a 500 (tests/system/test_fuzz.py found them); here each is a 422
 saying what is wrong. Starlette keeps the parsed body on the request, so LangServe and the config
 guard read it again for free.
 
