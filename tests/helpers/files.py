@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,3 +28,14 @@ def read_only(db: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["chattr", "-i", *targets], check=True)
+
+
+def rows(path: Path) -> int:
+    """Call rows in the file, read-only (never creating the file or its schema)."""
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM calls").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0

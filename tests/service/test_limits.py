@@ -6,42 +6,17 @@ without waiting."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
-from fastapi import FastAPI
-
-from policy.kit import PolicyKit
-from policy.limits import PROMPT_OVERHEAD_TOKENS, CallerLimits, Reservations, TokenMeter, estimate_prompt_tokens
-from providers.catalog import configured_alternatives
+from policy.limits import PROMPT_OVERHEAD_TOKENS, Reservations, estimate_prompt_tokens
 from settings import Settings
-from shared_state.kit import SharedState
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.clock import FakeClock
 from tests.helpers.keys import as_tier, keys_file, limited_tiers
+from tests.helpers.limits import START, app_on, serving
 from tests.helpers.provider_double import Behaviour, ProviderDouble
 
 QUESTION = {"question": "What is LangServe?"}
-START = math.floor(1_750_000_000 / 60) * 60 + 1.0  # one second into a minute's window
-
-
-def app_on(make_app: AppFactory, settings: Settings, clock: FakeClock, shared: SharedState | None = None) -> FastAPI:
-    """The app, its limits counted on ``clock`` (in ``shared``'s Redis, when given)."""
-    kit = PolicyKit.from_settings(settings, configured_alternatives(settings), shared=shared)
-    storage = shared.limits_storage() if shared is not None else None
-    limits = CallerLimits(storage, link=shared.link if shared is not None else None, clock=clock)
-    policy = dataclasses.replace(kit, limits=limits, meter=TokenMeter(limits, settings.tiers))
-    return make_app(settings, policy=policy, shared=shared)
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server") as http:
-        yield http
 
 
 def pro_settings(double: ProviderDouble, tmp_path: Path, **limits: int) -> Settings:

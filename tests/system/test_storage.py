@@ -13,18 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.files import rows
 from tests.helpers.processes import ROOT, free_port, wait_healthy
-
-
-def rows(path: Path) -> int:
-    """Call rows in the file, read-only (never creating the file or its schema)."""
-    if not path.exists():
-        return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        try:
-            return int(db.execute("SELECT count(*) FROM calls").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:

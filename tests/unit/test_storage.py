@@ -15,24 +15,13 @@ from typing import Any
 from callbacks.call_query import CallFilter, record_bytes
 from callbacks.records import CallRecord
 from callbacks.storage import CallStore
-from tests.helpers.files import read_only
+from tests.helpers.files import read_only, rows
 from tests.helpers.records import T0, call
 
 
 def store_at(path: Path, **options: object) -> CallStore:
     """A store whose clock stands just after the test records, so retention keeps them."""
     return CallStore(path, clock=(T0 + timedelta(days=1)).timestamp, **options)  # type: ignore[arg-type]
-
-
-def rows(path: Path) -> int:
-    """Call rows in the file, read-only (never creating the file or its schema)."""
-    if not path.exists():
-        return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        try:
-            return int(db.execute("SELECT count(*) FROM calls").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 async def test_records_round_trip_through_the_file(tmp_path: Path) -> None:
