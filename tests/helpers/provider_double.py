@@ -171,7 +171,9 @@ class ProviderDouble:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        # A pooled connection the double closes as the SDK reuses it would be a failed call the
+        # double never logged; tests that count calls against the double's log must not see that race.
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_keep_alive=600)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from decimal import Decimal
 
 import httpx
@@ -68,7 +69,9 @@ async def test_200_mixed_requests_stats_calls_sqlite_and_metrics_agree(
     totals = stats["totals"]
     served = [s for s in double.served if s.status]
     local = stats["models"]["SmolLM2-135M-Instruct"]  # the embedded model is not behind the double
-    assert totals["calls"] == len(served) + local["calls"] == len(calls)
+    by_record = Counter((c["model"], c["cause"]) for c in calls)
+    by_double = Counter((s.model, s.status) for s in double.served)
+    assert totals["calls"] == len(served) + local["calls"] == len(calls), (by_record, by_double)
     assert totals["input_tokens"] - local["input_tokens"] == sum(s.input_tokens for s in served)
     assert totals["output_tokens"] - local["output_tokens"] == sum(s.output_tokens for s in served)
     assert totals["errors"] == sum(1 for s in served if s.status != 200) > 0
