@@ -6,7 +6,6 @@ python server.py [--host H] [--port P] [--workers N]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
@@ -20,7 +19,6 @@ from typing import Any
 import uvicorn
 from fastapi import Depends, FastAPI
 from langchain_core.runnables import Runnable
-from langchain_core.tracers.langchain import wait_for_all_tracers
 from langserve import add_routes
 
 from api.access import AccessMiddleware
@@ -30,24 +28,22 @@ from api.context import RequestContextMiddleware
 from api.cross_site import LOCAL_HOSTS, CrossSiteGuard
 from api.errors import AsciiJSONResponse, install_error_handlers
 from api.faults import faults_router
+from api.feedback import routing_router
 from api.monitoring import monitoring_router
 from api.playground_guard import playground_guard
-from api.routing import routing_router
-from callbacks.metrics import MULTIPROCESS_DIR
-from callbacks.suite import MonitoringSuite
-from chains.builders import build_chains
 from chains.config_schema import FormReadyConfig
 from dashboard.routes import install_dashboard
 from errors import ConfigurationError
 from errors.secrets import install_log_redaction
+from monitoring.metrics_exporter import MULTIPROCESS_DIR
 from policy.keys import ApiKeyRing, Caller
-from policy.kit import PolicyKit
-from providers.catalog import configured_alternatives, engine_client, own_engine
 from providers.engine_client import EngineClient
-from providers.engine_supervisor import EngineSupervisor
-from resilience.kit import ResilienceKit
+from resilience.ladder_policies import LadderPolicies
 from settings import Settings, env_variable, load_env_file
-from shared_state.kit import SharedState
+from wiring.models import own_engine
+from wiring.policy import PolicyParts
+from wiring.server_parts import build_server_parts, wait_for_engine
+from wiring.shared_state import SharedState
 
 logger = logging.getLogger("llm_server")
 
@@ -62,8 +58,8 @@ def create_app(
     engine: EngineClient | None = None,
     chains: Mapping[str, Runnable[Any, Any]] | None = None,
     monitored: bool = True,
-    resilience: ResilienceKit | None = None,
-    policy: PolicyKit | None = None,
+    resilience: LadderPolicies | None = None,
+    policy: PolicyParts | None = None,
     shared: SharedState | None = None,
 ) -> FastAPI:
     """The app. ``chains`` (route name -> runnable) replaces the built-in ones for hosts that bring
@@ -76,40 +72,18 @@ def create_app(
         load_env_file()
     settings = settings or Settings()
     _configure_logging(settings)  # again in each worker process: they do not inherit main()'s
-    supervisor = own_engine(settings) if engine is None else None
-    if engine is None:
-        engine = engine_client(settings, supervisor.folder if supervisor else settings.local_engine_dir)
-    shared = shared or SharedState.from_settings(settings)
-    suite = MonitoringSuite(settings, spend=shared.spend(), claim=shared.alert_claim(settings.alert_cooldown_s))
-    kit = resilience or ResilienceKit.from_settings(settings, suite.prices)
-    kit.breaker_sync = shared.breakers()
-    suite.watch(kit)
-    if shared.link is not None:
-        link = shared.link
-        link.on_health = lambda healthy, detail: suite.shared_state_changed(healthy, detail, link.where)
-    access = policy or PolicyKit.from_settings(settings, configured_alternatives(settings), shared=shared)
-    suite.feed(access.router.observe, access.meter)
+    parts = build_server_parts(
+        settings, engine=engine, chains=chains, resilience=resilience, policy=policy, shared=shared
+    )
+    monitoring, ladders, access = parts.monitoring, parts.resilience, parts.policy
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_providers(settings)
         _log_access(settings, access)
-        await suite.start()
-        await shared.start()
-        if supervisor is not None:
-            supervisor.start()
-            await asyncio.to_thread(_wait_for_engine, supervisor)
-        elif not engine.configured:
-            logger.error("local model unavailable: no model file at %s", engine.model_path)
+        await parts.start()
         yield
-        # Traces still queued in langsmith's background thread would be lost at exit.
-        await asyncio.to_thread(wait_for_all_tracers)
-        await access.meter.drain()
-        await suite.close()
-        await shared.close()
-        await engine.aclose()
-        if supervisor is not None:
-            await asyncio.to_thread(supervisor.stop)
+        await parts.close()
 
     app = FastAPI(
         title="Configurable fallback server",
@@ -118,12 +92,12 @@ def create_app(
         default_response_class=AsciiJSONResponse,
     )
     app.state.settings = settings
-    app.state.monitoring = suite
-    app.state.engine = engine
-    app.state.resilience = kit
+    app.state.monitoring = monitoring
+    app.state.engine = parts.engine
+    app.state.resilience = ladders
     app.state.policy = access
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
-    routes = chains or build_chains(settings, engine, kit, access.policy)
+    routes = parts.chains
     open_tier = settings.tiers[settings.open_tier]
     # An open server on localhost answers only to localhost names, against DNS rebinding.
     local_only = access.keys.empty and not settings.allow_open_network
@@ -140,14 +114,16 @@ def create_app(
     app.add_middleware(  # added last: outermost, so even a 401 carries a request id
         RequestContextMiddleware,
         default_retry_after=settings.retry_after_s,
-        on_response=suite.metrics.observe_request,
+        on_response=monitoring.metrics.observe_request,
         client_ids=access.keys.empty,
     )
 
     sizes = SizeLimits(max_prompt_chars=settings.max_prompt_chars, max_batch_inputs=settings.max_batch_inputs)
     for name, chain in routes.items():
         served = FormReadyConfig(
-            bound=chain, config={"callbacks": suite.handlers if monitored else []}, config_factories=[stamp_root_run]
+            bound=chain,
+            config={"callbacks": monitoring.handlers if monitored else []},
+            config_factories=[stamp_root_run],
         )
         add_routes(
             app,
@@ -159,11 +135,11 @@ def create_app(
             ),
             dependencies=[Depends(body_guard(chain.input_schema, sizes, access.limits)), Depends(playground_guard)],
         )
-    app.include_router(monitoring_router(suite, settings, engine, kit))
-    app.include_router(routing_router(suite, access.router))
+    app.include_router(monitoring_router(monitoring, settings, parts.engine, ladders))
+    app.include_router(routing_router(monitoring, access.router))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
-    app.include_router(faults_router(kit.faults, control=fault_control))
-    install_dashboard(app, suite, kit, access.router, engine, fault_control=fault_control)
+    app.include_router(faults_router(ladders.faults, control=fault_control))
+    install_dashboard(app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control)
     return app
 
 
@@ -177,7 +153,7 @@ def _log_providers(settings: Settings) -> None:
             logger.info("%s: configured", name)
 
 
-def _log_access(settings: Settings, access: PolicyKit) -> None:
+def _log_access(settings: Settings, access: PolicyParts) -> None:
     if access.keys.empty:
         logger.warning(
             "running OPEN: no API keys configured (LLM_SERVER_API_KEYS_FILE), so every caller gets the %s tier "
@@ -222,7 +198,7 @@ def main() -> None:
     if supervisor is not None:
         supervisor.start()
         os.environ[env_variable("local_engine_dir")] = str(supervisor.folder)
-        _wait_for_engine(supervisor)
+        wait_for_engine(supervisor)
     # uvicorn re-raises the SIGTERM it shut down for: as SystemExit, so `finally` stops the engine.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
@@ -242,15 +218,6 @@ def main() -> None:
 
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-def _wait_for_engine(supervisor: EngineSupervisor) -> None:
-    """Warm-up: the engine loads its model before the server answers (a fraction of a second)."""
-    if not supervisor.wait_ready():
-        logger.error(
-            "the local engine did not start within %g s; local calls fail as engine_crashed until it does",
-            supervisor.options.start_timeout_s,
-        )
 
 
 def _share_metrics(folder: Path) -> None:

@@ -35,8 +35,17 @@ from errors import RequestError
 from policy.keys import Caller
 from policy.request_policy import Access, check_model
 from vocabulary import MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
-
-CLIENT_METADATA = "client"  # the client's own metadata, under one key: apart from what the server stamps
+from vocabulary.run_metadata import (
+    ACCESS,
+    API_KEY_ID,
+    CLIENT,
+    CLIENT_USER_ID,
+    REQUEST_ID,
+    ROOT_RUN_ID,
+    ROUTE,
+    TIER,
+    USER_ID,
+)
 
 ConfigModifier = Callable[[dict[str, Any], Request], Awaitable[dict[str, Any]]]
 
@@ -92,11 +101,11 @@ def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
     ``user_id`` the client sent is kept as ``client_user_id``: a backend may pass its own users'
     ids); an open server has nobody to vouch for, so the client's ``user_id`` stands as a label."""
     if not caller.authenticated:
-        label = sent.get("user_id")
-        return {"user_id": str(label) if label else caller.user_id, "tier": caller.tier_name, "api_key_id": None}
-    identity: dict[str, Any] = {"user_id": caller.user_id, "tier": caller.tier_name, "api_key_id": caller.key_id}
-    if sent.get("user_id") is not None:
-        identity["client_user_id"] = sent["user_id"]
+        label = sent.get(USER_ID)
+        return {USER_ID: str(label) if label else caller.user_id, TIER: caller.tier_name, API_KEY_ID: None}
+    identity: dict[str, Any] = {USER_ID: caller.user_id, TIER: caller.tier_name, API_KEY_ID: caller.key_id}
+    if sent.get(USER_ID) is not None:
+        identity[CLIENT_USER_ID] = sent[USER_ID]
     return identity
 
 
@@ -125,11 +134,11 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], *, max_meta
         check_model(access, sent.get(MODEL_ID))
         client_metadata = dict(config.get("metadata") or {})
         metadata = {
-            "route": route,
-            "request_id": current_request_id(),
+            ROUTE: route,
+            REQUEST_ID: current_request_id(),
             **_identity(caller, client_metadata),
-            "access": access.as_metadata(),
-            CLIENT_METADATA: client_metadata,
+            ACCESS: access.as_metadata(),
+            CLIENT: client_metadata,  # apart from everything the server stamps
         }
         if request.url.path.endswith("/batch"):
             # LangServe names each item's run after this (``stamp_root_run`` records it).
@@ -144,4 +153,4 @@ def stamp_root_run(config: RunnableConfig) -> RunnableConfig:
     """A config factory for the served chain's binding: every run, batch items included, records
     the run id its client is given as ``root_run_id``, over anything a client sent."""
     run_id = config.get("run_id")
-    return {"metadata": {"root_run_id": str(run_id)}} if run_id is not None else {}
+    return {"metadata": {ROOT_RUN_ID: str(run_id)}} if run_id is not None else {}

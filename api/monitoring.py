@@ -14,14 +14,14 @@ from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.roles import ADMIN_ONLY, caller_of
-from callbacks.call_query import BadCursor, CallCursor, CallFilter
-from callbacks.records import summarize
-from callbacks.suite import MonitoringSuite
 from errors import RequestError
+from monitoring.call_query import BadCursor, CallCursor, CallFilter
+from monitoring.stats import summarize
 from providers.engine_client import EngineClient
-from resilience.kit import ResilienceKit
+from resilience.ladder_policies import LadderPolicies
 from settings import Settings
 from vocabulary.outcomes import OutcomeName
+from wiring.monitoring import Monitoring
 
 MAX_WINDOW_S = 100 * 365 * 86_400  # a century: "everything" for any store this server keeps
 # One page of /monitoring/calls, in bytes of JSON: four records with 950 kB of metadata each made
@@ -36,9 +36,7 @@ def _since(since: datetime | None, window_s: float | None) -> datetime | None:
     return since
 
 
-def monitoring_router(
-    suite: MonitoringSuite, settings: Settings, engine: EngineClient, kit: ResilienceKit
-) -> APIRouter:
+def monitoring_router(suite: Monitoring, settings: Settings, engine: EngineClient, kit: LadderPolicies) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", tags=["operations"])

@@ -22,18 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wiring.resilience import build_ladder_policies
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.runnables import Runnable
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
-from callbacks.pricing import PriceTable
 from chains.ladder import FallbackLadder, Rung
-from providers.catalog import build_chat_model, model_specs
-from resilience.kit import ResilienceKit
+from monitoring.pricing import PriceTable
 from settings import Settings
 from tests.helpers.provider_double import Behaviour, ProviderDouble
+from wiring.models import build_chat_model, model_specs
 
 PRIMARY, BACKUP = "gpt-4o-mini", "gemini-3.5-flash"
 BACKUP_DELAY_S = 0.05
@@ -75,12 +76,12 @@ def backup_alone(settings: Settings) -> Runnable[Any, Any]:
 
 def our_ladder(settings: Settings) -> FallbackLadder:
     specs = model_specs(settings)
-    kit = ResilienceKit.from_settings(settings, PriceTable.from_file(settings.price_table_path))
+    kit = build_ladder_policies(settings, PriceTable.from_file(settings.price_table_path))
     rungs = [
         Rung(specs["openai"], build_chat_model(specs["openai"], settings, None, timeout_s=5.0)),  # type: ignore[arg-type]
         Rung(specs["gemini"], build_chat_model(specs["gemini"], settings, None)),  # type: ignore[arg-type]
     ]
-    return FallbackLadder(ladder="bench", rungs=rungs, kit=kit)
+    return FallbackLadder(ladder="bench", rungs=rungs, resilience=kit)
 
 
 async def latencies(chain: Runnable[Any, Any], requests: int) -> list[float]:

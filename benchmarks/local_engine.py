@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from errors import ProviderError
-from providers.catalog import engine_client, engine_options
 from providers.engine_supervisor import EngineSupervisor
 from settings import Settings
+from wiring.models import engine_client, engine_options
 
 MESSAGES = [{"role": "user", "content": "Tell me a long story about a dragon who learns to bake bread."}]
 SPEED = """

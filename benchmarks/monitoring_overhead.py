@@ -36,9 +36,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-from callbacks.suite import MonitoringSuite
 from server import create_app
 from settings import Settings
+from wiring.monitoring import Monitoring
 
 CONCURRENCY = 32
 
@@ -122,7 +122,7 @@ async def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     settings = Settings(_env_file=None, monitoring_db_path=folder / "m.sqlite3", slow_log_path=folder / "slow.jsonl")
-    suite = MonitoringSuite(settings)
+    suite = Monitoring(settings)
     await suite.start()
     base = ChatPromptTemplate.from_messages([("human", "Answer: {question}")]) | InstantChatModel() | StrOutputParser()
     plain = base.with_config(run_name="plain")

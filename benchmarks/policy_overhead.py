@@ -31,10 +31,10 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from benchmarks.monitoring_overhead import CONCURRENCY, InstantChatModel
 from chains.policy_applied import PolicyApplied
-from policy.kit import PolicyKit
 from policy.tiers import Tier
 from server import create_app
 from settings import Settings
+from wiring.policy import PolicyParts
 
 KEY = "lsk_benchmark-key-0123456789"
 QUESTIONS = (
@@ -76,7 +76,7 @@ async def main() -> None:
     common: dict[str, Any] = {"slow_log_path": None, "tiers": {"bench": unlimited}, "open_tier": "bench"}
     open_settings = Settings(_env_file=None, monitoring_db_path=folder / "open.sqlite3", **common)
     keyed_settings = Settings(_env_file=None, monitoring_db_path=folder / "keyed.sqlite3", api_keys_file=keys, **common)
-    policy = PolicyKit.from_settings(keyed_settings, ["openai", "local"])
+    policy = PolicyParts.from_settings(keyed_settings, ["openai", "local"])
     app_open = create_app(open_settings, chains={"chat": base})
     app_policy = create_app(
         keyed_settings, chains={"chat": PolicyApplied(chain=base, policy=policy.policy)}, policy=policy

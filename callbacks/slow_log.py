@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from callbacks.records import CallRecord
+from vocabulary.records import CallRecord
 
 logger = logging.getLogger("llm_server.slow_log")
 

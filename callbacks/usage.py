@@ -10,7 +10,7 @@ from typing import Any
 
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from callbacks.pricing import Usage
+from monitoring.pricing import Usage
 
 
 def usage_of(response: LLMResult) -> Usage:

@@ -1,4 +1,4 @@
-"""The three served chains, each built by a function from settings.
+"""The served chains, each built by a function from its parts (``wiring.chains`` passes them).
 
 - ``chat``: prompt_style x llm_model alternatives (``auto`` included), llm_temperature; the chosen
   model falls back to the local one. ``RequestPolicy`` fills in what the client left out.
@@ -8,12 +8,14 @@
 - ``quality``: the same ladder with the seed's length check (and forbidden words) on every rung but
   the last, which answers whatever it can (graceful degradation beats a 503).
 
-Every ladder shares one ``ResilienceKit``: breakers, retries, the request deadline, the order.
+Every ladder shares one ``LadderPolicies``: breakers, retries, the request deadline, the order.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
 
 from annotated_types import Interval
 from langchain_core.language_models import BaseChatModel
@@ -28,10 +30,7 @@ from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
 from errors import ConfigurationError
 from policy.request_policy import RequestPolicy
-from providers.catalog import build_chat_model, model_specs
-from providers.engine_client import EngineClient
-from resilience.kit import ResilienceKit
-from settings import Settings
+from resilience.ladder_policies import LadderPolicies
 from vocabulary import ALTERNATIVES as MODEL_ALTERNATIVES
 from vocabulary import AUTO, DEFAULT_ALTERNATIVE, DEFAULT_STYLE, LOCAL, MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
 
@@ -53,41 +52,40 @@ MODEL_FIELD = ConfigurableField(
 )
 
 
-def _with_temperature(model: BaseChatModel) -> Runnable[Any, Any]:
+class RungSource(Protocol):
+    """Each alternative's rung, its chat model built once so ladders share clients and the local
+    engine (``wiring.chains.ModelRungs``)."""
+
+    def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung: ...
+
+
+@dataclass(frozen=True)
+class LadderOptions:
+    """``rungs``: the alternatives of /fallback and /quality in order; the first gets
+    ``primary_timeout_s`` (the seed's short timeout). ``min_chars`` and ``forbidden_words``: the
+    quality gate of /quality."""
+
+    rungs: Sequence[str]
+    primary_timeout_s: float
+    min_chars: int
+    forbidden_words: Sequence[str] = ()
+
+
+def with_temperature(model: BaseChatModel) -> Runnable[Any, Any]:
+    """``model`` with the client's ``llm_temperature``, each temperature built once."""
     return CachedConfigurableFields(default=model, fields={"temperature": TEMPERATURE_FIELD})
-
-
-class _Models:
-    """Builds each alternative's chat model once, so ladders share clients and the local engine."""
-
-    def __init__(self, settings: Settings, engine: EngineClient, kit: ResilienceKit):
-        self.settings = settings
-        self.engine = engine
-        self.kit = kit
-        self.specs = model_specs(settings)
-        self._built: dict[tuple[str, float | None], Runnable[Any, Any]] = {}
-
-    def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
-        key = (alternative, timeout_s)
-        if key not in self._built:
-            spec = self.specs[alternative]
-            model = build_chat_model(spec, self.settings, self.engine, timeout_s=timeout_s, faults=self.kit.faults)
-            self._built[key] = _with_temperature(model)
-        return Rung(self.specs[alternative], self._built[key])
 
 
 def _unresolved_auto(_: Any) -> Any:
     raise ConfigurationError(f"{MODEL_ID}={AUTO} reached the model unresolved: serve the chain through PolicyApplied")
 
 
-def _chat_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
-    models = _Models(settings, engine, kit)
-
+def _chat_chain(models: RungSource, resilience: LadderPolicies) -> Runnable[Any, str]:
     def ladder(alternative: str) -> FallbackLadder:
         rungs = [models.rung(alternative)]
         if alternative != LOCAL:
             rungs.append(models.rung(LOCAL))
-        return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs, kit=kit)
+        return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs, resilience=resilience)
 
     others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != DEFAULT_ALTERNATIVE}
     others[AUTO] = RunnableLambda(_unresolved_auto)  # PolicyApplied always replaces it
@@ -97,49 +95,44 @@ def _chat_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) ->
     return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
 
 
-def build_chat_chain(
-    settings: Settings, engine: EngineClient, kit: ResilienceKit, policy: RequestPolicy
-) -> Runnable[Any, str]:
-    return PolicyApplied(chain=_chat_chain(settings, engine, kit), policy=policy)
+def build_chat_chain(models: RungSource, resilience: LadderPolicies, policy: RequestPolicy) -> Runnable[Any, str]:
+    return PolicyApplied(chain=_chat_chain(models, resilience), policy=policy)
 
 
-def build_adaptive_chain(
-    settings: Settings, engine: EngineClient, kit: ResilienceKit, policy: RequestPolicy
-) -> Runnable[Any, str]:
-    chain = _chat_chain(settings, engine, kit).with_config(run_name="adaptive")
+def build_adaptive_chain(models: RungSource, resilience: LadderPolicies, policy: RequestPolicy) -> Runnable[Any, str]:
+    chain = _chat_chain(models, resilience).with_config(run_name="adaptive")
     return PolicyApplied(chain=chain, policy=policy, force_auto=True)
 
 
-def _configured_rungs(settings: Settings, models: _Models) -> list[Rung]:
-    """``fallback_ladder`` from settings; its first rung gets the seed's short timeout."""
-    first, *rest = settings.fallback_ladder
-    return [models.rung(first, timeout_s=settings.primary_timeout_s)] + [models.rung(alt) for alt in rest]
+def _configured_rungs(models: RungSource, options: LadderOptions) -> list[Rung]:
+    first, *rest = options.rungs
+    return [models.rung(first, timeout_s=options.primary_timeout_s)] + [models.rung(alt) for alt in rest]
 
 
-def build_fallback_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
-    rungs = _configured_rungs(settings, _Models(settings, engine, kit))
-    ladder = FallbackLadder(ladder="fallback", rungs=rungs, kit=kit)
+def build_fallback_chain(models: RungSource, resilience: LadderPolicies, options: LadderOptions) -> Runnable[Any, str]:
+    rungs = _configured_rungs(models, options)
+    ladder = FallbackLadder(ladder="fallback", rungs=rungs, resilience=resilience)
     return FormReadyConfig(
         bound=bilingual_prompt(DEFAULT_STYLE) | ladder | StrOutputParser(), config={"run_name": "fallback"}
     )
 
 
-def build_quality_chain(settings: Settings, engine: EngineClient, kit: ResilienceKit) -> Runnable[Any, str]:
-    gate = QualityGate(min_chars=settings.quality_min_chars, forbidden_words=settings.quality_forbidden_words)
-    rungs = _configured_rungs(settings, _Models(settings, engine, kit))
+def build_quality_chain(models: RungSource, resilience: LadderPolicies, options: LadderOptions) -> Runnable[Any, str]:
+    gate = QualityGate(min_chars=options.min_chars, forbidden_words=list(options.forbidden_words))
+    rungs = _configured_rungs(models, options)
     checked = [Rung(r.spec, r.runnable | StrOutputParser() | gate) for r in rungs[:-1]]
     last = Rung(rungs[-1].spec, rungs[-1].runnable | StrOutputParser())
-    ladder = FallbackLadder(ladder="quality", rungs=[*checked, last], kit=kit)
+    ladder = FallbackLadder(ladder="quality", rungs=[*checked, last], resilience=resilience)
     return FormReadyConfig(bound=bilingual_prompt(DEFAULT_STYLE) | ladder, config={"run_name": "quality"})
 
 
 def build_chains(
-    settings: Settings, engine: EngineClient, kit: ResilienceKit, policy: RequestPolicy
+    models: RungSource, resilience: LadderPolicies, policy: RequestPolicy, options: LadderOptions
 ) -> dict[str, Runnable[Any, str]]:
     """Every served chain by name; the host decides where each is mounted."""
     return {
-        "chat": build_chat_chain(settings, engine, kit, policy),
-        "adaptive": build_adaptive_chain(settings, engine, kit, policy),
-        "fallback": build_fallback_chain(settings, engine, kit),
-        "quality": build_quality_chain(settings, engine, kit),
+        "chat": build_chat_chain(models, resilience, policy),
+        "adaptive": build_adaptive_chain(models, resilience, policy),
+        "fallback": build_fallback_chain(models, resilience, options),
+        "quality": build_quality_chain(models, resilience, options),
     }

@@ -4,7 +4,7 @@ that works, or raise ``AllRungsFailed`` listing every attempt.
 Unlike ``Runnable.with_fallbacks`` it keeps each attempt's cause, refuses to fall back on the
 caller's own mistakes (``Cause.BAD_REQUEST`` is raised at once), and when streaming moves on only
 while nothing has reached the client yet; a stream that fails after that raises
-``StreamInterrupted``. With a ``ResilienceKit`` it also:
+``StreamInterrupted``. With ``LadderPolicies`` it also:
 
 - orders the rungs per request (ordered, cheapest or fastest first; the last rung stays last);
 - skips a rung whose circuit breaker is open, at once (the last rung, the floor, is always tried);
@@ -48,10 +48,10 @@ from errors import (
     describe,
     retry_after_of,
 )
-from providers.catalog import ModelSpec
 from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
-from resilience.kit import ResilienceKit
+from resilience.ladder_policies import LadderPolicies
+from vocabulary.models import ModelSpec
 
 _END: Any = object()  # end of a rung's stream
 
@@ -94,21 +94,21 @@ class _Trial:
 
     def __init__(self, ladder: FallbackLadder, config: RunnableConfig | None):
         self.ladder = ladder
-        self.kit = ladder.kit
+        self.resilience = ladder.resilience
         self.attempts: list[Attempt] = []
         # Real monotonic time: the models' guards read the same clock (see resilience.deadline).
-        self.deadline = Deadline(self.kit.deadline_s if self.kit else None)
+        self.deadline = Deadline(self.resilience.deadline_s if self.resilience else None)
         rungs = _allowed_rungs(ladder, (config or {}).get("metadata") or {})
         specs = [rung.spec for rung in rungs]
-        order = self.kit.order(specs) if self.kit else list(range(len(specs)))
+        order = self.resilience.order(specs) if self.resilience else list(range(len(specs)))
         self.rungs = [rungs[i] for i in order]
         self.call: int | None = None  # the breaker's ticket for the try in flight
 
     def breaker(self, position: int) -> CircuitBreaker | None:
-        if self.kit is None or position == len(self.rungs) - 1:  # the floor is always tried
+        if self.resilience is None or position == len(self.rungs) - 1:  # the floor is always tried
             return None
         spec = self.rungs[position].spec
-        return self.kit.breakers.get(f"{spec.provider}:{spec.model}")
+        return self.resilience.breakers.get(f"{spec.provider}:{spec.model}")
 
     def admit(self, position: int, breaker: CircuitBreaker | None) -> bool:
         """Whether this rung may be tried now; if not, the skip is recorded as an attempt."""
@@ -139,8 +139,8 @@ class _Trial:
             raise self._rejected(spec, exc)
         retry_after = retry_after_of(exc)
         wait = None
-        if self.kit is not None and (breaker is None or breaker.state is BreakerState.CLOSED):
-            wait = self.kit.retry.wait_before_retry(cause, tries, retry_after, self.deadline.time_left())
+        if self.resilience is not None and (breaker is None or breaker.state is BreakerState.CLOSED):
+            wait = self.resilience.retry.wait_before_retry(cause, tries, retry_after, self.deadline.time_left())
         if wait is None:
             self.attempts.append(
                 Attempt(position, spec.alternative, spec.model, spec.provider, cause, describe(exc), retry_after, tries)
@@ -195,7 +195,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
 
     ladder: str
     rungs: list[Rung]
-    kit: ResilienceKit | None = None
+    resilience: LadderPolicies | None = None
 
     def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
         return name or f"FallbackLadder[{self.ladder}]"
@@ -331,17 +331,17 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         raise error
 
     async def _asleep(self, seconds: float) -> None:
-        if self.kit is not None:
-            await self.kit.sleep(seconds)
+        if self.resilience is not None:
+            await self.resilience.sleep(seconds)
 
     # Replicas share breaker verdicts on the async paths only (the ones LangServe serves).
     async def _pull(self, breaker: CircuitBreaker | None) -> None:
-        if self.kit is not None:
-            await self.kit.pull(breaker)
+        if self.resilience is not None:
+            await self.resilience.pull(breaker)
 
     async def _push(self, breaker: CircuitBreaker | None) -> None:
-        if self.kit is not None:
-            await self.kit.push(breaker)
+        if self.resilience is not None:
+            await self.resilience.push(breaker)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         trial = _Trial(self, config)

@@ -14,11 +14,11 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.roles import ADMIN_ONLY
-from callbacks.suite import MonitoringSuite
 from dashboard.snapshot import snapshot
 from policy.routing import AdaptiveRouter
 from providers.engine_client import EngineClient
-from resilience.kit import ResilienceKit
+from resilience.ladder_policies import LadderPolicies
+from wiring.monitoring import Monitoring
 
 STATIC = Path(__file__).resolve().parent / "static"
 RECENT_CALL_FIELDS = (
@@ -38,8 +38,8 @@ def _recent_call(record: dict[str, Any]) -> dict[str, Any]:
 
 def install_dashboard(
     app: FastAPI,
-    suite: MonitoringSuite,
-    kit: ResilienceKit,
+    suite: Monitoring,
+    kit: LadderPolicies,
     router: AdaptiveRouter,
     engine: EngineClient,
     *,

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from callbacks.records import CallRecord, percentiles, summarize
+from monitoring.stats import percentiles, summarize
 from vocabulary import Outcome
+from vocabulary.records import CallRecord
 
 TIMELINE_POINTS = 60
 

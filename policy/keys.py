@@ -26,7 +26,6 @@ from pathlib import Path
 from errors import ConfigurationError
 from errors.secrets import withhold
 from policy.tiers import Tier
-from settings import Settings
 
 KEY_PREFIX = "lsk_"
 
@@ -129,7 +128,8 @@ def _digest_of(entry: object, path: Path, number: int) -> str:
     raise ConfigurationError(f"{path}: key #{number} needs `sha256` (hex) or `key` (16 characters or more)")
 
 
-def main() -> None:
+def main(tiers: Mapping[str, Tier]) -> None:
+    """``python -m policy.keys new --user U --tier T [--admin]``; ``tiers``: the configured ones."""
     parser = argparse.ArgumentParser(description="Make a new API key and print its entry for the keys file.")
     parser.add_argument("command", choices=["new"])
     parser.add_argument("--user", required=True)
@@ -138,7 +138,6 @@ def main() -> None:
         "--admin", action="store_true", help="may read every user's monitoring, the dashboard and /metrics"
     )
     args = parser.parse_args()
-    tiers = Settings().tiers
     if args.tier not in tiers:
         parser.error(f"no tier {args.tier!r}; the tiers are {', '.join(tiers)} (LLM_SERVER_TIERS)")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -149,4 +148,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from settings import Settings  # this entry point is its own composition root
+
+    main(Settings().tiers)

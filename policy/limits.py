@@ -24,16 +24,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from limits.aio.storage import MemoryStorage, Storage
 
-from callbacks.background import BackgroundTasks
-from callbacks.records import CallRecord
 from errors import RateLimited
+from monitoring.background_tasks import BackgroundTasks
 from policy.keys import Caller
 from policy.tiers import Tier
-from shared_state.link import Down, RedisLink
+from vocabulary.records import CallRecord
 
 T = TypeVar("T")
 Unit = Literal["requests", "tokens", "feedback"]
@@ -122,6 +121,18 @@ class _Shortfall:
     owed: int  # tokens carried into later windows
 
 
+class CountersAway(Exception):
+    """The shared counters do not answer now: count in this process's memory meanwhile."""
+
+
+class SharedCounters(Protocol):
+    """Counters every replica sees (``shared_state.limits.RedisCounters``)."""
+
+    async def run(self, operation: Callable[[Storage], Awaitable[T]]) -> T:
+        """``operation`` on the shared storage, or raise ``CountersAway``."""
+        ...
+
+
 def _key(unit: Unit, key_id: str, window: int) -> str:
     return f"llm/{unit}/{key_id}/{window}"
 
@@ -134,30 +145,27 @@ def _expiry(ahead: int) -> int:
 class CallerLimits:
     def __init__(
         self,
-        storage: Storage | None = None,
+        shared: SharedCounters | None = None,
         *,
-        link: RedisLink | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        """``storage``: a shared one (Redis, for replicas); ``link`` says whether it answers.
-        Without it, or while it is away, limits are counted in this process's memory.
-        ``clock``: wall time in seconds; it numbers the windows."""
+        """``shared``: counters shared with other replicas (Redis). Without them, or while they
+        are away, limits are counted in this process's memory. ``clock``: wall time in seconds;
+        it numbers the windows."""
         self._local: Storage = MemoryStorage()
-        self._shared = storage
-        self._link = link
+        self._shared = shared
         self._clock = clock
         self.reservations = Reservations(clock)
 
     async def _run(self, operation: Callable[[Storage], Awaitable[T]]) -> T:
         """``operation`` on the shared storage, or on memory while it is away. A Redis failure
         part-way runs the operation again, which can only count more, never less."""
-        shared = self._shared
-        if shared is None:
-            return await operation(self._local)
-        if self._link is None:
-            return await operation(shared)
-        result = await self._link.attempt_call(lambda: operation(shared))
-        return await operation(self._local) if isinstance(result, Down) else result
+        if self._shared is not None:
+            try:
+                return await self._shared.run(operation)
+            except CountersAway:
+                pass
+        return await operation(self._local)
 
     async def admit(self, caller: Caller, *, requests: int = 1, tokens: int = 0, request_id: str | None = None) -> None:
         """Count ``requests`` and reserve ``tokens`` (estimated prompt tokens) against ``caller``'s

@@ -28,6 +28,7 @@ from policy.routing import AdaptiveRouter
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier
 from vocabulary import AUTO, MODEL_ID, STYLE_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
+from vocabulary.run_metadata import ACCESS, API_KEY_ID, ROOT_RUN_ID, TIER, USER_ID
 
 # Precise work wants low temperature, writing wants room; complex questions get a little less.
 TEMPERATURE_BY_TYPE: dict[str, float] = {
@@ -55,11 +56,26 @@ class Access:
         return cls(name, tuple(tier.models), tier.default_model, frozenset(explicit))
 
     def as_metadata(self) -> dict[str, Any]:
+        """The value the server stamps under ``access`` (the tier goes under ``tier``)."""
         return {
             "models": list(self.models),
             "default_model": self.default_model,
             "explicit": sorted(self.explicit),
         }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> Access | None:
+        """The access a run's metadata carries (``as_metadata`` under ``access``, the tier under
+        ``tier``), or None when the host stamped none."""
+        stamped = metadata.get(ACCESS)
+        if not isinstance(stamped, dict):
+            return None
+        return cls(
+            tier=str(metadata.get(TIER)),
+            models=tuple(stamped["models"]),
+            default_model=str(stamped["default_model"]),
+            explicit=frozenset(stamped["explicit"]),
+        )
 
 
 def check_model(access: Access, model: object) -> None:
@@ -100,14 +116,10 @@ class RequestPolicy:
         self._clock = clock
 
     def access_of(self, metadata: Mapping[str, Any], configurable: Mapping[str, Any]) -> Access:
-        stamped = metadata.get("access")
-        if isinstance(stamped, dict):
-            return Access(
-                tier=str(metadata.get("tier", self.open_tier)),
-                models=tuple(stamped["models"]),
-                default_model=str(stamped["default_model"]),
-                explicit=frozenset(stamped["explicit"]),
-            )
+        # Access stamped without a tier is the open tier's.
+        stamped = Access.from_metadata({TIER: self.open_tier, **metadata})
+        if stamped is not None:
+            return stamped
         return Access.of_tier(self.open_tier, self.tiers[self.open_tier], configurable)
 
     def decide(
@@ -131,7 +143,7 @@ class RequestPolicy:
             "classify_us": round(classify_us, 1),
         }
         # A keyed caller is a tenant: its own feedback steers its own routing (see AdaptiveRouter).
-        tenant = str(metadata["user_id"]) if metadata.get("api_key_id") and metadata.get("user_id") else None
+        tenant = str(metadata[USER_ID]) if metadata.get(API_KEY_ID) and metadata.get(USER_ID) else None
         chosen[MODEL_ID], routing["model_reason"] = self._model(access, question_kind, configurable, force_auto, tenant)
         routing["model"] = chosen[MODEL_ID]
         if STYLE_ID in access.explicit:
@@ -151,7 +163,7 @@ class RequestPolicy:
         routing.update({STYLE_ID: chosen.get(STYLE_ID, configurable.get(STYLE_ID))})
         routing.update({"temperature": chosen.get(TEMPERATURE_ID, configurable.get(TEMPERATURE_ID))})
         self.router.remember(
-            {"at": now.isoformat(), "run_id": metadata.get("root_run_id"), "user_id": metadata.get("user_id"),
+            {"at": now.isoformat(), "run_id": metadata.get(ROOT_RUN_ID), "user_id": metadata.get(USER_ID),
              "tier": access.tier, **routing}
         )  # fmt: skip
         return Decision(chosen, routing)

@@ -16,7 +16,7 @@ caller's own input broke (``bad_request``) says nothing about the model and is n
 
 State: the bandit, an ``AnswerBook`` of recent answers (run id -> question type and model, for
 feedback) and the last routing decisions (for monitoring, behind a lock). The bandit and the
-answers are shared by replicas when Redis is (``shared_state.routing``).
+answers are shared by replicas when Redis is (``shared_state.routing_stats``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from callbacks.records import CallRecord
-from policy.answers import Answer, AnswerBook, MemoryAnswerBook
+from policy.answer_book import Answer, AnswerBook, MemoryAnswerBook
 from policy.bandit import ModelBandit, personal_arms, rank_priors
 from policy.classifier import Classification, QuestionType
 from vocabulary import GEMINI, GPT4, LOCAL, OPENAI, Outcome, cause_of
+from vocabulary.records import CallRecord
 
 # Preference per question type, best first: the bandit's starting point. Strong models for code,
 # maths and reasoning; the cheap local one for small talk, where any model does.

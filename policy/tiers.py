@@ -9,7 +9,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from vocabulary import ALTERNATIVES, AUTO, DEFAULT_ALTERNATIVE, GEMINI, LOCAL, OPENAI
+from vocabulary import ALTERNATIVES, AUTO, DEFAULT_ALTERNATIVE, LOCAL, REGISTRY
 
 __all__ = ["ALTERNATIVES", "AUTO", "Tier", "default_tiers"]  # every tier may ask for AUTO
 
@@ -35,13 +35,16 @@ class Tier(BaseModel):
 
 
 def default_tiers() -> dict[str, Tier]:
-    """Free callers get the local model and the cheap OpenAI one; pro adds Gemini; enterprise
-    gets everything, gpt-4o included."""
+    """Each tier's models are the registry's rows naming it: free callers get the local model and
+    the cheap OpenAI one; pro adds Gemini; enterprise gets everything, gpt-4o included."""
+
+    def models(tier: str) -> list[str]:
+        return [entry.alternative for entry in REGISTRY if tier in entry.tiers]
+
     return {
-        "free": Tier(models=[LOCAL, OPENAI], default_model=LOCAL, requests_per_minute=10,
-                     tokens_per_minute=20_000),
-        "pro": Tier(models=[OPENAI, GEMINI, LOCAL], default_model=DEFAULT_ALTERNATIVE, requests_per_minute=60,
+        "free": Tier(models=models("free"), default_model=LOCAL, requests_per_minute=10, tokens_per_minute=20_000),
+        "pro": Tier(models=models("pro"), default_model=DEFAULT_ALTERNATIVE, requests_per_minute=60,
                     tokens_per_minute=200_000),
-        "enterprise": Tier(models=list(ALTERNATIVES), default_model=DEFAULT_ALTERNATIVE, requests_per_minute=600,
+        "enterprise": Tier(models=models("enterprise"), default_model=DEFAULT_ALTERNATIVE, requests_per_minute=600,
                            tokens_per_minute=2_000_000),
     }  # fmt: skip

@@ -25,8 +25,7 @@ from pydantic import ConfigDict, Field
 from providers.engine_client import EngineClient
 from providers.guard import GuardedStream
 from providers.local_engine import Piece
-
-LOCAL_PROVIDER = "local"
+from vocabulary.models import LOCAL_PROVIDER
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 

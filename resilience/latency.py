@@ -4,8 +4,8 @@ the event loop only."""
 
 from __future__ import annotations
 
-from callbacks.records import CallRecord
 from vocabulary import Outcome
+from vocabulary.records import CallRecord
 
 
 class LatencyBoard:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from callbacks.pricing import PriceTable
-from providers.catalog import ModelSpec
+from monitoring.pricing import PriceTable
 from resilience.latency import LatencyBoard
+from vocabulary.models import ModelSpec
 
 Strategy = Literal["ordered", "cheapest", "fastest"]
 LadderOrder = Callable[[Sequence[ModelSpec]], list[int]]

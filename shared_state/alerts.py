@@ -8,7 +8,7 @@ delivers its own: better twice than never.
 
 from __future__ import annotations
 
-from callbacks.alert_model import Alert
+from monitoring.alert import Alert
 from shared_state.link import Down, RedisLink
 
 PREFIX = "llm-server:alert:"

@@ -18,19 +18,19 @@ import pytest
 import redis
 from fastapi import FastAPI
 
-from policy.kit import PolicyKit
-from providers.catalog import engine_client
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
-from resilience.kit import ResilienceKit
+from resilience.ladder_policies import LadderPolicies
 from server import create_app
 from settings import Settings
-from shared_state.kit import SharedState
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.engine import supervised_engine
 from tests.helpers.processes import RedisServer
 from tests.helpers.provider_double import ProviderDouble
 from tests.helpers.receivers import HttpReceiver
+from wiring.models import engine_client
+from wiring.policy import PolicyParts
+from wiring.shared_state import SharedState
 
 TIERS = ("unit", "service", "system")
 HERE = Path(__file__).resolve().parent
@@ -120,8 +120,8 @@ async def make_app(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
         *,
         own_engine: bool = False,
         engine: EngineClient | None = None,
-        resilience: ResilienceKit | None = None,
-        policy: PolicyKit | None = None,
+        resilience: LadderPolicies | None = None,
+        policy: PolicyParts | None = None,
         shared: SharedState | None = None,
     ) -> FastAPI:
         engine = None if own_engine else engine or local_engine

@@ -31,6 +31,9 @@ from vocabulary.models import (
     GPT4,
     LOCAL,
     OPENAI,
+    REGISTRY,
+    ModelEntry,
+    ModelSpec,
 )
 from vocabulary.outcomes import Outcome
 
@@ -50,10 +53,13 @@ __all__ = [
     "MODEL_ID",
     "OPENAI",
     "PROMPT_STYLES",
+    "REGISTRY",
     "STYLE_ID",
     "TEMPERATURE_ID",
     "TEMPERATURE_RANGE",
     "Cause",
+    "ModelEntry",
+    "ModelSpec",
     "Outcome",
     "cause_of",
 ]

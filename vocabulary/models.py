@@ -1,16 +1,50 @@
-"""The model alternatives clients choose with ``llm_model``, and the ladders built from them.
+"""The model alternatives clients choose with ``llm_model``, in one table, and the ladders built
+from them.
 
-An alternative is a short stable key; the concrete model behind it is a setting
-(``providers.catalog``). ``local`` needs no key and no network, so it is every ladder's floor.
+An alternative is a short stable key; the concrete model behind it is a setting (its default is
+the row's ``model``, which is also its key in the price file). ``local`` needs no key and no
+network, so it is every ladder's floor. Adding an alternative is one row here, its prices in
+``monitoring/prices.toml`` and, if its tiers are not the default ones, ``tiers`` on the row.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 OPENAI = "openai"
 GPT4 = "gpt4"
 GEMINI = "gemini"
 LOCAL = "local"
-ALTERNATIVES = (OPENAI, GPT4, GEMINI, LOCAL)
+
+# How a model is reached; each is also the ``ls_provider`` its LangChain model reports.
+OPENAI_PROVIDER = "openai"
+GEMINI_PROVIDER = "google_genai"
+LOCAL_PROVIDER = "local"
+
+EVERY_TIER = ("free", "pro", "enterprise")  # the default tiers (``policy.tiers.default_tiers``)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One alternative: who serves it, its default model, the settings that change it, and the
+    default tiers that may use it."""
+
+    alternative: str
+    provider: str
+    model: str
+    model_setting: str | None = None  # the settings field naming another model; None: fixed
+    key_setting: str | None = None  # the settings field holding its API key; None: needs none
+    tiers: tuple[str, ...] = EVERY_TIER
+
+
+REGISTRY: tuple[ModelEntry, ...] = (
+    ModelEntry(OPENAI, OPENAI_PROVIDER, "gpt-4o-mini", "openai_model", "openai_api_key"),
+    ModelEntry(GPT4, OPENAI_PROVIDER, "gpt-4o", "gpt4_model", "openai_api_key", tiers=("enterprise",)),
+    ModelEntry(GEMINI, GEMINI_PROVIDER, "gemini-3.5-flash", "gemini_model", "google_api_key", ("pro", "enterprise")),
+    ModelEntry(LOCAL, LOCAL_PROVIDER, "SmolLM2-135M-Instruct", "local_model_name"),
+)
+ENTRIES = {entry.alternative: entry for entry in REGISTRY}
+ALTERNATIVES = tuple(ENTRIES)
 
 AUTO = "auto"  # let adaptive routing pick among the caller's models; not an alternative of its own
 DEFAULT_ALTERNATIVE = OPENAI  # ``llm_model`` when the client sends none
@@ -18,3 +52,12 @@ DEFAULT_ALTERNATIVE = OPENAI  # ``llm_model`` when the client sends none
 # The seed's ladder: gpt-4o-mini (short timeout) -> Gemini flash -> gpt-4o -> local.
 DEFAULT_LADDER = (OPENAI, GEMINI, GPT4, LOCAL)
 FLOOR = LOCAL  # the rung a ladder must end on
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An alternative as this server runs it: the provider and the concrete model (a setting)."""
+
+    alternative: str
+    provider: str
+    model: str

@@ -12,10 +12,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from policy.kit import PolicyKit
-from providers.catalog import configured_alternatives
 from settings import Settings
 from tests.helpers.provider_double import ProviderDouble
+from wiring.models import configured_alternatives
+from wiring.policy import PolicyParts
 
 TEST_OPENAI_KEY = "sk-test-double-0123456789abcdef"
 TEST_GOOGLE_KEY = "AIzaTestDouble0123456789abcdef"
@@ -72,8 +72,8 @@ async def calls_for(app: FastAPI, request_id: str) -> list[dict]:
     return sorted((r.as_dict() for r in records), key=lambda r: (r["rung"], r["started_at"]))
 
 
-def policy_kit(settings: Settings, *, seed: int = 7, now: datetime = EVENING) -> PolicyKit:
+def policy_kit(settings: Settings, *, seed: int = 7, now: datetime = EVENING) -> PolicyParts:
     """The policy of ``settings`` with a seeded exploration and a clock stopped at ``now``."""
-    return PolicyKit.from_settings(
+    return PolicyParts.from_settings(
         settings, configured_alternatives(settings), rng=random.Random(seed), clock=lambda: now
     )

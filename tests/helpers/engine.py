@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from providers.catalog import engine_client, engine_options
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from settings import Settings
+from wiring.models import engine_client, engine_options
 
 
 @contextmanager

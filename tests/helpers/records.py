@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from callbacks.alert_model import Alert
-from callbacks.records import CallRecord
+from monitoring.alert import Alert
+from vocabulary.records import CallRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from policy.kit import PolicyKit
 from settings import Settings
 from tests.helpers.apps import EVENING, AppFactory, policy_kit, settings_for
 from tests.helpers.provider_double import ProviderDouble
+from wiring.policy import PolicyParts
 
 CODE_QUESTION = "Why does my Python function raise a KeyError when I read dict['name']? def f(d): return d['name']"
 SMALL_TALK = "hi, how are you today?"
@@ -21,7 +21,7 @@ FACTUAL = "What is the capital of Australia?"
 
 
 @asynccontextmanager
-async def serve(make_app: AppFactory, settings: Settings, kit: PolicyKit) -> AsyncIterator[httpx.AsyncClient]:
+async def serve(make_app: AppFactory, settings: Settings, kit: PolicyParts) -> AsyncIterator[httpx.AsyncClient]:
     app = make_app(settings, policy=kit)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server") as http:
         yield http

@@ -8,18 +8,18 @@ import pytest
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.runnables import ConfigurableField
 
-from callbacks.pricing import PriceTable
-from chains.builders import build_chains
 from chains.cached_fields import CachedConfigurableFields
 from chains.policy_applied import PolicyApplied
 from chains.prompts import detect_language
-from policy.kit import PolicyKit
-from providers.catalog import configured_alternatives
+from monitoring.pricing import PriceTable
 from providers.local_engine import LocalEngine
-from resilience.kit import ResilienceKit
 from settings import Settings
 from tests.helpers.apps import settings_for
 from tests.helpers.provider_double import ProviderDouble
+from wiring.chains import served_chains
+from wiring.models import configured_alternatives
+from wiring.policy import PolicyParts
+from wiring.resilience import build_ladder_policies
 
 
 def test_a_configured_model_is_built_once_per_distinct_configuration(double: ProviderDouble) -> None:
@@ -49,9 +49,9 @@ def test_the_prompt_language_follows_the_question(question: str, language: str) 
 
 
 def chat_chain(settings: Settings, engine: LocalEngine) -> PolicyApplied:
-    kit = ResilienceKit.from_settings(settings, PriceTable.from_file(settings.price_table_path))
-    policy = PolicyKit.from_settings(settings, configured_alternatives(settings)).policy
-    chat = build_chains(settings, engine, kit, policy)["chat"]
+    kit = build_ladder_policies(settings, PriceTable.from_file(settings.price_table_path))
+    policy = PolicyParts.from_settings(settings, configured_alternatives(settings)).policy
+    chat = served_chains(settings, engine, kit, policy)["chat"]
     assert isinstance(chat, PolicyApplied)
     return chat
 

@@ -28,17 +28,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from callbacks.dispatch import AlertDispatcher, DeliveryResult
-from callbacks.records import FeedbackRecord
-from callbacks.sinks import WebhookSink
-from callbacks.storage import CallStore, WriteReport
-from callbacks.suite import MonitoringSuite
+from monitoring.alert_dispatcher import AlertDispatcher, DeliveryResult
+from monitoring.alert_sinks import WebhookSink
+from monitoring.call_store import CallStore, WriteReport
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.files import first_line, read_only
 from tests.helpers.mail import MailBox
 from tests.helpers.provider_double import Behaviour, ProviderDouble
 from tests.helpers.receivers import HttpReceiver
 from tests.helpers.records import call, make_alert
+from vocabulary.records import FeedbackRecord
+from wiring.monitoring import Monitoring
 
 QUESTION = {"input": {"question": "What is DNS?"}}
 
@@ -88,7 +88,7 @@ async def until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> 
     assert check(), what
 
 
-def firing(suite: MonitoringSuite, key: str) -> list[dict[str, Any]]:
+def firing(suite: Monitoring, key: str) -> list[dict[str, Any]]:
     return [alert for alert in suite.engine.firing() if alert["key"] == key]
 
 
@@ -126,7 +126,7 @@ async def test_a_full_disk_keeps_requests_served_and_records_waiting_until_there
     with small_disk(tmp_path / "disk") as disk:
         db = disk / "monitoring.sqlite3"
         app = make_app(settings_for(double, monitoring_db_path=db))
-        suite: MonitoringSuite = app.state.monitoring
+        suite: Monitoring = app.state.monitoring
         http = client(app)
         first = await http.post("/chat/invoke", json=QUESTION)
         await suite.store.flush()
@@ -179,7 +179,7 @@ async def test_a_full_disk_keeps_requests_served_and_records_waiting_until_there
 
 async def test_a_read_only_file_keeps_what_it_holds_and_takes_what_waited_when_writable(tmp_path: Path) -> None:
     db = tmp_path / "monitoring" / "monitoring.sqlite3"
-    suite = MonitoringSuite(settings_for(None, monitoring_db_path=db))
+    suite = Monitoring(settings_for(None, monitoring_db_path=db))
     suite.store.add(now_call("kept"))
     await suite.store.flush()
 
@@ -246,7 +246,7 @@ async def test_a_server_started_on_a_read_only_file_serves_and_writes_once_it_ca
 
     with read_only(db):
         app = make_app(settings_for(double, monitoring_db_path=db))
-        suite: MonitoringSuite = app.state.monitoring
+        suite: Monitoring = app.state.monitoring
         await suite.start()  # what the lifespan does; it must not raise
         [alert] = firing(suite, "storage:writes")
         http = client(app)
@@ -268,7 +268,7 @@ async def test_a_server_started_on_a_read_only_file_serves_and_writes_once_it_ca
 async def test_waiting_records_are_bounded_and_what_is_dropped_is_counted_and_alerted(tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk") as disk:
         db = disk / "monitoring.sqlite3"
-        suite = MonitoringSuite(settings_for(None, monitoring_db_path=db, monitoring_max_pending=100))
+        suite = Monitoring(settings_for(None, monitoring_db_path=db, monitoring_max_pending=100))
         await suite.store.flush()
         filler = fill(disk)
         for n in range(105):

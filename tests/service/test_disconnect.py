@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 
-from callbacks.records import CallRecord
 from providers.engine_client import EngineClient
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.engine import engine_status_until
 from tests.helpers.processes import serving
 from tests.helpers.provider_double import Behaviour, ProviderDouble
+from vocabulary.records import CallRecord
 
 MAX_TOKENS = 300  # the question below runs to this limit when nobody stops it (temperature 0)
 LONG = {"question": "Tell me a long story about a dragon and a knight, with many details."}

@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 
 from benchmarks.load import metric_sum
-from callbacks.pricing import PriceTable
-from resilience.kit import ResilienceKit
+from monitoring.pricing import PriceTable
 from settings import Settings
 from tests.helpers.apps import AppFactory, calls_for, settings_for, sse_events
 from tests.helpers.provider_double import Behaviour, ProviderDouble
+from wiring.resilience import build_ladder_policies
 
 QUESTION = {"input": {"question": "What is a circuit breaker?"}}
 
@@ -51,7 +51,7 @@ async def make_resilient(double: ProviderDouble, make_app: AppFactory) -> AsyncI
         settings: Settings = settings_for(double, **overrides)
         fake = FakeTime()
         prices = PriceTable.from_file(settings.price_table_path)
-        kit = ResilienceKit.from_settings(settings, prices, clock=fake.clock, sleep=fake.sleep)
+        kit = build_ladder_policies(settings, prices, clock=fake.clock, sleep=fake.sleep)
         app = make_app(settings, resilience=kit)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server", timeout=30)
         clients.append(client)

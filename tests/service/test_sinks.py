@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from callbacks.alert_model import Alert, AlertSink
-from callbacks.dispatch import AlertDispatcher, DeliveryResult
-from callbacks.sinks import GREEN, ORANGE, RED, DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
+from monitoring.alert import Alert, AlertSink
+from monitoring.alert_dispatcher import AlertDispatcher, DeliveryResult
+from monitoring.alert_sinks import GREEN, ORANGE, RED, DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
 from tests.helpers.mail import SMTP_PASSWORD, SMTP_USER, MailBox
 from tests.helpers.receivers import HttpReceiver
 from tests.helpers.records import make_alert

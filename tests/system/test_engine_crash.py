@@ -22,7 +22,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from providers.catalog import engine_options
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineState, EngineSupervisor
 from settings import Settings
@@ -30,6 +29,7 @@ from tests.helpers.apps import AppFactory, settings_for, sse_events
 from tests.helpers.engine import engine_status_until, supervised_engine
 from tests.helpers.processes import serving
 from tests.helpers.provider_double import Behaviour, ProviderDouble
+from wiring.models import engine_options
 
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 LONG = "Write a long story about a dragon who learns to bake bread, with many details."

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared_state.kit import SharedState
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.clock import FakeClock
 from tests.helpers.keys import as_tier, keys_file, limited_tiers
 from tests.helpers.limits import START, app_on, serving
 from tests.helpers.provider_double import Behaviour, ProviderDouble
+from wiring.shared_state import SharedState
 
 QUESTION = {"question": "What is LangServe?"}
 

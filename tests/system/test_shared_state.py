@@ -16,13 +16,13 @@ import pytest
 import redis
 
 from policy.tiers import default_tiers
-from shared_state.kit import SharedState
 from shared_state.spend import KEY as SPEND_KEY
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.keys import KEYS, as_tier, keys_file
 from tests.helpers.processes import RedisServer, eventually, server_process
 from tests.helpers.provider_double import Behaviour, ProviderDouble
 from tests.helpers.receivers import HttpReceiver
+from wiring.shared_state import SharedState
 
 CALL_COST = Decimal("0.0000138")  # one gpt-4o-mini answer to a short question, from the double
 QUESTION = {"input": {"question": "What is DNS?"}}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from callbacks import alert_rules
-from callbacks.alert_model import Alert
-from callbacks.alerts import AlertEngine
-from callbacks.spend import MemorySpendLedger, SpendWatch
+from monitoring import alert_rules
+from monitoring.alert import Alert
+from monitoring.alert_engine import AlertEngine
+from monitoring.spend import MemorySpendLedger, SpendWatch
 from tests.helpers.clock import FakeClock
 from tests.helpers.records import call
 

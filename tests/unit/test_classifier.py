@@ -1,4 +1,4 @@
-"""The rule-based question classifier: type accuracy on labelled sets, complexity, language and explanations."""
+"""The rule-based question classifier: accuracy on labelled sets, complexity, language, explanations, cue scanners."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ from pathlib import Path
 import pytest
 
 from policy.classifier import (
+    _MULTI_STEP,
     _SCANNERS,
     _TABLES,
     Classification,
     Complexity,
     QuestionClassifier,
     QuestionType,
+    _strip_code,
 )
+from policy.cue_scanner import _alternatives, _expand
+from policy.cues import MULTI_STEP
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 DEV_SET = DATA / "classifier_dev.jsonl"
@@ -185,16 +189,87 @@ def test_cue_patterns_have_no_capturing_groups() -> None:
             assert re.compile(pattern).groups == 0, f"{kind}:{name}"
 
 
-def test_compiled_scanners_report_only_cues_their_plain_patterns_find() -> None:
-    # The scanners rewrite the cue patterns for speed; the rewrite may lose an overlapping cue but must never
-    # invent one.
+# Where the scanners miss a cue that its own pattern finds, by (file, 1-based line, type). Each lies inside the match
+# of another cue of the same type (in the comment), and a combined pattern reports one cue per stretch of text (see
+# policy/cue_scanner.py). Reporting them would change 14 classify() results on these sets (confidence and matched
+# cues; see benchmarks/classifier_speed.py --compare), so they are pinned as today's behaviour: a rewrite that loses,
+# invents or recovers any cue fails the test below.
+SHADOWED: dict[tuple[str, int, QuestionType], set[str]] = {
+    ("classifier_dev", 22, QuestionType.CREATIVE): {"write"},  # in names: "이름 좀 지어"
+    ("classifier_dev", 37, QuestionType.CODE): {"framework"},  # in command: "git rebase"
+    ("classifier_dev", 45, QuestionType.REASONING): {"risks"},  # in pros-cons: "장단점"
+    ("classifier_dev", 77, QuestionType.FACTUAL): {"what-is"},  # in where: "which planet"
+    ("classifier_dev", 83, QuestionType.FACTUAL): {"what-is"},  # in definition: "란 무엇"
+    ("classifier_dev", 98, QuestionType.MATH): {"word-problem"},  # in statistics: "average speed"
+    ("classifier_dev", 125, QuestionType.FACTUAL): {"history"},  # in who: "who invented"
+    ("classifier_dev", 133, QuestionType.CODE): {"operator"},  # in language: "c++"
+    ("classifier_dev", 151, QuestionType.CODE): {"operator"},  # in language: "c++"
+    ("classifier_dev", 152, QuestionType.MATH): {"word-problem"},  # in units: "몇 km"
+    ("labelled_questions", 21, QuestionType.REASONING): {"risks"},  # in pros-cons
+    ("labelled_questions", 92, QuestionType.MATH): {"word-problem"},  # in units
+    ("labelled_questions", 101, QuestionType.FACTUAL): {"what-is"},  # in where
+}
+
+
+def numbered_questions() -> list[tuple[tuple[str, int], str]]:
+    """Every question of both labelled sets as classify() scans it, keyed by (file, line); no blank lines in them."""
+    return [
+        ((path.stem, line), item["question"].strip())
+        for path in (DEV_SET, HELD_OUT)
+        for line, item in enumerate(load(path), start=1)
+    ]
+
+
+def test_scanners_find_exactly_the_cues_of_the_plain_patterns_but_the_pinned_shadowed_ones() -> None:
+    # The reference: each cue's pattern as written, compiled once and searched on its own. Failure messages name
+    # file and line only, never the question.
     plain = {
-        kind: [(name, re.compile(pattern, re.IGNORECASE | re.ASCII)) for name, _, pattern in cues]
+        kind: [(name, weight, re.compile(pattern, re.IGNORECASE | re.ASCII)) for name, weight, pattern in cues]
         for kind, cues in _TABLES
     }
-    for item in load(DEV_SET):
-        question = item["question"]
-        for scanner in _SCANNERS:
-            found = set(scanner.scan(question, question.lower()))
-            expected = {name for name, pattern in plain[scanner.qtype] if pattern.search(question)}
-            assert found <= expected, (scanner.qtype, found - expected, question)
+    missed: dict[tuple[str, int, QuestionType], set[str]] = {}
+    for (file, line), text in numbered_questions():
+        for kind, scanner in _SCANNERS:
+            found = scanner.scan(text, text.lower())
+            expected = {name: weight for name, weight, pattern in plain[kind] if pattern.search(text)}
+            assert found.items() <= expected.items(), (file, line, kind)  # nothing invented, same weights
+            if lost := set(expected) - set(found):
+                missed[file, line, kind] = lost
+
+    assert missed == SHADOWED
+
+
+def test_rewritten_multi_step_cues_count_the_matches_of_the_plain_pattern() -> None:
+    plain = re.compile(MULTI_STEP, re.ASCII)
+    counted = 0
+    for where, text in numbered_questions():
+        lowered = _strip_code(text)[0].lower()
+        expected = len(plain.findall(lowered))
+        assert sum(len(pattern.findall(lowered)) for pattern in _MULTI_STEP) == expected, where
+        counted += expected
+
+    assert counted >= 10  # the sets do exercise the multi-step cues (13 matches today)
+
+
+@pytest.mark.parametrize(
+    ("branch", "expanded"),
+    [
+        (r"(?:ab|c)d", ["abd", "cd"]),
+        (r"(?:ab)?c", ["abc", "c"]),  # the empty alternative last, as the engine tries it
+        (r"[xy]z", ["xz", "yz"]),
+        (r"\d+x", [rf"{digit}\d*x" for digit in "0123456789"]),
+        (r"\b(?:ab|c)", [r"\bab", r"\bc"]),
+        (r"(?<![x])ab", ["a(?<![x]a)b"]),
+        (r"(?:a|b)+c", [r"(?:a|b)+c"]),  # a repeated group cannot be unrolled
+        (r"[a-z]b", ["[a-z]b"]),  # nor can a range, cheaply
+    ],
+)
+def test_expand_rewrites_a_branch_into_equivalent_ones_that_start_with_a_literal(
+    branch: str, expanded: list[str]
+) -> None:
+    # The labelled sets do not reach every rule of the rewrite, so each rule is also checked on its own.
+    assert _expand(branch) == expanded
+
+
+def test_alternatives_split_only_at_top_level_bars() -> None:
+    assert _alternatives(r"a|(?:b|c)|[|]|\|d|[]|]") == ["a", "(?:b|c)", "[|]", r"\|d", "[]|]"]

@@ -12,10 +12,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
-from callbacks.performance import PerformanceMonitor
-from callbacks.pricing import Price, PriceTable, Usage
-from callbacks.records import CallRecord, summarize
+from callbacks.call_recorder import CallRecorder
+from monitoring.pricing import Price, PriceTable, Usage
+from monitoring.stats import summarize
 from tests.helpers.clock import FakeClock
+from vocabulary.records import CallRecord
 
 PRICES = PriceTable({"m": Price(Decimal("1"), Decimal("0.5"), Decimal("2"))})
 
@@ -37,7 +38,7 @@ WALL = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
 
 async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
     clock, records = FakeClock(), []
-    monitor = PerformanceMonitor([records.append], PRICES, clock=clock, wall_clock=WALL)
+    monitor = CallRecorder([records.append], PRICES, clock=clock, wall_clock=WALL)
     a, b = uuid4(), uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("a")]], run_id=a, metadata=META)
@@ -65,7 +66,7 @@ async def test_interleaved_calls_each_keep_their_own_start_time() -> None:
 
 async def test_a_result_without_llm_output_is_recorded_from_usage_metadata() -> None:
     records: list[CallRecord] = []
-    monitor = PerformanceMonitor([records.append], PRICES)
+    monitor = CallRecorder([records.append], PRICES)
     run = uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
@@ -77,7 +78,7 @@ async def test_a_result_without_llm_output_is_recorded_from_usage_metadata() -> 
 
 async def test_an_unpriced_model_is_recorded_with_no_cost_not_zero() -> None:
     records: list[CallRecord] = []
-    monitor = PerformanceMonitor([records.append], PRICES)
+    monitor = CallRecorder([records.append], PRICES)
     run = uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata={"ls_model_name": "mystery"})
@@ -89,7 +90,7 @@ async def test_an_unpriced_model_is_recorded_with_no_cost_not_zero() -> None:
 
 async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled() -> None:
     records: list[CallRecord] = []
-    monitor = PerformanceMonitor([records.append], PRICES)
+    monitor = CallRecorder([records.append], PRICES)
     run = uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)
@@ -102,7 +103,7 @@ async def test_a_client_leaving_mid_stream_is_recorded_as_cancelled() -> None:
 
 async def test_a_call_cut_short_is_charged_for_the_tokens_streamed_until_then() -> None:
     records: list[CallRecord] = []
-    monitor = PerformanceMonitor([records.append], PRICES)
+    monitor = CallRecorder([records.append], PRICES)
     run = uuid4()
     # One provider reports the prompt's usage with its first chunk (as the local model does);
     # the rest stream text only, about a token a chunk.
@@ -126,7 +127,7 @@ async def test_a_failing_listener_never_fails_the_call() -> None:
         raise OSError("disk full")
 
     records: list[CallRecord] = []
-    monitor = PerformanceMonitor([broken, records.append], PRICES)
+    monitor = CallRecorder([broken, records.append], PRICES)
     run = uuid4()
 
     await monitor.on_chat_model_start({}, [[HumanMessage("q")]], run_id=run, metadata=META)

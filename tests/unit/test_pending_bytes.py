@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from callbacks.alert_model import Alert
-from callbacks.pending import BYTES_PER_ITEM, FIXED_BYTES, PendingWrites, estimated_bytes
-from callbacks.records import CallRecord
-from callbacks.storage import CallStore, WriteReport
+from monitoring.alert import Alert
+from monitoring.call_store import CallStore, WriteReport
+from monitoring.pending_writes import BYTES_PER_ITEM, FIXED_BYTES, PendingWrites, estimated_bytes
 from tests.helpers.records import T0, call
+from vocabulary.records import CallRecord
 
 KB = 1024
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from callbacks.pricing import PriceTable, Usage
 from errors import ConfigurationError
+from monitoring.pricing import PriceTable, Usage
 from settings import Settings
 
 SHIPPED = PriceTable.from_file(Settings(_env_file=None).price_table_path)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from callbacks.pricing import PriceTable
 from errors import Cause
-from providers.catalog import model_specs
+from monitoring.pricing import PriceTable
 from resilience.faults import FaultPlan, FaultSpec
 from resilience.latency import LatencyBoard
 from resilience.order import cheapest_first, fastest_first, ordered
 from resilience.retry import RetryPolicy
 from settings import Settings
 from tests.helpers.records import call as record
+from wiring.models import model_specs
 
 POLICY = RetryPolicy(attempts=3, base_s=0.5, max_backoff_s=4.0, max_retry_after_s=5.0, jitter=lambda: 1.0)
 

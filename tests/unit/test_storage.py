@@ -12,11 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from callbacks.call_query import CallFilter, record_bytes
-from callbacks.records import CallRecord
-from callbacks.storage import CallStore
+from monitoring.call_query import CallFilter, record_bytes
+from monitoring.call_store import CallStore
 from tests.helpers.files import read_only, rows
 from tests.helpers.records import T0, call
+from vocabulary.records import CallRecord
 
 
 def store_at(path: Path, **options: object) -> CallStore:

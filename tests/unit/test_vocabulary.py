@@ -11,13 +11,11 @@ from typing import get_args
 
 import pytest
 
-from callbacks.alert_rules import ErrorRate, LLMError
-from callbacks.pricing import PriceTable
-from callbacks.records import CallRecord
 from chains.ladder import _account
+from monitoring.alert_rules import ErrorRate, LLMError
+from monitoring.pricing import PriceTable
 from policy.routing import PREFERENCES, RewardModel
 from policy.tiers import default_tiers
-from providers.catalog import model_specs
 from resilience.breaker import BreakerPolicy, CircuitBreaker
 from resilience.retry import RetryPolicy
 from settings import Settings
@@ -34,6 +32,8 @@ from vocabulary import (
     cause_of,
 )
 from vocabulary.outcomes import OutcomeName
+from vocabulary.records import CallRecord
+from wiring.models import model_specs
 
 # What each cause meant before it lived on the cause (the ladder's, the retry policy's and the
 # alert rules' own sets): moving the decision must not change it.

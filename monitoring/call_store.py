@@ -31,12 +31,12 @@ from typing import Any
 
 import aiosqlite
 
-from callbacks.alert_model import Alert
-from callbacks.call_query import CallCursor, CallFilter, CallPage, epoch, order_key, record_bytes
-from callbacks.dispatch import DeliveryResult
-from callbacks.pending import Batch, PendingWrites
-from callbacks.records import CallRecord, FeedbackRecord
+from monitoring.alert import Alert
+from monitoring.alert_dispatcher import DeliveryResult
+from monitoring.call_query import CallCursor, CallFilter, CallPage, epoch, order_key, record_bytes
+from monitoring.pending_writes import Batch, PendingWrites
 from vocabulary import Outcome
+from vocabulary.records import CallRecord, FeedbackRecord
 
 logger = logging.getLogger("llm_server.storage")
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from callbacks.alert_model import Alert, AlertSink
+from monitoring.alert import Alert, AlertSink
 
 logger = logging.getLogger("llm_server.alerts.dispatch")
 

@@ -19,9 +19,9 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from callbacks.alert_model import Alert
-from callbacks.dispatch import DeliveryResult
-from callbacks.records import CallRecord, FeedbackRecord
+from monitoring.alert import Alert
+from monitoring.alert_dispatcher import DeliveryResult
+from vocabulary.records import CallRecord, FeedbackRecord
 
 FIXED_BYTES = 512  # an item's fixed-size fields, as stored
 BYTES_PER_ITEM = 2048  # with no byte bound given, ``limit`` items of about this size

@@ -1,6 +1,6 @@
-"""``MonitoringSuite``: everything that watches LLM calls, built once per app from settings.
+"""``Monitoring``: everything that watches LLM calls, built once per app from settings.
 
-PerformanceMonitor (callback) -> CallRecord -> CallStore (SQLite)
+CallRecorder (callback) -> CallRecord -> CallStore (SQLite)
                                             -> AlertEngine -> CallStore, AlertDispatcher -> sinks
                                             -> MetricsExporter (/metrics)
                                             -> SlowCallLog (JSON Lines)
@@ -19,26 +19,26 @@ import httpx
 from langchain_core.callbacks import BaseCallbackHandler
 from prometheus_client import Counter
 
-from callbacks import alert_rules
-from callbacks.alert_model import Alert, AlertSink
-from callbacks.alert_rules import Signal, delivery_signal, storage_signals
-from callbacks.alerts import AlertEngine
-from callbacks.dispatch import AlertDispatcher, DeliveryResult
+from callbacks.call_recorder import CallRecorder
 from callbacks.keyword_filter import KeywordFilter
-from callbacks.metrics import MetricsExporter
-from callbacks.performance import PerformanceMonitor
-from callbacks.pricing import PriceTable
-from callbacks.records import CallRecord
-from callbacks.sinks import DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
 from callbacks.slow_log import SlowCallLog
-from callbacks.spend import MemorySpendLedger, SpendLedger, SpendWatch
-from callbacks.storage import CallStore, WriteReport
+from monitoring import alert_rules
+from monitoring.alert import Alert, AlertSink
+from monitoring.alert_dispatcher import AlertDispatcher, DeliveryResult
+from monitoring.alert_engine import AlertEngine
+from monitoring.alert_rules import Signal, delivery_signal, storage_signals
+from monitoring.alert_sinks import DiscordSink, EmailSink, LogSink, SlackSink, WebhookSink
+from monitoring.call_store import CallStore, WriteReport
+from monitoring.metrics_exporter import MetricsExporter
+from monitoring.pricing import PriceTable
+from monitoring.spend import MemorySpendLedger, SpendLedger, SpendWatch
 from resilience.breaker import BreakerChange, BreakerState
-from resilience.kit import ResilienceKit
+from resilience.ladder_policies import LadderPolicies
 from settings import Settings
+from vocabulary.records import CallRecord
 
 
-class MonitoringSuite:
+class Monitoring:
     def __init__(
         self,
         settings: Settings,
@@ -68,7 +68,7 @@ class MonitoringSuite:
         self.engine = AlertEngine(rules, self._alert, cooldown_s=settings.alert_cooldown_s)
         self.store.listeners.append(self._stored)
         self.spend = SpendWatch(spend or MemorySpendLedger(), settings.alert_cost_threshold_usd, self.engine.signal)
-        self.performance = PerformanceMonitor([self._record, self.spend], self.prices)
+        self.performance = CallRecorder([self._record, self.spend], self.prices)
         self.keyword_filter = _keyword_filter(settings, self.metrics)
         self.slow_log = (
             SlowCallLog(settings.slow_log_path, settings.slow_log_threshold_s) if settings.slow_log_path else None
@@ -82,7 +82,7 @@ class MonitoringSuite:
             handlers.append(self.keyword_filter)
         return handlers
 
-    def watch(self, kit: ResilienceKit) -> None:
+    def watch(self, kit: LadderPolicies) -> None:
         """Alert on and export every breaker change; feed call latencies to the ladder order."""
         kit.breakers.listeners.append(self._breaker_changed)
         self.performance.listeners.append(kit.latency.observe)

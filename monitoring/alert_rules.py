@@ -4,7 +4,7 @@ notifications. ``storage_signals`` and ``delivery_signal`` do the same for the m
 dependencies: the SQLite file and the alert destinations.
 
 Rules with memory (error rate over a window) keep it here; they are called
-from the event loop only, one record at a time. The cost threshold is ``callbacks.spend``.
+from the event loop only, one record at a time. The cost threshold is ``monitoring.spend``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from callbacks.dispatch import DeliveryResult
-from callbacks.records import CallRecord
-from callbacks.storage import WriteReport
+from monitoring.alert_dispatcher import DeliveryResult
+from monitoring.call_store import WriteReport
 from vocabulary import Outcome, cause_of
+from vocabulary.records import CallRecord
 
 
 def _is_incident(record: CallRecord) -> bool:

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.roles import ADMIN_ONLY
-from callbacks.records import FeedbackRecord
-from callbacks.suite import MonitoringSuite
 from errors import RequestError
-from policy.answers import AlreadyRated, UnknownRun
+from policy.answer_book import AlreadyRated, UnknownRun
 from policy.keys import Caller
 from policy.routing import AdaptiveRouter
+from vocabulary.records import FeedbackRecord
+from wiring.monitoring import Monitoring
 
 
 class Feedback(BaseModel):
@@ -24,7 +24,7 @@ class Feedback(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
-def routing_router(suite: MonitoringSuite, router: AdaptiveRouter) -> APIRouter:
+def routing_router(suite: Monitoring, router: AdaptiveRouter) -> APIRouter:
     api = APIRouter()
 
     @api.post("/feedback", tags=["routing"])

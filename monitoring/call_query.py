@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from callbacks.records import CallRecord
+from vocabulary.records import CallRecord
 
 
 def epoch(moment: datetime) -> float:

@@ -1,4 +1,4 @@
-"""``PerformanceMonitor``: one ``CallRecord`` per LLM attempt, handed to every listener (the
+"""``CallRecorder``: one ``CallRecord`` per LLM attempt, handed to every listener (the
 store, the alert engine, the metrics exporter, the slow-call log).
 
 State: ``_calls`` holds the calls in flight, keyed by run id and dropped when the call ends.
@@ -21,26 +21,27 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
-from callbacks.pricing import PriceTable, Usage
-from callbacks.records import CallRecord
 from callbacks.usage import answer_of, model_of, usage_of
 from errors import classify, describe
+from monitoring.pricing import PriceTable, Usage
 from vocabulary import Outcome
+from vocabulary.records import CallRecord
+from vocabulary.run_metadata import ACCESS, ALTERNATIVE, LADDER, LADDER_RUNG, REQUEST_ID, ROOT_RUN_ID, ROUTE
 
 logger = logging.getLogger("llm_server.monitoring")
 
 # Run metadata kept in its own columns or of no use later; the rest is who called (user_id, tier,
 # api_key_id), why this model answered (routing), and the client's own metadata under "client".
 _SERVER_KEYS = (
-    "request_id",
-    "root_run_id",
-    "route",
-    "ladder",
-    "ladder_rung",
-    "alternative",
+    REQUEST_ID,
+    ROOT_RUN_ID,
+    ROUTE,
+    LADDER,
+    LADDER_RUNG,
+    ALTERNATIVE,
     "ls_provider",
     "ls_model_name",
-    "access",
+    ACCESS,
 )
 
 
@@ -65,7 +66,7 @@ class _Call:
         return Usage(input_tokens=self.usage_input, output_tokens=max(self.usage_output, self.text_chunks))
 
 
-class PerformanceMonitor(AsyncCallbackHandler):
+class CallRecorder(AsyncCallbackHandler):
     # Only LLM events matter, and handling them is quick and never blocks: skip chain events and
     # let LangChain await the handler inline instead of scheduling it.
     ignore_chain = True
@@ -107,7 +108,7 @@ class PerformanceMonitor(AsyncCallbackHandler):
         call = self._calls[run_id] = _Call(
             started=self._clock(),
             started_at=self._wall_clock(),
-            root_run_id=metadata.get("root_run_id"),
+            root_run_id=metadata.get(ROOT_RUN_ID),
             provider=str(metadata.get("ls_provider") or "unknown"),
             model=str(metadata.get("ls_model_name") or "unknown"),
             prompt_chars=prompt_chars,
@@ -226,15 +227,15 @@ class PerformanceMonitor(AsyncCallbackHandler):
     ) -> CallRecord:
         meta = call.metadata
         client_meta = {k: v for k, v in meta.items() if k not in _SERVER_KEYS and not k.startswith(("__", "ls_"))}
-        rung = meta.get("ladder_rung")
+        rung = meta.get(LADDER_RUNG)
         return CallRecord(
             run_id=str(run_id),
             root_run_id=call.root_run_id,
-            request_id=meta.get("request_id"),
-            route=meta.get("route"),
-            ladder=meta.get("ladder"),
+            request_id=meta.get(REQUEST_ID),
+            route=meta.get(ROUTE),
+            ladder=meta.get(LADDER),
             rung=int(rung) if rung is not None else None,
-            alternative=meta.get("alternative"),
+            alternative=meta.get(ALTERNATIVE),
             provider=call.provider,
             model=call.model,
             started_at=call.started_at,

@@ -10,6 +10,7 @@ from pathlib import Path
 from errors import ConfigurationError
 
 _PER_TOKENS = Decimal(1_000_000)
+SHIPPED_PRICES = Path(__file__).with_name("prices.toml")  # package data, so an install carries it
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from callbacks.alert_model import Alert
+from monitoring.alert import Alert
 
 logger = logging.getLogger("llm_server.alerts")
 

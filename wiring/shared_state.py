@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from limits.aio.storage import RedisStorage, Storage
-
-from policy.answers import AnswerBook
+from policy.answer_book import AnswerBook
 from policy.bandit import ModelBandit
 from settings import Settings
 from shared_state.alerts import RedisAlertClaim
 from shared_state.breakers import BreakerSync
+from shared_state.limits import RedisCounters
 from shared_state.link import RedisLink
-from shared_state.routing import BanditSync, RedisAnswerBook
+from shared_state.routing_stats import BanditSync, RedisAnswerBook
 from shared_state.spend import RedisSpendLedger
 
 
@@ -39,12 +38,8 @@ class SharedState:
     def alert_claim(self, cooldown_s: float) -> RedisAlertClaim | None:
         return RedisAlertClaim(self.link, cooldown_s) if self.link else None
 
-    def limits_storage(self) -> Storage | None:
-        if self.link is None:
-            return None
-        # ``connection_pool`` is a documented option the library types too narrowly.
-        pool = self.link.pool()
-        return RedisStorage(f"async+{self.link.url}", implementation="redispy", connection_pool=pool)  # type: ignore[arg-type]
+    def limit_counters(self) -> RedisCounters | None:
+        return RedisCounters(self.link) if self.link else None
 
     def answers(self) -> AnswerBook | None:
         return RedisAnswerBook(self.link) if self.link else None

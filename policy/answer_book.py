@@ -2,7 +2,7 @@
 run id can be credited to the right arm, once, and only by the user who got the answer.
 
 ``MemoryAnswerBook`` keeps the last ``capacity`` answers of this process; the shared one
-(``shared_state.routing.RedisAnswerBook``) lets feedback reach any replica.
+(``shared_state.routing_stats.RedisAnswerBook``) lets feedback reach any replica.
 """
 
 from __future__ import annotations

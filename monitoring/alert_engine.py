@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from callbacks.alert_model import Alert
-from callbacks.alert_rules import AlertRule, Signal
-from callbacks.records import CallRecord
+from monitoring.alert import Alert
+from monitoring.alert_rules import AlertRule, Signal
+from vocabulary.records import CallRecord
 
 
 @dataclass

@@ -14,8 +14,8 @@ import logging
 
 from redis.asyncio import Redis
 
-from callbacks.background import BackgroundTasks
-from policy.answers import AlreadyRated, Answer, MemoryAnswerBook, UnknownRun
+from monitoring.background_tasks import BackgroundTasks
+from policy.answer_book import AlreadyRated, Answer, MemoryAnswerBook, UnknownRun
 from policy.bandit import ModelBandit
 from shared_state.link import Down, RedisLink
 

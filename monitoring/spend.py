@@ -12,9 +12,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Protocol
 
-from callbacks.alert_rules import Signal
-from callbacks.background import BackgroundTasks
-from callbacks.records import CallRecord
+from monitoring.alert_rules import Signal
+from monitoring.background_tasks import BackgroundTasks
+from vocabulary.records import CallRecord
 
 
 class SpendLedger(Protocol):

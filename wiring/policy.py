@@ -1,4 +1,4 @@
-"""``PolicyKit``: who may call and what each question gets, built once from settings: the API
+"""``PolicyParts``: who may call and what each question gets, built once from settings: the API
 key ring, per-key limits, the request policy and the adaptive router it consults."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from policy.request_policy import RequestPolicy
 from policy.routing import AdaptiveRouter
 from policy.schedule import StyleSchedule
 from settings import Settings
-from shared_state.kit import SharedState
+from wiring.shared_state import SharedState
 
 
 @dataclass
-class PolicyKit:
+class PolicyParts:
     keys: ApiKeyRing
     limits: CallerLimits
     router: AdaptiveRouter
@@ -36,7 +36,7 @@ class PolicyKit:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         shared: SharedState | None = None,
-    ) -> PolicyKit:
+    ) -> PolicyParts:
         """``available``: the alternatives that can answer; ``rng`` drives the bandit's
         exploration and ``clock`` the time-of-day styles (tests pass fixed ones); ``shared``
         shares limits and routing statistics with other replicas."""
@@ -53,7 +53,7 @@ class PolicyKit:
             enabled=settings.policy_enabled,
             clock=clock,
         )
-        limits = CallerLimits(shared.limits_storage(), link=shared.link)
+        limits = CallerLimits(shared.limit_counters())
         return cls(
             keys=ApiKeyRing.from_file(settings.api_keys_file, settings.tiers),
             limits=limits,

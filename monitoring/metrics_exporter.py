@@ -14,10 +14,10 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from callbacks.dispatch import DeliveryResult
-from callbacks.records import CallRecord
-from callbacks.storage import WriteReport
+from monitoring.alert_dispatcher import DeliveryResult
+from monitoring.call_store import WriteReport
 from vocabulary import Outcome
+from vocabulary.records import CallRecord
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 

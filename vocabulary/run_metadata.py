@@ -1,0 +1,35 @@
+"""The metadata keys the server stamps on a run, each spelled once.
+
+``api.config_guard`` stamps who is calling and what they may use, ``stamp_root_run`` the run id
+the client is given, ``chains.policy_applied`` why this model answered, and each ladder rung where
+it stands in its ladder. Records and the call store keep these strings, so they never change.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Which request and run (api.config_guard, api.config_guard.stamp_root_run)
+REQUEST_ID: Final = "request_id"
+ROOT_RUN_ID: Final = "root_run_id"
+ROUTE: Final = "route"
+
+# Who is calling (api.config_guard): a keyed caller's owner, or an open server's client label
+USER_ID: Final = "user_id"
+TIER: Final = "tier"
+API_KEY_ID: Final = "api_key_id"
+CLIENT_USER_ID: Final = "client_user_id"  # the user_id a keyed client sent, kept apart
+
+# What the caller may use: ``policy.request_policy.Access.as_metadata`` (read back with ``Access.from_metadata``)
+ACCESS: Final = "access"
+
+# Why this model, prompt style and temperature were chosen (chains.policy_applied)
+ROUTING: Final = "routing"
+
+# The client's own metadata, under one key: apart from everything the server stamps
+CLIENT: Final = "client"
+
+# Where a rung's run stands in its ladder (chains.ladder): 0 is the first choice
+LADDER: Final = "ladder"
+LADDER_RUNG: Final = "ladder_rung"
+ALTERNATIVE: Final = "alternative"

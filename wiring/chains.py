@@ -1,0 +1,53 @@
+"""The served chains from settings: each alternative's chat model built once, the ladders' options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import Runnable
+
+from chains.builders import LadderOptions, build_chains, with_temperature
+from chains.ladder import Rung
+from policy.request_policy import RequestPolicy
+from providers.engine_client import EngineClient
+from resilience.ladder_policies import LadderPolicies
+from settings import Settings
+from wiring.models import build_chat_model, model_specs
+
+
+class ModelRungs:
+    """Builds each alternative's chat model once (per timeout), so ladders share clients and the
+    local engine."""
+
+    def __init__(self, settings: Settings, engine: EngineClient, resilience: LadderPolicies):
+        self.settings = settings
+        self.engine = engine
+        self.resilience = resilience
+        self.specs = model_specs(settings)
+        self._built: dict[tuple[str, float | None], Runnable[Any, Any]] = {}
+
+    def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
+        key = (alternative, timeout_s)
+        if key not in self._built:
+            spec = self.specs[alternative]
+            faults = self.resilience.faults
+            model = build_chat_model(spec, self.settings, self.engine, timeout_s=timeout_s, faults=faults)
+            self._built[key] = with_temperature(model)
+        return Rung(self.specs[alternative], self._built[key])
+
+
+def ladder_options(settings: Settings) -> LadderOptions:
+    return LadderOptions(
+        rungs=settings.fallback_ladder,
+        primary_timeout_s=settings.primary_timeout_s,
+        min_chars=settings.quality_min_chars,
+        forbidden_words=settings.quality_forbidden_words,
+    )
+
+
+def served_chains(
+    settings: Settings, engine: EngineClient, resilience: LadderPolicies, policy: RequestPolicy
+) -> dict[str, Runnable[Any, str]]:
+    """Every served chain by name (``chains.builders.build_chains``), built from settings."""
+    models = ModelRungs(settings, engine, resilience)
+    return build_chains(models, resilience, policy, ladder_options(settings))

@@ -1,0 +1,163 @@
+"""The chat model behind each alternative, built from settings and ``vocabulary.models.REGISTRY``,
+and the local engine the models share.
+
+A provider without a key yields an ``UnconfiguredChatModel`` instead of a client, so start-up never
+needs the network or a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from providers.engine_client import EngineClient
+from providers.engine_supervisor import EngineOptions, EngineSupervisor
+from providers.guard import Guard
+from providers.local import GuardedLocalChatModel
+from providers.unconfigured import UnconfiguredChatModel
+from resilience.faults import FaultPlan
+from settings import Settings
+from vocabulary.models import (
+    DEFAULT_LADDER,
+    ENTRIES,
+    GEMINI_PROVIDER,
+    LOCAL_PROVIDER,
+    OPENAI_PROVIDER,
+    REGISTRY,
+    ModelEntry,
+    ModelSpec,
+)
+
+
+def model_name(settings: Settings, entry: ModelEntry) -> str:
+    return str(getattr(settings, entry.model_setting)) if entry.model_setting else entry.model
+
+
+def model_specs(settings: Settings) -> dict[str, ModelSpec]:
+    """Every alternative: the seed's ladder order first, then the rest of the registry."""
+    order = [*DEFAULT_LADDER, *(entry.alternative for entry in REGISTRY if entry.alternative not in DEFAULT_LADDER)]
+    entries = [ENTRIES[alternative] for alternative in order]
+    return {e.alternative: ModelSpec(e.alternative, e.provider, model_name(settings, e)) for e in entries}
+
+
+def configured_alternatives(settings: Settings) -> list[str]:
+    """The alternatives that can answer at all: a key for remote ones, a model file for local."""
+    return [alternative for alternative in model_specs(settings) if _configured(settings, ENTRIES[alternative])]
+
+
+def _configured(settings: Settings, entry: ModelEntry) -> bool:
+    if entry.provider == LOCAL_PROVIDER:
+        local_path = settings.resolved_local_model_path()
+        return bool(local_path and local_path.is_file())
+    return entry.key_setting is None or getattr(settings, entry.key_setting) is not None
+
+
+def engine_options(settings: Settings) -> EngineOptions | None:
+    """How to start the local engine's process; None when there is no model file to run."""
+    path = settings.resolved_local_model_path()
+    if path is None or not path.is_file():
+        return None
+    return EngineOptions(
+        path,
+        context_tokens=settings.local_context_tokens,
+        threads=settings.local_threads,
+        queue_size=settings.local_queue_size,
+        queue_timeout_s=settings.local_queue_timeout_s,
+        log_level=settings.log_level,
+        max_backoff_s=settings.local_engine_max_backoff_s,
+    )
+
+
+def own_engine(settings: Settings) -> EngineSupervisor | None:
+    """The engine this process must start and supervise: none when another process already runs
+    one for it (``LLM_SERVER_LOCAL_ENGINE_DIR``) or there is no model file to run."""
+    options = None if settings.local_engine_dir is not None else engine_options(settings)
+    return EngineSupervisor(options) if options is not None else None
+
+
+def engine_client(settings: Settings, folder: Path | None) -> EngineClient:
+    return EngineClient(folder, settings.resolved_local_model_path(), queue_size=settings.local_queue_size)
+
+
+Builder = Callable[[ModelSpec, Settings, EngineClient, float, Guard], BaseChatModel]
+
+
+def build_chat_model(
+    spec: ModelSpec,
+    settings: Settings,
+    engine: EngineClient,
+    *,
+    timeout_s: float | None = None,
+    faults: FaultPlan | None = None,
+) -> BaseChatModel:
+    # No first-token limit for the local model: its first token waits for its queue, which has its own.
+    first_token_s = None if spec.provider == LOCAL_PROVIDER else settings.first_token_timeout_s
+    guard = Guard(
+        spec.alternative,
+        spec.model,
+        first_token_s=first_token_s,
+        stall_s=settings.stream_stall_timeout_s,
+        faults=faults,
+    )
+    entry = ENTRIES[spec.alternative]
+    if entry.key_setting is not None and getattr(settings, entry.key_setting) is None:
+        return UnconfiguredChatModel(
+            provider=spec.provider, model_name=spec.model, missing_setting=entry.key_setting.upper()
+        )
+    return _BUILDERS[spec.provider](spec, settings, engine, timeout_s or settings.provider_timeout_s, guard)
+
+
+def _local(spec: ModelSpec, settings: Settings, engine: EngineClient, _timeout_s: float, guard: Guard) -> BaseChatModel:
+    return GuardedLocalChatModel(
+        engine=engine,
+        model_name=spec.model,
+        temperature=settings.default_temperature,
+        max_tokens=settings.local_max_tokens,
+        guard=guard,
+    )
+
+
+def _remote_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
+    # streaming=True so invokes get the first-token deadline and the cut-stream check too.
+    return {
+        "timeout": timeout_s,
+        "max_retries": settings.provider_max_retries,
+        "temperature": settings.default_temperature,
+        "streaming": True,
+    }
+
+
+def _openai(
+    spec: ModelSpec, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+) -> BaseChatModel:
+    from providers.remote import GuardedChatOpenAI
+
+    return GuardedChatOpenAI(
+        guard=guard,
+        model=spec.model,
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        stream_usage=True,
+        **_remote_options(settings, timeout_s),
+    )
+
+
+def _gemini(
+    spec: ModelSpec, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+) -> BaseChatModel:
+    from providers.remote import GuardedChatGoogleGenerativeAI
+
+    return GuardedChatGoogleGenerativeAI(
+        guard=guard,
+        model=spec.model,
+        google_api_key=settings.google_api_key,
+        base_url=settings.google_gemini_base_url,
+        api_version=settings.gemini_api_version,
+        **_remote_options(settings, timeout_s),
+    )
+
+
+_BUILDERS: dict[str, Builder] = {LOCAL_PROVIDER: _local, OPENAI_PROVIDER: _openai, GEMINI_PROVIDER: _gemini}

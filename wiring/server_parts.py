@@ -1,0 +1,99 @@
+"""``ServerParts``: the object graph of one server process, built from settings, started and
+closed in order. ``server.create_app`` mounts it; tests and benchmarks replace single parts.
+
+    shared state (Redis) -> monitoring (spend, alert claims), breaker sync, limits, routing
+    monitoring <- breaker changes, call latencies; -> the router and the token meter
+    local engine (supervised by this process, or another's) -> the chains' local rungs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import Runnable
+from langchain_core.tracers.langchain import wait_for_all_tracers
+
+from providers.engine_client import EngineClient
+from providers.engine_supervisor import EngineSupervisor
+from resilience.ladder_policies import LadderPolicies
+from settings import Settings
+from wiring.chains import served_chains
+from wiring.models import configured_alternatives, engine_client, own_engine
+from wiring.monitoring import Monitoring
+from wiring.policy import PolicyParts
+from wiring.resilience import build_ladder_policies
+from wiring.shared_state import SharedState
+
+logger = logging.getLogger("llm_server")
+
+
+@dataclass
+class ServerParts:
+    settings: Settings
+    engine: EngineClient
+    supervisor: EngineSupervisor | None  # the engine this process started, if it did
+    shared: SharedState
+    monitoring: Monitoring
+    resilience: LadderPolicies
+    policy: PolicyParts
+    chains: Mapping[str, Runnable[Any, Any]]
+
+    async def start(self) -> None:
+        await self.monitoring.start()
+        await self.shared.start()
+        if self.supervisor is not None:
+            self.supervisor.start()
+            await asyncio.to_thread(wait_for_engine, self.supervisor)
+        elif not self.engine.configured:
+            logger.error("local model unavailable: no model file at %s", self.engine.model_path)
+
+    async def close(self) -> None:
+        # Traces still queued in langsmith's background thread would be lost at exit.
+        await asyncio.to_thread(wait_for_all_tracers)
+        await self.policy.meter.drain()
+        await self.monitoring.close()
+        await self.shared.close()
+        await self.engine.aclose()
+        if self.supervisor is not None:
+            await asyncio.to_thread(self.supervisor.stop)
+
+
+def build_server_parts(
+    settings: Settings,
+    *,
+    engine: EngineClient | None = None,
+    chains: Mapping[str, Runnable[Any, Any]] | None = None,
+    resilience: LadderPolicies | None = None,
+    policy: PolicyParts | None = None,
+    shared: SharedState | None = None,
+) -> ServerParts:
+    """Every part from ``settings``, except those passed in (tests inject clocks and random
+    generators through them; ``engine``: one already running, shared by every worker)."""
+    supervisor = own_engine(settings) if engine is None else None
+    if engine is None:
+        engine = engine_client(settings, supervisor.folder if supervisor else settings.local_engine_dir)
+    shared = shared or SharedState.from_settings(settings)
+    monitoring = Monitoring(settings, spend=shared.spend(), claim=shared.alert_claim(settings.alert_cooldown_s))
+    resilience = resilience or build_ladder_policies(settings, monitoring.prices)
+    resilience.breaker_sync = shared.breakers()
+    monitoring.watch(resilience)
+    if shared.link is not None:
+        link = shared.link
+        link.on_health = lambda healthy, detail: monitoring.shared_state_changed(healthy, detail, link.where)
+    policy = policy or PolicyParts.from_settings(settings, configured_alternatives(settings), shared=shared)
+    monitoring.feed(policy.router.observe, policy.meter)
+    chains = chains or served_chains(settings, engine, resilience, policy.policy)
+    return ServerParts(settings, engine, supervisor, shared, monitoring, resilience, policy, chains)
+
+
+def wait_for_engine(supervisor: EngineSupervisor) -> None:
+    """Warm-up: the engine loads its model before the server answers (a fraction of a second)."""
+    if not supervisor.wait_ready():
+        logger.error(
+            "the local engine did not start within %g s; local calls fail as engine_crashed until it does",
+            supervisor.options.start_timeout_s,
+        )
