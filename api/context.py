@@ -1,7 +1,7 @@
 """``RequestContextMiddleware``: gives every request an id and tells the client which model
 answered.
 
-It opens a ``collect_outcomes()`` block around the request, so the fallback ladders report into
+It opens a ``collect_serving_report()`` block around the request, so the fallback ladders report into
 it, then adds ``X-Request-Id``, ``X-Served-By`` (the model) and ``X-Fallback-Rung`` to the
 response. On streams it also replaces LangServe's scrubbed ``500 Internal Server Error`` event
 with the real answer: 503 with the retry hint and each attempt's cause when every rung failed,
@@ -22,7 +22,7 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chains.outcomes import Outcomes, collect_outcomes
+from chains.serving_report import ServingReport, collect_serving_report
 from errors import AllRungsFailed, RequestError, StreamInterrupted
 
 logger = logging.getLogger("llm_server.requests")
@@ -110,7 +110,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            with collect_outcomes() as outcomes:
+            with collect_serving_report() as outcomes:
                 await self.app(scope, receive, send_with_context)
         except Exception as exc:
             if not started:
@@ -129,7 +129,7 @@ class RequestContextMiddleware:
             if self.on_response is not None:
                 self.on_response(_route_of(scope), scope["method"], status, self._clock() - began)
 
-    def _rewrite_error_event(self, body: bytes, outcomes: Outcomes) -> bytes:
+    def _rewrite_error_event(self, body: bytes, outcomes: ServingReport) -> bytes:
         if b"event: error" not in body:
             return body
         error = outcomes.failures[-1]
@@ -158,7 +158,7 @@ def _route_of(scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
-def _served_headers(outcomes: Outcomes) -> list[tuple[bytes, bytes]]:
+def _served_headers(outcomes: ServingReport) -> list[tuple[bytes, bytes]]:
     if not outcomes.served:
         return []
     models = ",".join(s.model for s in outcomes.served)

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from api.roles import ADMIN_ONLY
 from errors import RequestError
+from policy.adaptive_router import AdaptiveRouter
 from policy.answer_book import AlreadyRated, UnknownRun
 from policy.keys import Caller
-from policy.routing import AdaptiveRouter
 from vocabulary.records import FeedbackRecord
 from wiring.monitoring import Monitoring
 

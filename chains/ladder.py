@@ -14,7 +14,14 @@ while nothing has reached the client yet; a stream that fails after that raises
 
 Each rung runs as a child of the ladder's run, with ``ladder``, ``ladder_rung`` (0 is the first
 choice) and ``alternative`` in its metadata so monitoring can tell a primary from a fallback.
-Per-request state lives in a ``_Trial``; the ladder itself keeps none between calls.
+
+One request's way down the ladder is a ``_Trial``, and every decision on it is the trial's: which
+rungs the caller may use and in what order, which tries to make (``tries``), whether the breaker
+and the deadline admit one (``admit``), what a failure means (``failed``: end the run, retry the
+rung after a wait, or fall to the next rung; whether it counts against the breaker) and the error
+when every rung failed (``exhausted``). The four entry points (``invoke``, ``ainvoke``, ``stream``,
+``astream``) only make the calls, and do what the trial decided; the async ones also share breaker
+verdicts with other replicas. The ladder itself keeps no state between calls.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
@@ -36,7 +43,7 @@ from langchain_core.runnables.config import (
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from pydantic import BaseModel, ConfigDict
 
-from chains.outcomes import Served, current_outcomes
+from chains.serving_report import Served, report_failure, report_served
 from errors import (
     AllRungsFailed,
     Attempt,
@@ -48,10 +55,12 @@ from errors import (
     describe,
     retry_after_of,
 )
+from policy.request_policy import Access
 from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
 from resilience.ladder_policies import LadderPolicies
 from vocabulary.models import ModelSpec
+from vocabulary.run_metadata import ALTERNATIVE, LADDER, LADDER_RUNG
 
 _END: Any = object()  # end of a rung's stream
 
@@ -67,19 +76,19 @@ def _account(breaker: CircuitBreaker | None, cause: Cause, call: int | None) -> 
 
 
 def _allowed_rungs(ladder: FallbackLadder, metadata: dict[str, Any]) -> list[Rung]:
-    """The rungs the caller's tier may use (all of them when the host stamped no ``access``)."""
-    access = metadata.get("access")
-    if not isinstance(access, dict):
+    """The rungs the caller's tier may use (all of them when the host stamped no access)."""
+    access = Access.from_metadata(metadata)
+    if access is None:
         return list(ladder.rungs)
-    rungs = [rung for rung in ladder.rungs if rung.spec.alternative in access["models"]]
+    rungs = [rung for rung in ladder.rungs if rung.spec.alternative in access.models]
     if not rungs:
-        error = ModelNotAllowed(
-            f"the {metadata.get('tier')} tier may use none of the '{ladder.ladder}' ladder's models "
-            f"({', '.join(r.spec.alternative for r in ladder.rungs)}); allowed: {', '.join(access['models'])}",
-            details={"tier": metadata.get("tier"), "allowed": list(access["models"])},
+        raise report_failure(
+            ModelNotAllowed(
+                f"the {access.tier} tier may use none of the '{ladder.ladder}' ladder's models "
+                f"({', '.join(r.spec.alternative for r in ladder.rungs)}); allowed: {', '.join(access.models)}",
+                details={"tier": access.tier, "allowed": list(access.models)},
+            )
         )
-        _Trial._report(error)
-        raise error
     return rungs
 
 
@@ -89,8 +98,39 @@ class Rung:
     runnable: Runnable[Any, Any]
 
 
+@dataclass
+class _Try:
+    """One try of one rung; ``tries`` counts the rung's tries so far, this one included."""
+
+    position: int
+    rung: Rung
+    breaker: CircuitBreaker | None  # None for the floor (always tried) and without resilience
+    tries: int = 0
+    call: int | None = None  # the breaker's ticket for the try in flight
+    again: bool = False  # ``_Trial.failed`` chose to retry this rung
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.rung.spec
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What a failed try means: end the run with ``error``; else try again, on the same rung after
+    ``wait`` seconds when that is set, or on the next rung."""
+
+    error: RequestError | StreamInterrupted | None = None
+    wait: float | None = None
+
+    @property
+    def rejected(self) -> bool:
+        """The caller was at fault: the try said nothing about the endpoint."""
+        return isinstance(self.error, RequestError)
+
+
 class _Trial:
-    """One request's way down the ladder: its order, deadline, breakers and failed attempts."""
+    """One request's way down the ladder: its order, deadline, breakers and failed attempts, and
+    every decision on the way (the entry points only make the calls)."""
 
     def __init__(self, ladder: FallbackLadder, config: RunnableConfig | None):
         self.ladder = ladder
@@ -102,92 +142,90 @@ class _Trial:
         specs = [rung.spec for rung in rungs]
         order = self.resilience.order(specs) if self.resilience else list(range(len(specs)))
         self.rungs = [rungs[i] for i in order]
-        self.call: int | None = None  # the breaker's ticket for the try in flight
 
-    def breaker(self, position: int) -> CircuitBreaker | None:
+    def tries(self) -> Iterator[_Try]:
+        """The tries to make, in order: each rung's first, then its retries while ``failed`` asks
+        for them. ``admit`` each before making it; stop at the first that succeeds."""
+        for position, rung in enumerate(self.rungs):
+            attempt = _Try(position, rung, self._breaker(position))
+            while True:
+                attempt.tries += 1
+                attempt.again = False
+                yield attempt
+                if not attempt.again:
+                    break
+
+    def admit(self, attempt: _Try) -> bool:
+        """Whether ``attempt`` may go now; if so it takes its breaker ticket, so the breaker judges
+        it in the order it started. A rung the deadline or its breaker rules out is skipped, and the
+        skip recorded as an attempt; a retry was admitted with its rung's first try."""
+        breaker = attempt.breaker
+        if attempt.tries == 1:
+            if self.deadline.expired:
+                self._record(attempt, Cause.TIMEOUT, "the request deadline passed before this model was tried")
+                return False
+            if breaker is not None and not breaker.allow():
+                reason = f"circuit breaker open: {breaker.last_reason}"
+                self._record(attempt, Cause.BREAKER_OPEN, reason, breaker.retry_in())
+                return False
+        attempt.call = None if breaker is None else breaker.begin()
+        return True
+
+    def failed(self, attempt: _Try, exc: Exception, *, delivered: bool = False) -> _Verdict:
+        """Account for a failed try and decide what follows. ``delivered``: part of the try's
+        stream reached the caller, so nobody can take over and the stream ends interrupted."""
+        cause = classify(exc)
+        _account(attempt.breaker, cause, attempt.call)
+        spec = attempt.spec
+        if delivered:
+            return _Verdict(error=report_failure(StreamInterrupted(spec.model, cause, describe(exc))))
+        if cause.is_callers_fault:
+            return _Verdict(error=report_failure(self._rejected(spec, exc)))
+        retry_after = retry_after_of(exc)
+        wait = None
+        breaker = attempt.breaker
+        if self.resilience is not None and (breaker is None or breaker.state is BreakerState.CLOSED):
+            wait = self.resilience.retry.wait_before_retry(cause, attempt.tries, retry_after, self.deadline.time_left())
+        attempt.again = wait is not None
+        if wait is None:
+            self._record(attempt, cause, describe(exc), retry_after, attempt.tries)
+        return _Verdict(wait=wait)
+
+    def succeeded(self, attempt: _Try) -> None:
+        if attempt.breaker is not None:
+            attempt.breaker.record_success(attempt.call)
+        spec = attempt.spec
+        report_served(Served(self.ladder.ladder, attempt.position, spec.alternative, spec.model))
+
+    def release(self, attempt: _Try) -> None:
+        """The try ended without a verdict (cancelled, or the client left)."""
+        if attempt.breaker is not None:
+            attempt.breaker.release(attempt.call)
+
+    def exhausted(self) -> AllRungsFailed:
+        """Every rung failed (or was skipped): the error listing every attempt."""
+        return report_failure(AllRungsFailed(self.ladder.ladder, self.attempts))
+
+    def _breaker(self, position: int) -> CircuitBreaker | None:
         if self.resilience is None or position == len(self.rungs) - 1:  # the floor is always tried
             return None
         spec = self.rungs[position].spec
         return self.resilience.breakers.get(f"{spec.provider}:{spec.model}")
 
-    def admit(self, position: int, breaker: CircuitBreaker | None) -> bool:
-        """Whether this rung may be tried now; if not, the skip is recorded as an attempt."""
-        if self.deadline.expired:
-            self._skip(position, Cause.TIMEOUT, "the request deadline passed before this model was tried")
-            return False
-        if breaker is not None and not breaker.allow():
-            self._skip(position, Cause.BREAKER_OPEN, f"circuit breaker open: {breaker.last_reason}", breaker.retry_in())
-            return False
-        return True
-
-    def begin(self, breaker: CircuitBreaker | None) -> None:
-        """A try starts: take its ticket, so the breaker judges it in the order it started."""
-        self.call = None if breaker is None else breaker.begin()
-
-    def release(self, breaker: CircuitBreaker | None) -> None:
-        """The try ended without a verdict (cancelled, or the client left)."""
-        if breaker is not None:
-            breaker.release(self.call)
-
-    def failed(self, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int) -> float | None:
-        """Account for a failed try. Returns the seconds to wait before retrying this rung, or
-        None after recording the attempt (move on). Raises when the caller is at fault."""
-        cause = classify(exc)
-        spec = self.rungs[position].spec
-        _account(breaker, cause, self.call)
-        if cause.is_callers_fault:
-            raise self._rejected(spec, exc)
-        retry_after = retry_after_of(exc)
-        wait = None
-        if self.resilience is not None and (breaker is None or breaker.state is BreakerState.CLOSED):
-            wait = self.resilience.retry.wait_before_retry(cause, tries, retry_after, self.deadline.time_left())
-        if wait is None:
-            self.attempts.append(
-                Attempt(position, spec.alternative, spec.model, spec.provider, cause, describe(exc), retry_after, tries)
-            )
-        return wait
-
-    def succeeded(self, position: int, breaker: CircuitBreaker | None) -> None:
-        if breaker is not None:
-            breaker.record_success(self.call)
-        outcomes = current_outcomes()
-        if outcomes is not None:
-            spec = self.rungs[position].spec
-            outcomes.add_served(Served(self.ladder.ladder, position, spec.alternative, spec.model))
-
-    def interrupted(self, position: int, breaker: CircuitBreaker | None, exc: Exception) -> StreamInterrupted:
-        """A stream failed after text reached the client: nobody can take over now."""
-        cause = classify(exc)
-        _account(breaker, cause, self.call)
-        spec = self.rungs[position].spec
-        error = StreamInterrupted(spec.model, cause, describe(exc))
-        self._report(error)
-        return error
-
-    def exhausted(self) -> AllRungsFailed:
-        error = AllRungsFailed(self.ladder.ladder, self.attempts)
-        self._report(error)
-        return error
-
-    def _skip(self, position: int, cause: Cause, detail: str, retry_after: float | None = None) -> None:
-        spec = self.rungs[position].spec
+    def _record(
+        self, attempt: _Try, cause: Cause, detail: str, retry_after: float | None = None, tries: int = 0
+    ) -> None:
+        """A rung given up on, for ``AllRungsFailed``; ``tries=0``: skipped without a try."""
+        spec = attempt.spec
         self.attempts.append(
-            Attempt(position, spec.alternative, spec.model, spec.provider, cause, detail, retry_after, tries=0)
+            Attempt(attempt.position, spec.alternative, spec.model, spec.provider, cause, detail, retry_after, tries)
         )
 
-    def _rejected(self, spec: ModelSpec, exc: Exception) -> RequestError:
-        if isinstance(exc, RequestError):
-            rejected = exc
-        else:
-            rejected = RequestError(f"{spec.model} rejected the request as invalid ({describe(exc)}); change the input")
-        self._report(rejected)
-        return rejected
-
     @staticmethod
-    def _report(error: AllRungsFailed | RequestError | StreamInterrupted) -> None:
-        outcomes = current_outcomes()
-        if outcomes is not None:
-            outcomes.add_failure(error)
+    def _rejected(spec: ModelSpec, exc: Exception) -> RequestError:
+        if isinstance(exc, RequestError):
+            return exc
+        return RequestError(f"{spec.model} rejected the request as invalid ({describe(exc)}); change the input")
 
 
 class FallbackLadder(RunnableSerializable[Any, Any]):
@@ -218,12 +256,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         return get_unique_config_specs(spec for rung in self.rungs for spec in rung.runnable.config_specs)
 
-    def _rung_config(self, config: RunnableConfig, trial: _Trial, position: int, run_manager: Any) -> RunnableConfig:
-        metadata = {
-            "ladder": self.ladder,
-            "ladder_rung": position,
-            "alternative": trial.rungs[position].spec.alternative,
-        }
+    def _rung_config(self, config: RunnableConfig, attempt: _Try, run_manager: Any) -> RunnableConfig:
+        metadata = {LADDER: self.ladder, LADDER_RUNG: attempt.position, ALTERNATIVE: attempt.spec.alternative}
         return patch_config(merge_configs(config, {"metadata": metadata}), callbacks=run_manager.get_child())
 
     def _start(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, CallbackManagerForChainRun]:
@@ -240,101 +274,56 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         run_manager = await manager.on_chain_start(None, input, name=self.get_name(), run_id=config.pop("run_id", None))
         return config, run_manager
 
-    @staticmethod
-    def _failed(
-        trial: _Trial, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int, run_manager: Any
-    ) -> float | None:
-        """``_Trial.failed``, ending the run when the caller is at fault."""
-        try:
-            return trial.failed(position, breaker, exc, tries)
-        except RequestError as rejected:
-            run_manager.on_chain_error(rejected)
-            raise rejected from exc
+    # Doing what the trial decided. Sync and async differ only in their I/O: the async paths (the
+    # ones LangServe serves) also share breaker verdicts with other replicas.
 
-    async def _afailed(
-        self, trial: _Trial, position: int, breaker: CircuitBreaker | None, exc: Exception, tries: int, run_manager: Any
-    ) -> float | None:
-        """``_Trial.failed``, ending the run when the caller is at fault; then tells the other
-        replicas if the breaker changed."""
-        try:
-            wait = trial.failed(position, breaker, exc, tries)
-        except RequestError as rejected:
-            await run_manager.on_chain_error(rejected)
-            raise rejected from exc
-        await self._push(breaker)
-        return wait
+    @staticmethod
+    def _fail(run_manager: CallbackManagerForChainRun, error: Exception, cause: Exception | None = None) -> NoReturn:
+        run_manager.on_chain_error(error)
+        if cause is None:
+            raise error
+        raise error from cause
+
+    @staticmethod
+    async def _afail(
+        run_manager: AsyncCallbackManagerForChainRun, error: Exception, cause: Exception | None = None
+    ) -> NoReturn:
+        await run_manager.on_chain_error(error)
+        if cause is None:
+            raise error
+        raise error from cause
+
+    def _follow(self, verdict: _Verdict, run_manager: CallbackManagerForChainRun, exc: Exception) -> None:
+        """After a failed try: end the run with the verdict's error, or wait before a retry."""
+        if verdict.error is not None:
+            self._fail(run_manager, verdict.error, exc)
+        if verdict.wait is not None:
+            self._sleep(verdict.wait)
+
+    async def _afollow(
+        self, attempt: _Try, verdict: _Verdict, run_manager: AsyncCallbackManagerForChainRun, exc: Exception
+    ) -> None:
+        """``_follow``, telling the other replicas first if the try changed the breaker."""
+        if not verdict.rejected:
+            await self._push(attempt.breaker)
+        if verdict.error is not None:
+            await self._afail(run_manager, verdict.error, exc)
+        if verdict.wait is not None:
+            await self._asleep(verdict.wait)
+
+    async def _aadmit(self, trial: _Trial, attempt: _Try) -> bool:
+        """``trial.admit``, having taken on another replica's verdict on a new rung's breaker."""
+        if attempt.tries == 1:
+            await self._pull(attempt.breaker)
+        return trial.admit(attempt)
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        trial = _Trial(self, config)
-        config, run_manager = self._start(input, config)
-        for position, rung in enumerate(trial.rungs):
-            breaker = trial.breaker(position)
-            if not trial.admit(position, breaker):
-                continue
-            tries = 0
-            while True:
-                tries += 1
-                trial.begin(breaker)
-                try:
-                    with deadline_scope(trial.deadline.at):
-                        output = rung.runnable.invoke(input, self._rung_config(config, trial, position, run_manager))
-                except Exception as exc:
-                    wait = self._failed(trial, position, breaker, exc, tries, run_manager)
-                    if wait is None:
-                        break
-                    self._sleep(wait)
-                    continue
-                except BaseException:  # cancelled, or the client left: proves nothing either way
-                    trial.release(breaker)
-                    raise
-                trial.succeeded(position, breaker)
-                run_manager.on_chain_end(output)
-                return output
-        error = trial.exhausted()
-        run_manager.on_chain_error(error)
-        raise error
-
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        trial = _Trial(self, config)
-        config, run_manager = await self._astart(input, config)
-        for position, rung in enumerate(trial.rungs):
-            breaker = trial.breaker(position)
-            await self._pull(breaker)
-            if not trial.admit(position, breaker):
-                continue
-            tries = 0
-            while True:
-                tries += 1
-                trial.begin(breaker)
-                try:
-                    with deadline_scope(trial.deadline.at):
-                        rung_config = self._rung_config(config, trial, position, run_manager)
-                        output = await rung.runnable.ainvoke(input, rung_config)
-                except Exception as exc:
-                    wait = await self._afailed(trial, position, breaker, exc, tries, run_manager)
-                    if wait is None:
-                        break
-                    await self._asleep(wait)
-                    continue
-                except BaseException:  # cancelled, or the client left: proves nothing either way
-                    trial.release(breaker)
-                    raise
-                trial.succeeded(position, breaker)
-                await self._push(breaker)
-                await run_manager.on_chain_end(output)
-                return output
-        error = trial.exhausted()
-        await run_manager.on_chain_error(error)
-        raise error
 
     async def _asleep(self, seconds: float) -> None:
         if self.resilience is not None:
             await self.resilience.sleep(seconds)
 
-    # Replicas share breaker verdicts on the async paths only (the ones LangServe serves).
     async def _pull(self, breaker: CircuitBreaker | None) -> None:
         if self.resilience is not None:
             await self.resilience.pull(breaker)
@@ -343,88 +332,98 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         if self.resilience is not None:
             await self.resilience.push(breaker)
 
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        trial = _Trial(self, config)
+        config, run_manager = self._start(input, config)
+        for attempt in trial.tries():
+            if not trial.admit(attempt):
+                continue
+            try:
+                with deadline_scope(trial.deadline.at):
+                    output = attempt.rung.runnable.invoke(input, self._rung_config(config, attempt, run_manager))
+            except Exception as exc:
+                self._follow(trial.failed(attempt, exc), run_manager, exc)
+            except BaseException:  # cancelled, or the client left: proves nothing either way
+                trial.release(attempt)
+                raise
+            else:
+                trial.succeeded(attempt)
+                run_manager.on_chain_end(output)
+                return output
+        self._fail(run_manager, trial.exhausted())
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        trial = _Trial(self, config)
+        config, run_manager = await self._astart(input, config)
+        for attempt in trial.tries():
+            if not await self._aadmit(trial, attempt):
+                continue
+            try:
+                with deadline_scope(trial.deadline.at):
+                    output = await attempt.rung.runnable.ainvoke(input, self._rung_config(config, attempt, run_manager))
+            except Exception as exc:
+                await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
+            except BaseException:  # cancelled, or the client left: proves nothing either way
+                trial.release(attempt)
+                raise
+            else:
+                trial.succeeded(attempt)
+                await self._push(attempt.breaker)
+                await run_manager.on_chain_end(output)
+                return output
+        await self._afail(run_manager, trial.exhausted())
+
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         trial = _Trial(self, config)
         config, run_manager = self._start(input, config)
-        for position, rung in enumerate(trial.rungs):
-            breaker = trial.breaker(position)
-            if not trial.admit(position, breaker):
+        for attempt in trial.tries():
+            if not trial.admit(attempt):
                 continue
-            tries = 0
-            while True:
-                tries += 1
-                final: Any = None
-                trial.begin(breaker)
-                try:
-                    chunks = iter(rung.runnable.stream(input, self._rung_config(config, trial, position, run_manager)))
-                    with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
-                        chunk = next(chunks, _END)
-                    while chunk is not _END:
-                        final = chunk if final is None else final + chunk
-                        yield chunk
-                        chunk = next(chunks, _END)
-                except Exception as exc:
-                    if final is not None:
-                        interrupted = trial.interrupted(position, breaker, exc)
-                        run_manager.on_chain_error(interrupted)
-                        raise interrupted from exc
-                    wait = self._failed(trial, position, breaker, exc, tries, run_manager)
-                    if wait is None:
-                        break
-                    self._sleep(wait)
-                    continue
-                except BaseException:  # cancelled, or the client left: proves nothing either way
-                    trial.release(breaker)
-                    raise
-                trial.succeeded(position, breaker)
+            final: Any = None  # what reached the caller so far
+            try:
+                chunks = iter(attempt.rung.runnable.stream(input, self._rung_config(config, attempt, run_manager)))
+                with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
+                    chunk = next(chunks, _END)
+                while chunk is not _END:
+                    final = chunk if final is None else final + chunk
+                    yield chunk
+                    chunk = next(chunks, _END)
+            except Exception as exc:
+                self._follow(trial.failed(attempt, exc, delivered=final is not None), run_manager, exc)
+            except BaseException:  # cancelled, or the client left: proves nothing either way
+                trial.release(attempt)
+                raise
+            else:
+                trial.succeeded(attempt)
                 run_manager.on_chain_end(final)
                 return
-        error = trial.exhausted()
-        run_manager.on_chain_error(error)
-        raise error
+        self._fail(run_manager, trial.exhausted())
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         trial = _Trial(self, config)
         config, run_manager = await self._astart(input, config)
-        for position, rung in enumerate(trial.rungs):
-            breaker = trial.breaker(position)
-            await self._pull(breaker)
-            if not trial.admit(position, breaker):
+        for attempt in trial.tries():
+            if not await self._aadmit(trial, attempt):
                 continue
-            tries = 0
-            while True:
-                tries += 1
-                final: Any = None
-                trial.begin(breaker)
-                try:
-                    rung_config = self._rung_config(config, trial, position, run_manager)
-                    achunks = aiter(rung.runnable.astream(input, rung_config))
-                    # The scope must not span a yield (the consumer may resume us in another
-                    # context); the model's stream starts, and reads the deadline, on the first chunk.
-                    with deadline_scope(trial.deadline.at):
-                        chunk = await anext(achunks, _END)
-                    while chunk is not _END:
-                        final = chunk if final is None else final + chunk
-                        yield chunk
-                        chunk = await anext(achunks, _END)
-                except Exception as exc:
-                    if final is not None:
-                        interrupted = trial.interrupted(position, breaker, exc)
-                        await self._push(breaker)
-                        await run_manager.on_chain_error(interrupted)
-                        raise interrupted from exc
-                    wait = await self._afailed(trial, position, breaker, exc, tries, run_manager)
-                    if wait is None:
-                        break
-                    await self._asleep(wait)
-                    continue
-                except BaseException:  # cancelled, or the client left: proves nothing either way
-                    trial.release(breaker)
-                    raise
-                trial.succeeded(position, breaker)
-                await self._push(breaker)
+            final: Any = None  # what reached the caller so far
+            try:
+                achunks = aiter(attempt.rung.runnable.astream(input, self._rung_config(config, attempt, run_manager)))
+                # The scope must not span a yield (the consumer may resume us in another
+                # context); the model's stream starts, and reads the deadline, on the first chunk.
+                with deadline_scope(trial.deadline.at):
+                    chunk = await anext(achunks, _END)
+                while chunk is not _END:
+                    final = chunk if final is None else final + chunk
+                    yield chunk
+                    chunk = await anext(achunks, _END)
+            except Exception as exc:
+                await self._afollow(attempt, trial.failed(attempt, exc, delivered=final is not None), run_manager, exc)
+            except BaseException:  # cancelled, or the client left: proves nothing either way
+                trial.release(attempt)
+                raise
+            else:
+                trial.succeeded(attempt)
+                await self._push(attempt.breaker)
                 await run_manager.on_chain_end(final)
                 return
-        error = trial.exhausted()
-        await run_manager.on_chain_error(error)
-        raise error
+        await self._afail(run_manager, trial.exhausted())

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chains.config_schema import FormReadyConfig
 from policy.request_policy import RequestPolicy
 from vocabulary import MODEL_ID, STYLE_ID, TEMPERATURE_ID
+from vocabulary.run_metadata import ROUTING
 
 
 def _drop_default(schema: dict[str, Any]) -> None:
@@ -84,7 +85,7 @@ class PolicyApplied(RunnableSerializable[Any, Any]):
         return {
             **config,
             "configurable": {**configurable, **decision.configurable},
-            "metadata": {**metadata, "routing": decision.routing},
+            "metadata": {**metadata, ROUTING: decision.routing},
         }
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:

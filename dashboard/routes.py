@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.roles import ADMIN_ONLY
 from dashboard.snapshot import snapshot
-from policy.routing import AdaptiveRouter
+from policy.adaptive_router import AdaptiveRouter
 from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from wiring.monitoring import Monitoring

@@ -1,5 +1,5 @@
-"""What a read of call records asks for and gets: ``CallFilter`` (as SQL for the file and as a
-test for records not written yet, kept side by side so the two cannot drift), ``CallCursor``
+"""What a read of call records asks for and gets: ``CallFilter`` (one list of conditions, made
+into SQL for the file and into a test for records not written yet), ``CallCursor``
 (where the previous page ended) and ``CallPage`` (a bounded page and the cursor of the rest).
 
 Pages run newest first by (start time, run id): a keyset, so a page costs the same however deep
@@ -12,10 +12,12 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from monitoring.record_tables import CALLS, Op, Where
 from vocabulary.records import CallRecord
 
 
@@ -66,10 +68,6 @@ class CallCursor:
             raise BadCursor(text) from None
         return cls(float(started_ts), run_id)
 
-    def precedes(self, record: CallRecord) -> bool:
-        """Whether ``record`` comes after this cursor (is older), so belongs to a later page."""
-        return order_key(record) < (self.started_ts, self.run_id)
-
 
 @dataclass(frozen=True)
 class CallFilter:
@@ -87,55 +85,32 @@ class CallFilter:
     until: datetime | None = None
     after: CallCursor | None = None
 
+    def conditions(self) -> list[Where]:
+        """The conditions of the fields given (not None, not empty), each written once in ``_CONDITIONS``."""
+        return [where for name, make in _CONDITIONS.items() if (value := getattr(self, name)) for where in make(value)]
+
     def sql(self) -> tuple[str, list[Any]]:
         """The WHERE clause over the ``calls`` table, and its parameters."""
-        where, params = ["1=1"], list[Any]()
-        if self.run_id:
-            where.append("(run_id = ? OR root_run_id = ?)")
-            params += [self.run_id, self.run_id]
-        if self.request_id:
-            where.append("request_id = ?")
-            params.append(self.request_id)
-        if self.model:
-            where.append("(model = ? OR alternative = ?)")
-            params += [self.model, self.model]
-        if self.outcome:
-            where.append("outcome = ?")
-            params.append(self.outcome)
-        if self.tag:
-            where.append("EXISTS (SELECT 1 FROM json_each(calls.tags) WHERE json_each.value = ?)")
-            params.append(self.tag)
-        for user in (self.user_id, self.owner):
-            if user:
-                where.append("user_id = ?")
-                params.append(user)
-        if self.owner:
-            where.append("json_extract(metadata, '$.api_key_id') IS NOT NULL")
-        if self.since:
-            where.append("started_ts >= ?")
-            params.append(epoch(self.since))
-        if self.until:
-            where.append("started_ts < ?")
-            params.append(epoch(self.until))
-        if self.after:
-            where.append("(started_ts, run_id) < (?, ?)")
-            params += [self.after.started_ts, self.after.run_id]
-        return " AND ".join(where), params
+        return CALLS.where(self.conditions())
 
-    def matches(self, r: CallRecord) -> bool:
-        """The WHERE clause of ``sql``, for records not in the file yet."""
-        return (
-            (not self.run_id or self.run_id in (r.run_id, r.root_run_id))
-            and (not self.request_id or r.request_id == self.request_id)
-            and (not self.model or self.model in (r.model, r.alternative))
-            and (not self.outcome or r.outcome == self.outcome)
-            and (not self.tag or self.tag in r.tags)
-            and (not self.user_id or r.user_id == self.user_id)
-            and (not self.owner or (r.user_id == self.owner and r.metadata.get("api_key_id") is not None))
-            and (not self.since or r.started_at.timestamp() >= epoch(self.since))
-            and (not self.until or r.started_at.timestamp() < epoch(self.until))
-            and (not self.after or self.after.precedes(r))
-        )
+    def matcher(self) -> Callable[[CallRecord], bool]:
+        """The WHERE clause of ``sql`` as a test, for records not in the file yet."""
+        return CALLS.matcher(self.conditions())
+
+
+# Each ``CallFilter`` field, and the conditions on the ``calls`` columns it sets when given.
+_CONDITIONS: dict[str, Callable[[Any], list[Where]]] = {
+    "run_id": lambda v: [Where(("run_id", "root_run_id"), Op.EQ, v)],  # an LLM call's id or its root run's
+    "request_id": lambda v: [Where(("request_id",), Op.EQ, v)],
+    "model": lambda v: [Where(("model", "alternative"), Op.EQ, v)],  # a model's name or its alternative's key
+    "outcome": lambda v: [Where(("outcome",), Op.EQ, v)],
+    "tag": lambda v: [Where(("tags",), Op.HAS, v)],
+    "user_id": lambda v: [Where(("user_id",), Op.EQ, v)],
+    "owner": lambda v: [Where(("user_id",), Op.EQ, v), Where(("metadata",), Op.HAS_KEY, "api_key_id")],
+    "since": lambda v: [Where(("started_ts",), Op.AT_LEAST, epoch(v))],
+    "until": lambda v: [Where(("started_ts",), Op.BELOW, epoch(v))],
+    "after": lambda v: [Where(("started_ts", "run_id"), Op.BELOW, (v.started_ts, v.run_id))],
+}
 
 
 @dataclass(frozen=True)

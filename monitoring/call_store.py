@@ -12,22 +12,21 @@ and a later flush writes them, once; retries back off to one every few seconds, 
 never deleted or recreated. Every flush hands a ``WriteReport`` to ``listeners`` (the storage
 alert, metrics). All SQLite access goes through one aiosqlite connection, serialized by an
 asyncio lock; a failed write closes it, since one opened on a read-only file stays read-only.
+The tables, and how a record becomes a row and back, are specs in ``monitoring.record_tables``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -35,103 +34,16 @@ from monitoring.alert import Alert
 from monitoring.alert_dispatcher import DeliveryResult
 from monitoring.call_query import CallCursor, CallFilter, CallPage, epoch, order_key, record_bytes
 from monitoring.pending_writes import Batch, PendingWrites
-from vocabulary import Outcome
+from monitoring.record_tables import ALERTS, CALLS, DELIVERIES, FEEDBACK, SCHEMA, TABLES, Op, Table, Where
 from vocabulary.records import CallRecord, FeedbackRecord
 
 logger = logging.getLogger("llm_server.storage")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    run_id TEXT PRIMARY KEY,
-    root_run_id TEXT, request_id TEXT, route TEXT, ladder TEXT, rung INTEGER, alternative TEXT,
-    provider TEXT NOT NULL, model TEXT NOT NULL,
-    started_at TEXT NOT NULL, started_ts REAL NOT NULL, duration_s REAL NOT NULL, first_token_s REAL,
-    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cached_input_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,
-    cost_usd TEXT, outcome TEXT NOT NULL, cause TEXT, error TEXT,
-    prompt_chars INTEGER NOT NULL, answer_chars INTEGER NOT NULL,
-    tags TEXT NOT NULL, metadata TEXT NOT NULL, user_id TEXT
-);
-CREATE INDEX IF NOT EXISTS calls_started ON calls (started_ts);
-CREATE INDEX IF NOT EXISTS calls_page ON calls (started_ts, run_id);
-CREATE INDEX IF NOT EXISTS calls_request ON calls (request_id);
-CREATE INDEX IF NOT EXISTS calls_root ON calls (root_run_id);
-CREATE TABLE IF NOT EXISTS alerts (
-    id TEXT PRIMARY KEY, rule TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL,
-    severity TEXT NOT NULL, message TEXT NOT NULL, at TEXT NOT NULL, at_ts REAL NOT NULL, labels TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_ts);
-CREATE TABLE IF NOT EXISTS feedback (
-    run_id TEXT NOT NULL, score REAL NOT NULL, comment TEXT, user_id TEXT, question_type TEXT, alternative TEXT,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id TEXT NOT NULL, rule TEXT NOT NULL, state TEXT NOT NULL, sink TEXT NOT NULL,
-    ok INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT, at TEXT NOT NULL
-);
-"""
-
-_CALL_COLUMNS = (
-    "run_id, root_run_id, request_id, route, ladder, rung, alternative, provider, model, started_at, started_ts, "
-    "duration_s, first_token_s, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, "
-    "outcome, cause, error, prompt_chars, answer_chars, tags, metadata, user_id"
-)
+R = TypeVar("R")
 _HOUR_S = 3600.0
 _MAX_RETRY_S = 5.0  # while writes fail, retry at least this often: the outage ends within seconds of the fix
 _STORAGE_ERRORS = (sqlite3.Error, OSError)  # what a full, read-only or missing disk raises
 _FETCH_ROWS = 16  # rows per fetch while a page is bounded in bytes: a row may hold a megabyte of metadata
-
-
-def _call_row(r: CallRecord) -> tuple[Any, ...]:
-    return (
-        r.run_id, r.root_run_id, r.request_id, r.route, r.ladder, r.rung, r.alternative, r.provider, r.model,
-        r.started_at.isoformat(), r.started_at.timestamp(), r.duration_s, r.first_token_s, r.input_tokens,
-        r.output_tokens, r.cached_input_tokens, r.reasoning_tokens, None if r.cost_usd is None else str(r.cost_usd),
-        r.outcome, r.cause, r.error, r.prompt_chars, r.answer_chars, json.dumps(r.tags),
-        json.dumps(r.metadata, default=str), r.user_id,
-    )  # fmt: skip
-
-
-def _record(row: aiosqlite.Row) -> CallRecord:
-    return CallRecord(
-        run_id=row["run_id"],
-        root_run_id=row["root_run_id"],
-        request_id=row["request_id"],
-        route=row["route"],
-        ladder=row["ladder"],
-        rung=row["rung"],
-        alternative=row["alternative"],
-        provider=row["provider"],
-        model=row["model"],
-        started_at=datetime.fromisoformat(row["started_at"]),
-        duration_s=row["duration_s"],
-        first_token_s=row["first_token_s"],
-        input_tokens=row["input_tokens"],
-        output_tokens=row["output_tokens"],
-        cached_input_tokens=row["cached_input_tokens"],
-        reasoning_tokens=row["reasoning_tokens"],
-        cost_usd=None if row["cost_usd"] is None else Decimal(row["cost_usd"]),
-        outcome=Outcome(row["outcome"]),
-        cause=row["cause"],
-        error=row["error"],
-        prompt_chars=row["prompt_chars"],
-        answer_chars=row["answer_chars"],
-        tags=json.loads(row["tags"]),
-        metadata=json.loads(row["metadata"]),
-    )
-
-
-def _alert(row: aiosqlite.Row) -> Alert:
-    return Alert(
-        id=row["id"],
-        rule=row["rule"],
-        key=row["key"],
-        state=row["state"],
-        severity=row["severity"],
-        message=row["message"],
-        at=datetime.fromisoformat(row["at"]),
-        labels=json.loads(row["labels"]),
-    )
 
 
 @dataclass(frozen=True)
@@ -246,7 +158,7 @@ class CallStore:
                 db.row_factory = aiosqlite.Row
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute("PRAGMA synchronous=NORMAL")
-                await db.executescript(_SCHEMA)
+                await db.executescript(SCHEMA)
                 await db.commit()
             except BaseException:
                 await db.close()
@@ -342,8 +254,10 @@ class CallStore:
         self._last_pruned = now
         cutoff = now - self.retention_days * 86400
         try:
-            await self._db.execute("DELETE FROM calls WHERE started_ts < ?", (cutoff,))
-            await self._db.execute("DELETE FROM alerts WHERE at_ts < ?", (cutoff,))
+            for table in TABLES:
+                if table.pruned_by:
+                    where, params = table.where([Where((table.pruned_by,), Op.BELOW, cutoff)])
+                    await self._db.execute(f"DELETE FROM {table.name} WHERE {where}", params)
             await self._db.commit()
         except _STORAGE_ERRORS as exc:  # what was written stays written; pruning waits an hour
             logger.warning("deleting old monitoring records from %s failed: %s", self.path, _describe(exc)[0])
@@ -434,7 +348,7 @@ class CallStore:
 
         def take(row: aiosqlite.Row) -> bool:  # one row past the page, to know the file holds more
             nonlocal used, cut
-            stored.append(_record(row))
+            stored.append(CALLS.record_of(row))
             used += size(stored[-1])
             over_budget = max_bytes is not None and used > max_bytes and len(stored) > 1  # the first always fits
             cut = len(stored) > limit or over_budget
@@ -442,7 +356,7 @@ class CallStore:
 
         sql = f"SELECT * FROM calls WHERE {where} ORDER BY started_ts DESC, run_id DESC LIMIT ?"
         _, waiting = await self._query(sql, [*params, limit + 1], take=take)
-        merged = _merge_calls(stored, filter(wanted.matches, waiting.calls), newest_first=True)
+        merged = _merge_calls(stored, filter(wanted.matcher(), waiting.calls), newest_first=True)
         # Past the last row read, the file may hold records that come before the waiting ones.
         horizon = order_key(stored[-1]) if cut else None
         records: list[CallRecord] = []
@@ -459,72 +373,47 @@ class CallStore:
             used += size(record)
         return CallPage(records, CallCursor.after(records[-1]) if more and records else None)
 
+    async def _select(
+        self, table: Table[R], conditions: list[Where], order: str, limit: int | None = None
+    ) -> tuple[list[aiosqlite.Row], list[R]]:
+        """Rows of ``table`` meeting ``conditions``, and the records still waiting that meet them."""
+        where, params = table.where(conditions)
+        sql = f"SELECT * FROM {table.name} WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        rows, waiting = await self._query(sql, params)
+        return rows, list(filter(table.matcher(conditions), cast(Iterable[R], waiting.items(table.name))))
+
     async def window(self, since: datetime | None = None) -> list[CallRecord]:
         """Every record since ``since`` (all when None), oldest first."""
         start = epoch(since) if since else 0.0
-        rows, waiting = await self._query("SELECT * FROM calls WHERE started_ts >= ? ORDER BY started_ts", [start])
-        recent = (r for r in waiting.calls if r.started_at.timestamp() >= start)
-        return _merge_calls([_record(row) for row in rows], recent, newest_first=False)
+        rows, recent = await self._select(CALLS, [Where(("started_ts",), Op.AT_LEAST, start)], "started_ts")
+        return _merge_calls([CALLS.record_of(row) for row in rows], recent, newest_first=False)
 
     async def alerts(self, *, limit: int = 100, since: datetime | None = None) -> list[Alert]:
         start = epoch(since) if since else 0.0
-        rows, waiting = await self._query(
-            "SELECT * FROM alerts WHERE at_ts >= ? ORDER BY at_ts DESC LIMIT ?", [start, limit]
-        )
-        stored = [_alert(row) for row in rows]
-        recent = [a for a in waiting.alerts if a.at.timestamp() >= start]
+        rows, recent = await self._select(ALERTS, [Where(("at_ts",), Op.AT_LEAST, start)], "at_ts DESC", limit)
+        stored = [ALERTS.record_of(row) for row in rows]
         if not recent:
             return stored
         by_id = {a.id: a for a in stored} | {a.id: a for a in recent}
         return sorted(by_id.values(), key=lambda a: a.at, reverse=True)[:limit]
 
     async def feedback(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        rows, waiting = await self._query("SELECT * FROM feedback ORDER BY rowid DESC LIMIT ?", [limit])
-        recent = [
-            {"run_id": f.run_id, "score": f.score, "comment": f.comment, "user_id": f.user_id,
-             "question_type": f.question_type, "alternative": f.alternative, "at": f.at.isoformat()}
-            for f in reversed(waiting.feedback)
-        ]  # fmt: skip
-        return (recent + [dict(row) for row in rows])[:limit]
+        rows, recent = await self._select(FEEDBACK, [], "rowid DESC", limit)
+        newest_first = [FEEDBACK.shown_record(f) for f in reversed(recent)] + [FEEDBACK.shown(row) for row in rows]
+        return newest_first[:limit]
 
     async def deliveries(self, *alert_ids: str) -> list[dict[str, Any]]:
         """Delivery outcomes (sink, ok, attempts, error) of the given alerts, or of all."""
-        sql, params = "SELECT * FROM deliveries", list(alert_ids)
-        if alert_ids:
-            sql += f" WHERE alert_id IN ({', '.join('?' * len(alert_ids))})"
-        rows, waiting = await self._query(sql + " ORDER BY rowid", params)
-        recent = [
-            {"alert_id": d.alert_id, "rule": d.rule, "state": d.state, "sink": d.sink, "ok": d.ok,
-             "attempts": d.attempts, "error": d.error, "at": d.at.isoformat()}
-            for d in waiting.deliveries
-            if not alert_ids or d.alert_id in alert_ids
-        ]  # fmt: skip
-        return [{**dict(row), "ok": bool(row["ok"])} for row in rows] + recent
+        of_alerts = [Where(("alert_id",), Op.IN, alert_ids)] if alert_ids else []
+        rows, recent = await self._select(DELIVERIES, of_alerts, "rowid")
+        return [DELIVERIES.shown(row) for row in rows] + [DELIVERIES.shown_record(d) for d in recent]
 
 
 async def _insert(db: aiosqlite.Connection, batch: Batch) -> None:
-    await db.executemany(
-        f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 26)})",
-        [_call_row(r) for r in batch.calls],
-    )
-    await db.executemany(
-        "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (a.id, a.rule, a.key, a.state, a.severity, a.message, a.at.isoformat(), a.at.timestamp(),
-             json.dumps(a.labels))
-            for a in batch.alerts
-        ],
-    )  # fmt: skip
-    await db.executemany(
-        "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(d.alert_id, d.rule, d.state, d.sink, int(d.ok), d.attempts, d.error, d.at.isoformat())
-         for d in batch.deliveries],
-    )  # fmt: skip
-    await db.executemany(
-        "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(f.run_id, f.score, f.comment, f.user_id, f.question_type, f.alternative, f.at.isoformat())
-         for f in batch.feedback],
-    )  # fmt: skip
+    for table in TABLES:
+        await db.executemany(table.insert(), [table.row(item) for item in batch.items(table.name)])
 
 
 def _merge_calls(stored: list[CallRecord], waiting: Iterable[CallRecord], *, newest_first: bool) -> list[CallRecord]:
@@ -534,7 +423,3 @@ def _merge_calls(stored: list[CallRecord], waiting: Iterable[CallRecord], *, new
         return stored
     by_run = {r.run_id: r for r in stored} | {r.run_id: r for r in recent}
     return sorted(by_run.values(), key=order_key, reverse=newest_first)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -33,6 +33,7 @@ from monitoring.background_tasks import BackgroundTasks
 from policy.keys import Caller
 from policy.tiers import Tier
 from vocabulary.records import CallRecord
+from vocabulary.run_metadata import API_KEY_ID, TIER
 
 T = TypeVar("T")
 Unit = Literal["requests", "tokens", "feedback"]
@@ -359,7 +360,7 @@ class TokenMeter:
         self._tasks = BackgroundTasks()
 
     def __call__(self, record: CallRecord) -> None:
-        key_id, tier = record.metadata.get("api_key_id"), self.tiers.get(str(record.metadata.get("tier")))
+        key_id, tier = record.metadata.get(API_KEY_ID), self.tiers.get(str(record.metadata.get(TIER)))
         if key_id and tier is not None and record.total_tokens > 0:
             charge = self.limits.charge_tokens(
                 str(key_id), tier.tokens_per_minute, record.total_tokens, request_id=record.request_id

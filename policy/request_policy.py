@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from errors import ModelNotAllowed
+from policy.adaptive_router import AdaptiveRouter
 from policy.classifier import Classification, Complexity, QuestionClassifier, QuestionType
-from policy.routing import AdaptiveRouter
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier
 from vocabulary import AUTO, MODEL_ID, STYLE_ID, TEMPERATURE_ID, TEMPERATURE_RANGE

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -25,9 +26,11 @@ from server import create_app
 from settings import Settings
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.engine import supervised_engine
+from tests.helpers.keys import keys_file, roomy_tiers
 from tests.helpers.processes import RedisServer
 from tests.helpers.provider_double import ProviderDouble
 from tests.helpers.receivers import HttpReceiver
+from tests.helpers.resilient import Made, resilient_apps
 from wiring.models import engine_client
 from wiring.policy import PolicyParts
 from wiring.shared_state import SharedState
@@ -109,8 +112,8 @@ def local_engine(local_supervisor: EngineSupervisor) -> EngineClient:
     return engine_client(Settings(_env_file=None), local_supervisor.folder)
 
 
-@pytest.fixture
-async def make_app(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
+@asynccontextmanager
+async def _app_builder(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
     """Builds apps on the shared local model (or, with own_engine=True, on the one the settings
     name) and closes their monitoring at the end: SQLite connections, alert deliveries."""
     apps: list[FastAPI] = []
@@ -129,9 +132,27 @@ async def make_app(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
         apps.append(app)
         return app
 
-    yield make
-    for app in apps:
-        await app.state.monitoring.close()
+    try:
+        yield make
+    finally:
+        for app in apps:
+            await app.state.monitoring.close()
+
+
+@pytest.fixture
+async def make_app(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
+    """Apps of one test."""
+    async with _app_builder(local_engine) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+async def make_shared_app(local_supervisor: EngineSupervisor) -> AsyncIterator[AppFactory]:
+    """Apps that serve every test of a module: for tests that look only at what they caused (a
+    refusal, their own request or run id), never at totals, limits or learned state. Building an
+    app (LangServe's routes, the provider clients) is most of a service test's time."""
+    async with _app_builder(engine_client(Settings(_env_file=None), local_supervisor.folder)) as make:
+        yield make
 
 
 @pytest.fixture
@@ -146,6 +167,28 @@ async def client(remote_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture(scope="module")
+async def shared_client(
+    provider_double: ProviderDouble, make_shared_app: AppFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``client``, on one app for the whole module (see ``make_shared_app``)."""
+    transport = httpx.ASGITransport(app=make_shared_app(settings_for(provider_double)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://server") as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+async def shared_keyed(
+    provider_double: ProviderDouble, make_shared_app: AppFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One keyed app for a module's refusal tests: every tier's key and an admin's, limits no module
+    reaches, fault control on (so only the role decides who may change faults)."""
+    keys = keys_file(tmp_path_factory.mktemp("keys"))
+    app = make_shared_app(settings_for(provider_double, api_keys_file=keys, tiers=roomy_tiers(), fault_control=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server") as http:
+        yield http
+
+
 @pytest.fixture(scope="session")
 def http_receiver() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver()
@@ -153,6 +196,13 @@ def http_receiver() -> Iterator[HttpReceiver]:
     yield receiver
     receiver.reset()
     server.should_exit = True
+
+
+@pytest.fixture
+async def make_resilient(double: ProviderDouble, make_app: AppFactory) -> AsyncIterator[Callable[..., Made]]:
+    """Apps whose breakers run on a ``FakeTime`` and whose retries only record their waits."""
+    async with resilient_apps(double, make_app) as make:
+        yield make
 
 
 @pytest.fixture

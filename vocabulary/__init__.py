@@ -1,8 +1,9 @@
-"""The server's vocabulary, each name written once: the model alternatives and ladders
-(``vocabulary.models``), the configurable ids with their ranges and the prompt styles
+"""The server's vocabulary, each name written once: the model alternatives, their registry and the
+ladders (``vocabulary.models``), the configurable ids with their ranges and the prompt styles
 (``vocabulary.configurable``), why an attempt failed and what that means for breakers, retries
-and alerts (``vocabulary.causes``), how a call ended (``vocabulary.outcomes``), and the metadata
-keys the server stamps on a run (``vocabulary.metadata``).
+and alerts (``vocabulary.causes``), how a call ended (``vocabulary.outcomes``), the metadata
+keys the server stamps on a run (``vocabulary.run_metadata``), and the records every layer
+passes around (``vocabulary.records``).
 
 This package is the bottom layer: everything else may import it, and it imports nothing of ours.
 The strings are part of the contract (clients send them, records and metrics store them), so

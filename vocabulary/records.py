@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from vocabulary import Outcome
+from vocabulary.run_metadata import USER_ID
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class CallRecord:
 
     @property
     def user_id(self) -> str | None:
-        value = self.metadata.get("user_id")
+        value = self.metadata.get(USER_ID)
         return None if value is None else str(value)
 
     def as_dict(self) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from policy.adaptive_router import AdaptiveRouter
 from policy.bandit import ModelBandit
 from policy.classifier import QuestionClassifier
 from policy.keys import ApiKeyRing
 from policy.limits import CallerLimits, TokenMeter
 from policy.request_policy import RequestPolicy
-from policy.routing import AdaptiveRouter
 from policy.schedule import StyleSchedule
 from settings import Settings
 from wiring.shared_state import SharedState

@@ -45,3 +45,10 @@ def limited_tiers(**limits: int) -> dict[str, Tier]:
     tiers = default_tiers()
     tiers["pro"] = tiers["pro"].model_copy(update=limits)
     return tiers
+
+
+def roomy_tiers() -> dict[str, Tier]:
+    """The default tiers without limits that a module's worth of tests could reach: for an app the
+    tests of a module share (``make_shared_app``), where no test is about limits."""
+    room = {"requests_per_minute": 100_000, "tokens_per_minute": 100_000_000, "feedback_per_minute": 100_000}
+    return {name: tier.model_copy(update=room) for name, tier in default_tiers().items()}

@@ -186,6 +186,7 @@ class ProviderDouble:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # a test's hanging answer (delay_s) is nobody's to wait for
         if self._thread is not None:
             self._thread.join(timeout=5)
 

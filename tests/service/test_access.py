@@ -79,8 +79,10 @@ async def test_each_tier_gets_its_own_default_model(keyed: httpx.AsyncClient, do
         ("PUT", "/faults"),
     ],
 )
-async def test_requests_without_a_key_get_401_everywhere(keyed: httpx.AsyncClient, method: str, path: str) -> None:
-    response = await keyed.request(method, path, json=ask())
+async def test_requests_without_a_key_get_401_everywhere(
+    shared_keyed: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await shared_keyed.request(method, path, json=ask())
 
     assert response.status_code == 401
     assert response.json()["error"] == "unauthenticated"
@@ -89,22 +91,22 @@ async def test_requests_without_a_key_get_401_everywhere(keyed: httpx.AsyncClien
     assert response.headers["x-request-id"]
 
 
-async def test_health_needs_no_key(keyed: httpx.AsyncClient) -> None:
-    assert (await keyed.get("/health")).status_code == 200
+async def test_health_needs_no_key(shared_keyed: httpx.AsyncClient) -> None:
+    assert (await shared_keyed.get("/health")).status_code == 200
 
 
-async def test_an_unknown_key_gets_401_saying_it_is_not_valid(keyed: httpx.AsyncClient) -> None:
-    response = await keyed.post("/chat/invoke", json=ask(), headers={"X-API-Key": "lsk_guessed-0123456789"})
+async def test_an_unknown_key_gets_401_saying_it_is_not_valid(shared_keyed: httpx.AsyncClient) -> None:
+    response = await shared_keyed.post("/chat/invoke", json=ask(), headers={"X-API-Key": "lsk_guessed-0123456789"})
 
     assert response.status_code == 401
     assert "not valid" in response.json()["message"]
     assert "lsk_guessed" not in response.text
 
 
-async def test_bearer_and_basic_credentials_work_like_the_header(keyed: httpx.AsyncClient) -> None:
+async def test_bearer_and_basic_credentials_work_like_the_header(shared_keyed: httpx.AsyncClient) -> None:
     basic = base64.b64encode(f"anyone:{KEYS['pro']}".encode()).decode()
     for headers in ({"Authorization": f"Bearer {KEYS['pro']}"}, {"Authorization": f"Basic {basic}"}):
-        response = await keyed.get("/monitoring/calls", headers=headers)
+        response = await shared_keyed.get("/monitoring/calls", headers=headers)
         assert response.status_code == 200, headers
 
 

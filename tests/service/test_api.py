@@ -15,10 +15,12 @@ QUESTION = {"question": "What is LangServe?"}
 
 
 @pytest.mark.parametrize("endpoint", ["invoke", "stream"])
-async def test_unknown_configurable_id_is_422_naming_the_valid_ids(client: httpx.AsyncClient, endpoint: str) -> None:
+async def test_unknown_configurable_id_is_422_naming_the_valid_ids(
+    shared_client: httpx.AsyncClient, endpoint: str
+) -> None:
     payload = {"input": QUESTION, "config": {"configurable": {"temp": 0.5}}}
 
-    response = await client.post(f"/chat/{endpoint}", json=payload)
+    response = await shared_client.post(f"/chat/{endpoint}", json=payload)
 
     assert response.status_code == 422
     body = response.json()
@@ -28,14 +30,14 @@ async def test_unknown_configurable_id_is_422_naming_the_valid_ids(client: httpx
 
 
 async def test_unknown_configurable_id_in_a_batch_config_list_is_422(
-    client: httpx.AsyncClient, double: ProviderDouble
+    shared_client: httpx.AsyncClient, double: ProviderDouble
 ) -> None:
     payload = {
         "inputs": [QUESTION, QUESTION],
         "config": [{"configurable": {"llm_model": "gpt4"}}, {"configurable": {"user_id": "u1"}}],
     }
 
-    response = await client.post("/chat/batch", json=payload)
+    response = await shared_client.post("/chat/batch", json=payload)
 
     assert response.status_code == 422
     body = response.json()
@@ -46,19 +48,19 @@ async def test_unknown_configurable_id_in_a_batch_config_list_is_422(
 
 
 @pytest.mark.parametrize("value", [2.5, -0.1, "hot", True])
-async def test_temperature_outside_0_to_2_is_422(client: httpx.AsyncClient, value: object) -> None:
+async def test_temperature_outside_0_to_2_is_422(shared_client: httpx.AsyncClient, value: object) -> None:
     payload = {"input": QUESTION, "config": {"configurable": {"llm_temperature": value}}}
 
-    response = await client.post("/chat/invoke", json=payload)
+    response = await shared_client.post("/chat/invoke", json=payload)
 
     assert response.status_code == 422
     assert "llm_temperature" in response.json()["message"]
 
 
-async def test_unknown_model_alternative_is_422_listing_the_alternatives(client: httpx.AsyncClient) -> None:
+async def test_unknown_model_alternative_is_422_listing_the_alternatives(shared_client: httpx.AsyncClient) -> None:
     payload = {"input": QUESTION, "config": {"configurable": {"llm_model": "claude"}}}
 
-    response = await client.post("/chat/invoke", json=payload)
+    response = await shared_client.post("/chat/invoke", json=payload)
 
     assert response.status_code == 422
     message = response.json()["message"]
@@ -76,15 +78,17 @@ async def test_unknown_model_alternative_is_422_listing_the_alternatives(client:
         ({"input": {"question": "hi", "extra": 1}}, "extra: Extra inputs are not permitted"),
     ],
 )
-async def test_malformed_input_is_422(client: httpx.AsyncClient, body: dict, says: str) -> None:
-    response = await client.post("/chat/invoke", json=body)
+async def test_malformed_input_is_422(shared_client: httpx.AsyncClient, body: dict, says: str) -> None:
+    response = await shared_client.post("/chat/invoke", json=body)
 
     assert response.status_code == 422
     assert says in response.json()["message"]
 
 
-async def test_invalid_json_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/chat/invoke", content=b"{not json", headers={"content-type": "application/json"})
+async def test_invalid_json_is_422(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.post(
+        "/chat/invoke", content=b"{not json", headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 422
     assert "must be a JSON object" in response.json()["message"]
@@ -113,31 +117,35 @@ async def test_client_tags_and_metadata_reach_the_monitoring_record(
     assert record.route == "chat"
 
 
-async def test_run_id_returned_by_invoke_finds_the_calls_in_monitoring(client: httpx.AsyncClient) -> None:
-    response = await client.post("/fallback/invoke", json={"input": QUESTION})
+async def test_run_id_returned_by_invoke_finds_the_calls_in_monitoring(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.post("/fallback/invoke", json={"input": QUESTION})
     run_id = response.json()["metadata"]["run_id"]
 
-    calls = (await client.get("/monitoring/calls", params={"run_id": run_id})).json()["calls"]
+    calls = (await shared_client.get("/monitoring/calls", params={"run_id": run_id})).json()["calls"]
 
     assert [c["model"] for c in calls] == ["gpt-4o-mini"]
     assert calls[0]["request_id"] == response.headers["x-request-id"]
 
 
-async def test_client_request_id_is_kept_when_well_formed(client: httpx.AsyncClient) -> None:
-    good = await client.post("/chat/invoke", json={"input": QUESTION}, headers={"x-request-id": "trace-42"})
-    bad = await client.post("/chat/invoke", json={"input": QUESTION}, headers={"x-request-id": "no spaces allowed"})
+async def test_client_request_id_is_kept_when_well_formed(shared_client: httpx.AsyncClient) -> None:
+    good = await shared_client.post("/chat/invoke", json={"input": QUESTION}, headers={"x-request-id": "trace-42"})
+    bad = await shared_client.post(
+        "/chat/invoke", json={"input": QUESTION}, headers={"x-request-id": "no spaces allowed"}
+    )
 
     assert good.headers["x-request-id"] == "trace-42"
     assert bad.headers["x-request-id"] != "no spaces allowed"
 
 
-async def test_batch_answers_each_item_with_its_own_config(client: httpx.AsyncClient, double: ProviderDouble) -> None:
+async def test_batch_answers_each_item_with_its_own_config(
+    shared_client: httpx.AsyncClient, double: ProviderDouble
+) -> None:
     payload = {
         "inputs": [QUESTION, QUESTION],
         "config": [{"configurable": {"llm_model": "gpt4"}}, {"configurable": {"llm_model": "gemini"}}],
     }
 
-    response = await client.post("/chat/batch", json=payload)
+    response = await shared_client.post("/chat/batch", json=payload)
 
     assert response.status_code == 200
     first, second = response.json()["output"]
@@ -169,35 +177,35 @@ async def test_stats_report_totals_and_per_model_figures(client: httpx.AsyncClie
     assert stats["totals"]["calls"] == 3
 
 
-async def test_playground_page_loads(client: httpx.AsyncClient) -> None:
-    response = await client.get("/chat/playground/index.html")
+async def test_playground_page_loads(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.get("/chat/playground/index.html")
 
     assert response.status_code == 200
     assert "<html" in response.text.lower()
 
 
 @pytest.mark.parametrize("name", ["assets/", "index.html/x", "a" * 300, "%00", "no-such.js"])
-async def test_a_playground_path_naming_no_file_is_a_json_404(client: httpx.AsyncClient, name: str) -> None:
+async def test_a_playground_path_naming_no_file_is_a_json_404(shared_client: httpx.AsyncClient, name: str) -> None:
     # Found by tests/system/test_fuzz.py: LangServe opened these and answered a directory, a path under a
     # file, a name too long or a NUL byte with a 500 (and a missing file with a bare "Not Found").
-    response = await client.get(f"/chat/playground/{name}")
+    response = await shared_client.get(f"/chat/playground/{name}")
 
     assert response.status_code == 404
     assert "/chat/playground/" in response.json()["message"]
 
 
-async def test_health_reports_configured_providers(client: httpx.AsyncClient) -> None:
-    body = (await client.get("/health")).json()
+async def test_health_reports_configured_providers(shared_client: httpx.AsyncClient) -> None:
+    body = (await shared_client.get("/health")).json()
 
     assert body["status"] == "ok"
     assert body["providers"] == {"openai": True, "gemini": True, "local": True}
 
 
 @pytest.mark.parametrize("route", ["chat", "adaptive", "fallback", "quality"])
-async def test_every_route_publishes_its_schemas(client: httpx.AsyncClient, route: str) -> None:
-    input_schema = (await client.get(f"/{route}/input_schema")).json()
-    output_schema = (await client.get(f"/{route}/output_schema")).json()
-    config_schema = (await client.get(f"/{route}/config_schema")).json()
+async def test_every_route_publishes_its_schemas(shared_client: httpx.AsyncClient, route: str) -> None:
+    input_schema = (await shared_client.get(f"/{route}/input_schema")).json()
+    output_schema = (await shared_client.get(f"/{route}/output_schema")).json()
+    config_schema = (await shared_client.get(f"/{route}/config_schema")).json()
 
     assert input_schema["properties"]["question"]["type"] == "string"
     assert output_schema["type"] == "string"
@@ -212,34 +220,36 @@ async def test_every_route_publishes_its_schemas(client: httpx.AsyncClient, rout
 
 
 @pytest.mark.parametrize("endpoint", ["invoke", "batch", "stream"])
-async def test_a_body_that_is_not_utf8_is_422(client: httpx.AsyncClient, endpoint: str) -> None:
-    response = await client.post(f"/chat/{endpoint}", content=b"\x80{", headers={"content-type": "application/json"})
+async def test_a_body_that_is_not_utf8_is_422(shared_client: httpx.AsyncClient, endpoint: str) -> None:
+    response = await shared_client.post(
+        f"/chat/{endpoint}", content=b"\x80{", headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 422
     assert "UTF-8" in response.json()["message"]
 
 
-async def test_json_nested_deeper_than_the_parser_goes_is_422(client: httpx.AsyncClient) -> None:
+async def test_json_nested_deeper_than_the_parser_goes_is_422(shared_client: httpx.AsyncClient) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
 
-    response = await client.post("/chat/invoke", content=deep, headers={"content-type": "application/json"})
+    response = await shared_client.post("/chat/invoke", content=deep, headers={"content-type": "application/json"})
 
     assert response.status_code == 422
     assert "JSON" in response.json()["message"]
 
 
 @pytest.mark.parametrize("endpoint", ["invoke", "stream", "stream_events"])
-async def test_config_null_is_422(client: httpx.AsyncClient, endpoint: str) -> None:
-    response = await client.post(f"/chat/{endpoint}", json={"input": QUESTION, "config": None})
+async def test_config_null_is_422(shared_client: httpx.AsyncClient, endpoint: str) -> None:
+    response = await shared_client.post(f"/chat/{endpoint}", json={"input": QUESTION, "config": None})
 
     assert response.status_code == 422
     assert "body.config" in response.json()["message"]
 
 
 async def test_a_batch_item_the_input_schema_rejects_is_422_naming_it(
-    client: httpx.AsyncClient, double: ProviderDouble
+    shared_client: httpx.AsyncClient, double: ProviderDouble
 ) -> None:
-    response = await client.post("/fallback/batch", json={"inputs": [QUESTION, {"question": ""}]})
+    response = await shared_client.post("/fallback/batch", json={"inputs": [QUESTION, {"question": ""}]})
 
     assert response.status_code == 422
     body = response.json()
@@ -249,15 +259,15 @@ async def test_a_batch_item_the_input_schema_rejects_is_422_naming_it(
 
 
 @pytest.mark.parametrize("inputs", [5, "question", {"question": "hi"}])
-async def test_batch_inputs_that_are_not_a_list_are_422(client: httpx.AsyncClient, inputs: object) -> None:
-    response = await client.post("/chat/batch", json={"inputs": inputs})
+async def test_batch_inputs_that_are_not_a_list_are_422(shared_client: httpx.AsyncClient, inputs: object) -> None:
+    response = await shared_client.post("/chat/batch", json={"inputs": inputs})
 
     assert response.status_code == 422
     assert "body.inputs" in response.json()["message"]
 
 
-async def test_a_stats_window_past_the_calendar_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.get("/monitoring/stats", params={"window_s": "6.6e307"})
+async def test_a_stats_window_past_the_calendar_is_422(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.get("/monitoring/stats", params={"window_s": "6.6e307"})
 
     assert response.status_code == 422
     assert "window_s" in response.json()["message"]
@@ -273,9 +283,9 @@ async def test_a_stats_window_past_the_calendar_is_422(client: httpx.AsyncClient
     ],
 )
 async def test_errors_fastapi_and_langserve_raise_carry_a_message(
-    client: httpx.AsyncClient, method: str, path: str, body: object, status: int, says: str
+    shared_client: httpx.AsyncClient, method: str, path: str, body: object, status: int, says: str
 ) -> None:
-    response = await client.request(method, path, json=body)
+    response = await shared_client.request(method, path, json=body)
 
     assert response.status_code == status
     assert says in response.json()["message"]
@@ -303,8 +313,8 @@ async def test_a_flood_of_invented_methods_adds_one_metric_series(client: httpx.
     assert sorted(await method_labels()) == sorted(after_40), "40 more invented methods add no series"
 
 
-async def test_health_answers_head_for_load_balancers(client: httpx.AsyncClient) -> None:
-    response = await client.head("/health")
+async def test_health_answers_head_for_load_balancers(shared_client: httpx.AsyncClient) -> None:
+    response = await shared_client.head("/health")
 
     assert response.status_code == 200
     assert response.content == b""
@@ -332,8 +342,10 @@ async def test_a_time_without_a_zone_near_year_one_is_utc_not_a_500(client: http
         ("/feedback", '{"run_id": "\\udc80", "score": 5}'),
     ],
 )
-async def test_a_lone_surrogate_echoed_by_a_422_is_a_422(client: httpx.AsyncClient, path: str, body: str) -> None:
-    response = await client.post(path, content=body, headers={"content-type": "application/json"})
+async def test_a_lone_surrogate_echoed_by_a_422_is_a_422(
+    shared_client: httpx.AsyncClient, path: str, body: str
+) -> None:
+    response = await shared_client.post(path, content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == 422
     assert response.json()["message"]
@@ -343,12 +355,12 @@ async def test_a_lone_surrogate_echoed_by_a_422_is_a_422(client: httpx.AsyncClie
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
 )
 async def test_a_body_not_sent_as_json_is_415_so_no_other_site_can_post_one(
-    client: httpx.AsyncClient, double: ProviderDouble, content_type: str | None
+    shared_client: httpx.AsyncClient, double: ProviderDouble, content_type: str | None
 ) -> None:
     headers = {"content-type": content_type} if content_type else {}
     body = json.dumps({"input": QUESTION}).encode()
 
-    response = await client.post("/chat/invoke", content=body, headers=headers)
+    response = await shared_client.post("/chat/invoke", content=body, headers=headers)
 
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"
@@ -356,10 +368,10 @@ async def test_a_body_not_sent_as_json_is_415_so_no_other_site_can_post_one(
     assert double.served == [], "no model was called"
 
 
-async def test_json_with_a_charset_is_json(client: httpx.AsyncClient) -> None:
+async def test_json_with_a_charset_is_json(shared_client: httpx.AsyncClient) -> None:
     body = json.dumps({"input": QUESTION}).encode()
 
-    response = await client.post(
+    response = await shared_client.post(
         "/chat/invoke", content=body, headers={"content-type": "application/json; charset=utf-8"}
     )
 
@@ -367,10 +379,10 @@ async def test_json_with_a_charset_is_json(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/chat/playground/"])
-async def test_pages_may_not_be_framed_by_another_site(client: httpx.AsyncClient, path: str) -> None:
-    response = await client.get(path)
+async def test_pages_may_not_be_framed_by_another_site(shared_client: httpx.AsyncClient, path: str) -> None:
+    response = await shared_client.get(path)
 
     assert response.status_code == 200
     assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
     assert response.headers["x-frame-options"] == "SAMEORIGIN"
-    assert "content-security-policy" not in (await client.get("/health")).headers
+    assert "content-security-policy" not in (await shared_client.get("/health")).headers

@@ -123,9 +123,11 @@ async def test_one_keys_bad_verdicts_move_only_its_own_routing(keyed: httpx.Asyn
     ],
 )
 async def test_config_in_the_url_is_checked_like_the_body(
-    keyed: httpx.AsyncClient, double: ProviderDouble, config: dict[str, object], status: int
+    shared_keyed: httpx.AsyncClient, double: ProviderDouble, config: dict[str, object], status: int
 ) -> None:
-    response = await keyed.post(f"/chat/c/{in_url(config)}/invoke", json={"input": QUESTION}, headers=as_tier("free"))
+    response = await shared_keyed.post(
+        f"/chat/c/{in_url(config)}/invoke", json={"input": QUESTION}, headers=as_tier("free")
+    )
 
     assert response.status_code == status, response.text
     assert not double.served, "nothing reached a provider"
@@ -180,12 +182,12 @@ def nested(depth: int) -> dict[str, object]:
     ],
 )
 async def test_metadata_too_deep_too_large_or_not_unicode_is_422_on_every_endpoint(
-    keyed: httpx.AsyncClient, double: ProviderDouble, endpoint: str, config: dict[str, object], says: str
+    shared_keyed: httpx.AsyncClient, double: ProviderDouble, endpoint: str, config: dict[str, object], says: str
 ) -> None:
     body = {"inputs": [QUESTION], "config": config} if endpoint == "batch" else {"input": QUESTION, "config": config}
     # json.dumps writes the lone surrogate as the escape a client sends; httpx's json= would refuse it.
     content = json.dumps(body)
-    response = await keyed.post(
+    response = await shared_keyed.post(
         f"/chat/{endpoint}", content=content, headers={**as_tier("pro"), "Content-Type": "application/json"}
     )
 

@@ -4,67 +4,16 @@ not slept; only the first-token and request deadlines run on real (sub-second) t
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import httpx
-import pytest
-from fastapi import FastAPI
+from collections.abc import Callable
 
 from benchmarks.load import metric_sum
-from monitoring.pricing import PriceTable
-from settings import Settings
-from tests.helpers.apps import AppFactory, calls_for, settings_for, sse_events
+from tests.helpers.apps import calls_for, sse_events
 from tests.helpers.provider_double import Behaviour, ProviderDouble
-from wiring.resilience import build_ladder_policies
+from tests.helpers.resilient import PRIMARY, SECOND, Made, breaker_state
 
 QUESTION = {"input": {"question": "What is a circuit breaker?"}}
-
-PRIMARY, SECOND = "gpt-4o-mini", "gemini-3.5-flash"
-
-
-class FakeTime:
-    """The breakers' clock, and a sleep that records the wait and moves the clock on."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
-Made = tuple[FastAPI, httpx.AsyncClient, FakeTime]
-
-
-@pytest.fixture
-async def make_resilient(double: ProviderDouble, make_app: AppFactory) -> AsyncIterator[Callable[..., Any]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(**overrides: Any) -> Made:
-        settings: Settings = settings_for(double, **overrides)
-        fake = FakeTime()
-        prices = PriceTable.from_file(settings.price_table_path)
-        kit = build_ladder_policies(settings, prices, clock=fake.clock, sleep=fake.sleep)
-        app = make_app(settings, resilience=kit)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server", timeout=30)
-        clients.append(client)
-        return app, client, fake
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-async def breaker_state(client: httpx.AsyncClient, endpoint: str = f"openai:{PRIMARY}") -> str:
-    breakers = (await client.get("/monitoring/breakers")).json()["breakers"]
-    return str(next(b["state"] for b in breakers if b["endpoint"] == endpoint))
 
 
 def first_time_only() -> Callable[[str], bool]:
@@ -138,7 +87,8 @@ async def test_a_hard_down_primary_opens_its_breaker_is_skipped_and_closes_after
 async def test_a_hanging_primary_costs_no_more_than_the_first_token_deadline(
     make_resilient: Callable[..., Made], double: ProviderDouble
 ) -> None:
-    app, client, _ = make_resilient(first_token_timeout_s=0.3, primary_timeout_s=30)
+    # 1 s: the healthy next rung must beat the same deadline on a loaded machine (-n auto).
+    app, client, _ = make_resilient(first_token_timeout_s=1.0, primary_timeout_s=30)
     double.set(PRIMARY, Behaviour(delay_s=30))
 
     response = await client.post("/fallback/invoke", json=QUESTION)
@@ -146,7 +96,7 @@ async def test_a_hanging_primary_costs_no_more_than_the_first_token_deadline(
     assert response.headers["x-served-by"] == SECOND
     primary = (await calls_for(app, response.headers["x-request-id"]))[0]
     assert (primary["model"], primary["cause"]) == (PRIMARY, "timeout")
-    assert 0.3 <= primary["duration_s"] < 2
+    assert 1.0 <= primary["duration_s"] < 3
 
 
 async def test_a_cut_stream_behind_an_invoke_fails_over_as_truncated(
@@ -218,58 +168,3 @@ async def test_quality_rejects_forbidden_words_and_the_next_model_answers(
     response = await client.post("/quality/invoke", json=QUESTION)
 
     assert response.headers["x-served-by"] == SECOND
-
-
-def _fault_for(question: str) -> int:
-    return int(question.rsplit("#", 1)[-1]) % 4
-
-
-async def test_500_requests_through_a_failing_primary_all_succeed_within_the_deadline(
-    make_resilient: Callable[..., Made], double: ProviderDouble
-) -> None:
-    deadline_s = 8.0
-    app, client, fake = make_resilient(
-        retry_attempts=2,
-        first_token_timeout_s=2.0,  # generous: many streams at once on 2 cores delay healthy first tokens
-        request_deadline_s=deadline_s,
-        breaker_consecutive_failures=5,
-        breaker_open_s=30,
-    )
-
-    # Requests #n: n % 4 picks the fault: 0 -> 503, 1 -> 429 with Retry-After, 2 -> hang, 3 -> cut stream.
-    double.set(
-        PRIMARY,
-        Behaviour(
-            status_for=lambda q: {0: 503, 1: 429}.get(_fault_for(q)),
-            retry_after="1",
-            delay_for=lambda q: 30.0 if _fault_for(q) == 2 else 0.0,
-            cut_stream=True,
-        ),
-    )
-
-    async def one(n: int) -> tuple[int, float, bool]:
-        body = {"input": {"question": f"What is resilience? #{n}"}}
-        stream = n % 5 == 0 and _fault_for(f"#{n}") != 3  # a cut after text cannot be taken back
-        response = await client.post("/fallback/stream" if stream else "/fallback/invoke", json=body)
-        ok = response.status_code == 200 and not any(e == "error" for e, _ in sse_events(response.text))
-        return response.status_code, response.elapsed.total_seconds(), ok
-
-    results: list[tuple[int, float, bool]] = []
-    for start in range(0, 500, 10):
-        results += await asyncio.gather(*(one(n) for n in range(start, start + 10)))
-
-    assert all(ok for _, _, ok in results), [r for r in results if not r[2]][:5]
-    assert max(elapsed for _, elapsed, _ in results) < deadline_s
-    primary_calls = await app.state.monitoring.store.find(model=PRIMARY, limit=1000)
-    reached = len(double.requests_for(PRIMARY))
-    assert len(primary_calls) == reached, f"every attempt recorded once: {len(primary_calls)} records, {reached} calls"
-    assert {c.outcome for c in primary_calls} == {"error"}, {(c.outcome, c.cause) for c in primary_calls}
-    assert {c.cause for c in primary_calls} <= {"server_error", "rate_limited", "timeout", "truncated_stream"}
-    assert len(primary_calls) < 100, "the open breaker kept most requests away from the primary"
-    assert all(wait <= 1.0 for wait in fake.slept), "retries wait out Retry-After and backoff, within the deadline"
-    assert await breaker_state(client) == "open"
-
-    double.set(PRIMARY, Behaviour())
-    fake.now += 30
-    assert (await client.post("/fallback/invoke", json=QUESTION)).headers["x-served-by"] == PRIMARY
-    assert await breaker_state(client) == "closed"

@@ -67,11 +67,13 @@ async def all_pages(http: httpx.AsyncClient, headers: dict[str, str], **params: 
 
 @pytest.mark.parametrize("method, path", ADMIN_ROUTES)
 async def test_admin_routes_are_403_for_other_keys_and_200_for_an_admin(
-    http: httpx.AsyncClient, method: str, path: str
+    shared_keyed: httpx.AsyncClient, method: str, path: str
 ) -> None:
     body = {} if method == "PUT" else None
-    refused = {tier: await http.request(method, path, json=body, headers=as_tier(tier)) for tier in ("free", "pro")}
-    admitted = await http.request(method, path, json=body, headers=as_tier("admin"))
+    refused = {
+        tier: await shared_keyed.request(method, path, json=body, headers=as_tier(tier)) for tier in ("free", "pro")
+    }
+    admitted = await shared_keyed.request(method, path, json=body, headers=as_tier("admin"))
 
     for tier, response in refused.items():
         assert response.status_code == 403, (tier, response.text)
@@ -80,7 +82,7 @@ async def test_admin_routes_are_403_for_other_keys_and_200_for_an_admin(
         assert path in response.json()["message"]
     assert admitted.status_code == 200, admitted.text
     for open_to_any_key in ("/dashboard/assets/dashboard.js", "/openapi.json", "/monitoring/calls"):
-        assert (await http.get(open_to_any_key, headers=as_tier("free"))).status_code == 200, open_to_any_key
+        assert (await shared_keyed.get(open_to_any_key, headers=as_tier("free"))).status_code == 200, open_to_any_key
 
 
 async def test_other_keys_see_only_their_own_users_calls_and_an_admin_sees_all(
@@ -176,8 +178,8 @@ async def test_a_page_of_calls_stops_at_its_byte_budget(http: httpx.AsyncClient,
         base64.urlsafe_b64encode(b"[" + b"9" * 320 + b', "run"]').decode(),  # an int no float holds
     ],
 )
-async def test_a_bad_cursor_is_a_422_naming_it(http: httpx.AsyncClient, cursor: str) -> None:
-    response = await http.get("/monitoring/calls", params={"cursor": cursor}, headers=as_tier("free"))
+async def test_a_bad_cursor_is_a_422_naming_it(shared_keyed: httpx.AsyncClient, cursor: str) -> None:
+    response = await shared_keyed.get("/monitoring/calls", params={"cursor": cursor}, headers=as_tier("free"))
 
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_request" and response.json()["parameter"] == "cursor"

@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from errors import ConfigurationError, ModelNotAllowed
+from policy.adaptive_router import PRIORS, AdaptiveRouter
 from policy.bandit import ModelBandit
 from policy.classifier import QuestionClassifier
 from policy.keys import ApiKeyRing, hash_key
 from policy.request_policy import RequestPolicy
-from policy.routing import PRIORS, AdaptiveRouter
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier, default_tiers
 from settings import Settings

@@ -14,7 +14,7 @@ import pytest
 from chains.ladder import _account
 from monitoring.alert_rules import ErrorRate, LLMError
 from monitoring.pricing import PriceTable
-from policy.routing import PREFERENCES, RewardModel
+from policy.adaptive_router import PREFERENCES, RewardModel
 from policy.tiers import default_tiers
 from resilience.breaker import BreakerPolicy, CircuitBreaker
 from resilience.retry import RetryPolicy

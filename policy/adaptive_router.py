@@ -33,6 +33,7 @@ from policy.bandit import ModelBandit, personal_arms, rank_priors
 from policy.classifier import Classification, QuestionType
 from vocabulary import GEMINI, GPT4, LOCAL, OPENAI, Outcome, cause_of
 from vocabulary.records import CallRecord
+from vocabulary.run_metadata import ROUTING, USER_ID
 
 # Preference per question type, best first: the bandit's starting point. Strong models for code,
 # maths and reasoning; the cheap local one for small talk, where any model does.
@@ -115,7 +116,7 @@ class AdaptiveRouter:
 
     def observe(self, record: CallRecord) -> None:
         """Call-record listener: learn from each call of a classified question."""
-        routing = record.metadata.get("routing")
+        routing = record.metadata.get(ROUTING)
         if not isinstance(routing, dict) or not record.alternative:
             return
         kind = str(routing.get("question_type", ""))
@@ -125,7 +126,7 @@ class AdaptiveRouter:
         if reward is not None:
             self.bandit.observe(kind, record.alternative, reward, prior=prior_of(kind, record.alternative))
         if record.outcome == Outcome.OK and record.root_run_id:
-            user = record.metadata.get("user_id")
+            user = record.metadata.get(USER_ID)
             answer = Answer(kind, record.alternative, record.model, None if user is None else str(user))
             self.answers.remember(record.root_run_id, answer)
 

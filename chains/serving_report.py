@@ -1,7 +1,7 @@
 """Which rung served a request, or why none could: reported to whoever is hosting the chain.
 
-A host opens ``collect_outcomes()`` around a request; ladders running inside it (in any task or
-thread that inherited the context) append to the same ``Outcomes`` object. Outside such a block
+A host opens ``collect_serving_report()`` around a request; ladders running inside it (in any task or
+thread that inherited the context) append to the same ``ServingReport`` object. Outside such a block
 reporting is a no-op, so chains run anywhere.
 """
 
@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from errors import AllRungsFailed, RequestError, StreamInterrupted
 
 Failure = AllRungsFailed | RequestError | StreamInterrupted
+_F = TypeVar("_F", AllRungsFailed, RequestError, StreamInterrupted)
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Served:
 
 
 @dataclass
-class Outcomes:
+class ServingReport:
     served: list[Served] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -41,12 +43,12 @@ class Outcomes:
             self.failures.append(failure)
 
 
-_current: ContextVar[Outcomes | None] = ContextVar("ladder_outcomes", default=None)
+_current: ContextVar[ServingReport | None] = ContextVar("ladder_outcomes", default=None)
 
 
 @contextmanager
-def collect_outcomes() -> Iterator[Outcomes]:
-    outcomes = Outcomes()
+def collect_serving_report() -> Iterator[ServingReport]:
+    outcomes = ServingReport()
     token = _current.set(outcomes)
     try:
         yield outcomes
@@ -54,5 +56,20 @@ def collect_outcomes() -> Iterator[Outcomes]:
         _current.reset(token)
 
 
-def current_outcomes() -> Outcomes | None:
+def current_serving_report() -> ServingReport | None:
     return _current.get()
+
+
+def report_served(served: Served) -> None:
+    """Tell the host, if any, which rung answered."""
+    outcomes = _current.get()
+    if outcomes is not None:
+        outcomes.add_served(served)
+
+
+def report_failure(failure: _F) -> _F:
+    """Tell the host, if any, why the request failed; returns ``failure``, to raise."""
+    outcomes = _current.get()
+    if outcomes is not None:
+        outcomes.add_failure(failure)
+    return failure
