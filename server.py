@@ -30,6 +30,8 @@ from api.errors import AsciiJSONResponse, install_error_handlers
 from api.faults import faults_router
 from api.feedback import routing_router
 from api.monitoring import monitoring_router
+from api.openai_errors import OpenAIErrorEnvelope
+from api.openai_routes import DoorOptions, openai_router
 from api.playground_guard import playground_guard
 from chains.config_schema import FormReadyConfig
 from dashboard.routes import install_dashboard
@@ -109,8 +111,10 @@ def create_app(
         # Without keys the server is the operator's own (localhost): its anonymous caller is an admin.
         open_caller=Caller("anonymous", settings.open_tier, open_tier, key_id=None, admin=access.keys.empty),
         max_body_bytes=settings.max_body_bytes,
-        admitted_by_routes=[f"/{name}" for name in routes],  # body_guard counts them, knowing the body
+        # body_guard counts them, and the OpenAI-compatible door its own, knowing the body
+        admitted_by_routes=[*(f"/{name}" for name in routes), "/v1/chat"],
     )
+    app.add_middleware(OpenAIErrorEnvelope)
     app.add_middleware(  # added last: outermost, so even a 401 carries a request id
         RequestContextMiddleware,
         default_retry_after=settings.retry_after_s,
@@ -137,6 +141,9 @@ def create_app(
         )
     app.include_router(monitoring_router(monitoring, settings, parts.engine, ladders))
     app.include_router(routing_router(monitoring, access.router))
+    ladder_rungs = {name: settings.fallback_ladder for name in ("fallback", "quality")}
+    door = DoorOptions(ladder_rungs, settings.max_prompt_chars, settings.max_client_metadata_bytes)
+    app.include_router(openai_router(parts.door_chains, monitoring.handlers, access.limits, door))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
     app.include_router(faults_router(ladders.faults, control=fault_control))
     install_dashboard(app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control)

@@ -40,6 +40,8 @@ from vocabulary.run_metadata import (
     API_KEY_ID,
     CLIENT,
     CLIENT_USER_ID,
+    DOOR,
+    LANGSERVE_DOOR,
     REQUEST_ID,
     ROOT_RUN_ID,
     ROUTE,
@@ -109,6 +111,21 @@ def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
     return identity
 
 
+def stamped_metadata(
+    route: str, caller: Caller, access: Access, client_metadata: dict[str, Any], door: str
+) -> dict[str, Any]:
+    """A run's metadata as the server stamps it, on either door: the route and request id, who is
+    calling, what they may use, and the client's own metadata apart, under ``client``."""
+    return {
+        ROUTE: route,
+        DOOR: door,
+        REQUEST_ID: current_request_id(),
+        **_identity(caller, client_metadata),
+        ACCESS: access.as_metadata(),
+        CLIENT: client_metadata,  # apart from everything the server stamps
+    }
+
+
 def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], *, max_metadata_bytes: int) -> ConfigModifier:
     allowed = {spec.id: spec for spec in specs}
 
@@ -132,14 +149,7 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], *, max_meta
         caller: Caller = request.state.caller
         access = Access.of_tier(caller.tier_name, caller.tier, sent)
         check_model(access, sent.get(MODEL_ID))
-        client_metadata = dict(config.get("metadata") or {})
-        metadata = {
-            ROUTE: route,
-            REQUEST_ID: current_request_id(),
-            **_identity(caller, client_metadata),
-            ACCESS: access.as_metadata(),
-            CLIENT: client_metadata,  # apart from everything the server stamps
-        }
+        metadata = stamped_metadata(route, caller, access, dict(config.get("metadata") or {}), LANGSERVE_DOOR)
         if request.url.path.endswith("/batch"):
             # LangServe names each item's run after this (``stamp_root_run`` records it).
             return {**config, "metadata": metadata}

@@ -1,11 +1,13 @@
 """``RequestContextMiddleware``: gives every request an id and tells the client which model
 answered.
 
-It opens a ``collect_serving_report()`` block around the request, so the fallback ladders report into
-it, then adds ``X-Request-Id``, ``X-Served-By`` (the model) and ``X-Fallback-Rung`` to the
-response. On streams it also replaces LangServe's scrubbed ``500 Internal Server Error`` event
-with the real answer: 503 with the retry hint and each attempt's cause when every rung failed,
-502 naming the model and cause when a stream broke off after text was sent.
+It opens a ``collect_serving_report()`` block around the request, so the fallback ladders report
+into it, then adds ``X-Request-Id``, ``X-Served-By`` (the model), ``X-Fallback-Rung`` and
+``X-Attempts`` (the model calls it took) to the response, and to a LangServe route's body what
+the request got (``api.served_metadata``). On streams it also replaces LangServe's
+scrubbed ``500 Internal Server Error`` event with the real answer: 503 with the retry hint and each
+attempt's cause when every rung failed, 502 naming the model and cause when a stream broke off
+after text was sent.
 A plain ASGI middleware (not ``BaseHTTPMiddleware``) so streams pass through unbuffered and the
 context reaches the endpoint's task.
 """
@@ -22,6 +24,7 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.served_metadata import StreamAnnotator, annotate_response, route_kind
 from chains.serving_report import ServingReport, collect_serving_report
 from errors import AllRungsFailed, RequestError, StreamInterrupted
 
@@ -91,9 +94,12 @@ class RequestContextMiddleware:
         is_stream = False
         status = 500
         began = self._clock()
+        kind = route_kind(scope["path"])
+        held: Message | None = None  # an /invoke or /batch answer's start, until its body is annotated
+        chunks: list[bytes] = []
 
         async def send_with_context(message: Message) -> None:
-            nonlocal started, finished, is_stream, status
+            nonlocal started, finished, is_stream, status, held
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
@@ -104,13 +110,30 @@ class RequestContextMiddleware:
                 headers.extend(echoed)
                 headers.extend(_served_headers(outcomes))
                 message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body" and is_stream and outcomes.failures:
-                message = {**message, "body": self._rewrite_error_event(message.get("body", b""), outcomes)}
+                if kind in ("invoke", "batch") and status == 200 and content_type.startswith(b"application/json"):
+                    held = message
+                    return
+            elif message["type"] == "http.response.body" and held is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = annotate_response(b"".join(chunks), outcomes)
+                headers = [(k, v) for k, v in held["headers"] if k != b"content-length"]
+                await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                message = {"type": "http.response.body", "body": body, "more_body": False}
+            elif message["type"] == "http.response.body" and is_stream:
+                body = message.get("body", b"")
+                if kind == "stream":
+                    body = annotator.feed(body)
+                if outcomes.failures:
+                    body = self._rewrite_error_event(body, outcomes)
+                message = {**message, "body": body}
             finished = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
         try:
             with collect_serving_report() as outcomes:
+                annotator = StreamAnnotator(outcomes)
                 await self.app(scope, receive, send_with_context)
         except Exception as exc:
             if not started:
@@ -159,8 +182,14 @@ def _route_of(scope: Scope) -> str:
 
 
 def _served_headers(outcomes: ServingReport) -> list[tuple[bytes, bytes]]:
-    if not outcomes.served:
+    served = outcomes.served or ([outcomes.streaming] if outcomes.streaming else [])
+    if not served:
         return []
-    models = ",".join(s.model for s in outcomes.served)
-    rungs = ",".join(str(s.rung) for s in outcomes.served)
-    return [(b"x-served-by", models.encode()), (b"x-fallback-rung", rungs.encode())]
+    models = ",".join(s.model for s in served)
+    rungs = ",".join(str(s.rung) for s in served)
+    tries = ",".join(str(s.tries) for s in served)
+    return [
+        (b"x-served-by", models.encode()),
+        (b"x-fallback-rung", rungs.encode()),
+        (b"x-attempts", tries.encode()),
+    ]

@@ -80,7 +80,9 @@ def _unresolved_auto(_: Any) -> Any:
     raise ConfigurationError(f"{MODEL_ID}={AUTO} reached the model unresolved: serve the chain through PolicyApplied")
 
 
-def _chat_chain(models: RungSource, resilience: LadderPolicies) -> Runnable[Any, str]:
+def _model_switch(models: RungSource, resilience: LadderPolicies) -> Runnable[Any, Any]:
+    """The ladder of the alternative ``llm_model`` names: that model, then the local one."""
+
     def ladder(alternative: str) -> FallbackLadder:
         rungs = [models.rung(alternative)]
         if alternative != LOCAL:
@@ -89,10 +91,11 @@ def _chat_chain(models: RungSource, resilience: LadderPolicies) -> Runnable[Any,
 
     others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != DEFAULT_ALTERNATIVE}
     others[AUTO] = RunnableLambda(_unresolved_auto)  # PolicyApplied always replaces it
-    model = ladder(DEFAULT_ALTERNATIVE).configurable_alternatives(
-        MODEL_FIELD, default_key=DEFAULT_ALTERNATIVE, **others
-    )
-    return (configurable_prompt() | model | StrOutputParser()).with_config(run_name="chat")
+    return ladder(DEFAULT_ALTERNATIVE).configurable_alternatives(MODEL_FIELD, default_key=DEFAULT_ALTERNATIVE, **others)
+
+
+def _chat_chain(models: RungSource, resilience: LadderPolicies) -> Runnable[Any, str]:
+    return (configurable_prompt() | _model_switch(models, resilience) | StrOutputParser()).with_config(run_name="chat")
 
 
 def build_chat_chain(models: RungSource, resilience: LadderPolicies, policy: RequestPolicy) -> Runnable[Any, str]:
@@ -117,12 +120,21 @@ def build_fallback_chain(models: RungSource, resilience: LadderPolicies, options
     )
 
 
-def build_quality_chain(models: RungSource, resilience: LadderPolicies, options: LadderOptions) -> Runnable[Any, str]:
+def _quality_ladder(
+    models: RungSource, resilience: LadderPolicies, options: LadderOptions, *, text: bool
+) -> FallbackLadder:
+    """The configured ladder with the quality gate on every rung but the last; ``text``: its rungs
+    answer with text (the LangServe route), else with the model's message."""
     gate = QualityGate(min_chars=options.min_chars, forbidden_words=list(options.forbidden_words))
     rungs = _configured_rungs(models, options)
-    checked = [Rung(r.spec, r.runnable | StrOutputParser() | gate) for r in rungs[:-1]]
-    last = Rung(rungs[-1].spec, rungs[-1].runnable | StrOutputParser())
-    ladder = FallbackLadder(ladder="quality", rungs=[*checked, last], resilience=resilience)
+    if text:
+        rungs = [Rung(r.spec, r.runnable | StrOutputParser()) for r in rungs]
+    checked = [Rung(r.spec, r.runnable | gate) for r in rungs[:-1]]
+    return FallbackLadder(ladder="quality", rungs=[*checked, rungs[-1]], resilience=resilience)
+
+
+def build_quality_chain(models: RungSource, resilience: LadderPolicies, options: LadderOptions) -> Runnable[Any, str]:
+    ladder = _quality_ladder(models, resilience, options, text=True).with_types(output_type=str)
     return FormReadyConfig(bound=bilingual_prompt(DEFAULT_STYLE) | ladder, config={"run_name": "quality"})
 
 
@@ -135,4 +147,21 @@ def build_chains(
         "adaptive": build_adaptive_chain(models, resilience, policy),
         "fallback": build_fallback_chain(models, resilience, options),
         "quality": build_quality_chain(models, resilience, options),
+    }
+
+
+def build_message_chains(
+    models: RungSource, resilience: LadderPolicies, policy: RequestPolicy, options: LadderOptions
+) -> dict[str, Runnable[Any, Any]]:
+    """The chains of the OpenAI-compatible door, by route: the same ladders as the LangServe
+    routes, taking the client's chat messages as they are (no prompt template) and answering with
+    the model's message, whose usage and finish reason the door reports. ``chat`` runs the
+    alternative named by ``llm_model`` (``auto`` included) through the request policy, as /chat."""
+    chat = _model_switch(models, resilience).with_config(run_name="chat")
+    fallback = FallbackLadder(ladder="fallback", rungs=_configured_rungs(models, options), resilience=resilience)
+    quality = _quality_ladder(models, resilience, options, text=False)
+    return {
+        "chat": PolicyApplied(chain=chat, policy=policy),
+        "fallback": fallback.with_config(run_name="fallback"),
+        "quality": quality.with_config(run_name="quality"),
     }

@@ -43,7 +43,7 @@ from langchain_core.runnables.config import (
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from pydantic import BaseModel, ConfigDict
 
-from chains.serving_report import Served, report_failure, report_served
+from chains.serving_report import Served, report_failure, report_served, report_streaming
 from errors import (
     AllRungsFailed,
     Attempt,
@@ -60,7 +60,7 @@ from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
 from resilience.ladder_policies import LadderPolicies
 from vocabulary.models import ModelSpec
-from vocabulary.run_metadata import ALTERNATIVE, LADDER, LADDER_RUNG
+from vocabulary.run_metadata import ALTERNATIVE, LADDER, LADDER_RUNG, ROOT_RUN_ID
 
 _END: Any = object()  # end of a rung's stream
 
@@ -138,7 +138,9 @@ class _Trial:
         self.attempts: list[Attempt] = []
         # Real monotonic time: the models' guards read the same clock (see resilience.deadline).
         self.deadline = Deadline(self.resilience.deadline_s if self.resilience else None)
-        rungs = _allowed_rungs(ladder, (config or {}).get("metadata") or {})
+        metadata = (config or {}).get("metadata") or {}
+        self.run_id: str | None = metadata.get(ROOT_RUN_ID)
+        rungs = _allowed_rungs(ladder, metadata)
         specs = [rung.spec for rung in rungs]
         order = self.resilience.order(specs) if self.resilience else list(range(len(specs)))
         self.rungs = [rungs[i] for i in order]
@@ -194,8 +196,13 @@ class _Trial:
     def succeeded(self, attempt: _Try) -> None:
         if attempt.breaker is not None:
             attempt.breaker.record_success(attempt.call)
+        report_served(self.serving(attempt))
+
+    def serving(self, attempt: _Try) -> Served:
+        """``attempt``'s rung as the one answering, with every model call this request made."""
         spec = attempt.spec
-        report_served(Served(self.ladder.ladder, attempt.position, spec.alternative, spec.model))
+        tries = attempt.tries + sum(failed.tries for failed in self.attempts)
+        return Served(self.ladder.ladder, attempt.position, spec.alternative, spec.model, tries, self.run_id)
 
     def release(self, attempt: _Try) -> None:
         """The try ended without a verdict (cancelled, or the client left)."""
@@ -340,7 +347,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 continue
             try:
                 with deadline_scope(trial.deadline.at):
-                    output = attempt.rung.runnable.invoke(input, self._rung_config(config, attempt, run_manager))
+                    output = attempt.rung.runnable.invoke(
+                        input, self._rung_config(config, attempt, run_manager), **kwargs
+                    )
             except Exception as exc:
                 self._follow(trial.failed(attempt, exc), run_manager, exc)
             except BaseException:  # cancelled, or the client left: proves nothing either way
@@ -360,7 +369,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 continue
             try:
                 with deadline_scope(trial.deadline.at):
-                    output = await attempt.rung.runnable.ainvoke(input, self._rung_config(config, attempt, run_manager))
+                    output = await attempt.rung.runnable.ainvoke(
+                        input, self._rung_config(config, attempt, run_manager), **kwargs
+                    )
             except Exception as exc:
                 await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
             except BaseException:  # cancelled, or the client left: proves nothing either way
@@ -381,7 +392,9 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 continue
             final: Any = None  # what reached the caller so far
             try:
-                chunks = iter(attempt.rung.runnable.stream(input, self._rung_config(config, attempt, run_manager)))
+                chunks = iter(
+                    attempt.rung.runnable.stream(input, self._rung_config(config, attempt, run_manager), **kwargs)
+                )
                 with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
                     chunk = next(chunks, _END)
                 while chunk is not _END:
@@ -407,11 +420,15 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 continue
             final: Any = None  # what reached the caller so far
             try:
-                achunks = aiter(attempt.rung.runnable.astream(input, self._rung_config(config, attempt, run_manager)))
+                achunks = aiter(
+                    attempt.rung.runnable.astream(input, self._rung_config(config, attempt, run_manager), **kwargs)
+                )
                 # The scope must not span a yield (the consumer may resume us in another
                 # context); the model's stream starts, and reads the deadline, on the first chunk.
                 with deadline_scope(trial.deadline.at):
                     chunk = await anext(achunks, _END)
+                if chunk is not _END:
+                    report_streaming(trial.serving(attempt))
                 while chunk is not _END:
                     final = chunk if final is None else final + chunk
                     yield chunk

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, cast
 
+from langchain_core.messages import HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
 from langchain_core.runnables.utils import ConfigurableFieldSpec
@@ -32,6 +33,17 @@ def _drop_default(schema: dict[str, Any]) -> None:
 
 # Validation keeps the chain's default (the ladders need one); only the published schema drops it.
 _DECIDED_WHEN_LEFT_OUT = Field(json_schema_extra=_drop_default)
+
+
+def _question_of(input: Any) -> str:
+    """What the policy classifies: the question of a LangServe input, or the last user message of a
+    conversation (the OpenAI-compatible door's input)."""
+    if isinstance(input, dict):
+        return str(input.get("question", ""))
+    if isinstance(input, list):
+        asked = [message.text for message in input if isinstance(message, HumanMessage)]
+        return asked[-1] if asked else ""
+    return str(input)
 
 
 class PolicyApplied(RunnableSerializable[Any, Any]):
@@ -78,7 +90,7 @@ class PolicyApplied(RunnableSerializable[Any, Any]):
 
     def _decided(self, input: Any, config: RunnableConfig | None) -> RunnableConfig:
         config = ensure_config(config)
-        question = input.get("question", "") if isinstance(input, dict) else str(input)
+        question = _question_of(input)
         configurable = dict(config.get("configurable") or {})
         metadata = dict(config.get("metadata") or {})
         decision = self.policy.decide(str(question), configurable, metadata, force_auto=self.force_auto)

@@ -4,101 +4,118 @@ An answer shorter than ``min_chars``, or one containing a ``forbidden_words`` en
 raises ``QualityRejected``, which a ``FallbackLadder`` treats like any provider failure. When
 streaming, the gate holds chunks back until the answer passes (with forbidden words configured,
 until it is complete), so a rejected answer never reaches the client and the next rung can still
-take over.
+take over. It judges text (the LangServe routes) and chat messages (the OpenAI-compatible door,
+which needs the message's usage and finish reason) alike.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import Field
 
 from errors import QualityRejected
 
 
-class QualityGate(RunnableSerializable[str, str]):
+class QualityGate(RunnableSerializable[Any, Any]):
     min_chars: int
     forbidden_words: list[str] = Field(default_factory=list)
 
-    def _check(self, answer: str) -> str:
-        length = len(answer.strip())
+    def _check(self, answer: Any) -> Any:
+        """``answer`` (text or a message) if it passes; raises ``QualityRejected`` if not."""
+        text = _text(answer)
+        length = len(text.strip())
         if length < self.min_chars:
             raise QualityRejected(f"answer too short: {length} characters, at least {self.min_chars} required")
-        lowered = answer.lower()
+        lowered = text.lower()
         found = [word for word in self.forbidden_words if word.lower() in lowered]
         if found:
             raise QualityRejected(f"answer contains forbidden words: {', '.join(found)}")
         return answer
 
-    def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self._call_with_config(self._check, input, config, run_type="parser")
 
-    async def ainvoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self.invoke(input, config, **kwargs)
 
-    def _gate(self, chunks: Iterator[str]) -> Iterator[str]:
+    def _gate(self, chunks: Iterator[Any]) -> Iterator[Any]:
         holdback = _Holdback(self)
         for chunk in chunks:
             released = holdback.feed(chunk)
-            if released:
+            if released is not None:
                 yield released
         rest = holdback.finish()
-        if rest:
+        if rest is not None:
             yield rest
 
-    async def _agate(self, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    async def _agate(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
         holdback = _Holdback(self)
         async for chunk in chunks:
             released = holdback.feed(chunk)
-            if released:
+            if released is not None:
                 yield released
         rest = holdback.finish()
-        if rest:
+        if rest is not None:
             yield rest
 
-    def transform(self, input: Iterator[str], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str]:
+    def transform(self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         yield from self._transform_stream_with_config(input, self._gate, config, run_type="parser")
 
     async def atransform(
-        self, input: AsyncIterator[str], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[str]:
+        self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         async for chunk in self._atransform_stream_with_config(input, self._agate, config, run_type="parser"):
             yield chunk
 
-    def stream(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str]:
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         yield from self.transform(iter([input]), config, **kwargs)
 
-    async def astream(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[str]:
-        async def once() -> AsyncIterator[str]:
+    async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        async def once() -> AsyncIterator[Any]:
             yield input
 
         async for chunk in self.atransform(once(), config, **kwargs):
             yield chunk
 
 
+def _text(item: Any) -> str:
+    return item.text if isinstance(item, BaseMessage) else str(item)
+
+
 class _Holdback:
-    """Holds a stream's text until it is long enough, then lets everything through."""
+    """Holds a stream's chunks (text or message chunks) until their text is long enough, then lets
+    everything through; what it releases at once is the held chunks joined into one."""
 
     def __init__(self, gate: QualityGate):
         self.gate = gate
-        self.held: list[str] = []
+        self.held: list[Any] = []
         self.passed = False
 
-    def feed(self, chunk: str) -> str:
+    def feed(self, chunk: Any) -> Any | None:
         if self.passed:
             return chunk
         self.held.append(chunk)
-        text = "".join(self.held)
+        text = "".join(_text(c) for c in self.held)
         # A forbidden word may still come at the very end: then nothing passes before the end.
         if self.gate.forbidden_words or len(text.strip()) < self.gate.min_chars:
-            return ""
+            return None
         self.passed = True
-        return text
+        return self._joined()
 
-    def finish(self) -> str:
+    def finish(self) -> Any | None:
         """Check what is still held; return it if it passes (raises if it does not)."""
         if self.passed:
-            return ""
-        return self.gate._check("".join(self.held))
+            return None
+        if not self.held:
+            self.gate._check("")  # an empty answer is too short
+            return None
+        return self.gate._check(self._joined())
+
+    def _joined(self) -> Any:
+        return functools.reduce(operator.add, self.held)  # str + str, or AIMessageChunk + AIMessageChunk

@@ -1,7 +1,9 @@
-"""Which rung served a request, or why none could: reported to whoever is hosting the chain.
+"""Which rung served a request, or why none could, and what its model calls used: reported to
+whoever is hosting the chain.
 
 A host opens ``collect_serving_report()`` around a request; ladders running inside it (in any task or
-thread that inherited the context) append to the same ``ServingReport`` object. Outside such a block
+thread that inherited the context) append to the same ``ServingReport`` object, and so does the
+call recorder's listener ``report_call`` (tokens and cost per root run). Outside such a block
 reporting is a no-op, so chains run anywhere.
 """
 
@@ -12,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from errors import AllRungsFailed, RequestError, StreamInterrupted
+from vocabulary.records import CallRecord
 
 Failure = AllRungsFailed | RequestError | StreamInterrupted
 _F = TypeVar("_F", AllRungsFailed, RequestError, StreamInterrupted)
@@ -26,17 +30,67 @@ class Served:
     rung: int
     alternative: str
     model: str
+    tries: int = 1  # model calls this ladder made for the answer, retries and failed rungs included
+    run_id: str | None = None  # the root run it answered (a batch has one per item)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "alternative": self.alternative, "ladder": self.ladder, "rung": self.rung,
+                "attempts": self.tries}  # fmt: skip
+
+
+@dataclass
+class RunUsage:
+    """What one root run's model calls used, failed attempts included: what it is billed for."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal | None = None  # None while no call was priced
+
+    def add(self, record: CallRecord) -> None:
+        self.calls += 1
+        self.input_tokens += record.input_tokens
+        self.output_tokens += record.output_tokens
+        self.cached_input_tokens += record.cached_input_tokens
+        self.reasoning_tokens += record.reasoning_tokens
+        if record.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or Decimal(0)) + record.cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+        }
 
 
 @dataclass
 class ServingReport:
     served: list[Served] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    streaming: Served | None = None  # the rung whose stream reached the client, while it streams
+    usage: dict[str | None, RunUsage] = field(default_factory=dict)  # by root run id
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_served(self, served: Served) -> None:
         with self._lock:
             self.served.append(served)
+
+    def add_call(self, record: CallRecord) -> None:
+        with self._lock:
+            self.usage.setdefault(record.root_run_id, RunUsage()).add(record)
+
+    def served_for(self, run_id: str | None) -> Served | None:
+        """The rung that answered ``run_id`` (a batch item), or the request's last one."""
+        with self._lock:
+            matching = [s for s in self.served if s.run_id == run_id] or self.served
+            return matching[-1] if matching else self.streaming
 
     def add_failure(self, failure: Failure) -> None:
         with self._lock:
@@ -65,6 +119,22 @@ def report_served(served: Served) -> None:
     outcomes = _current.get()
     if outcomes is not None:
         outcomes.add_served(served)
+
+
+def report_call(record: CallRecord) -> None:
+    """A call-record listener: counts ``record``'s tokens and cost for the request it belongs to
+    (wired by ``wiring``, so the recorder needs no knowledge of hosts)."""
+    outcomes = _current.get()
+    if outcomes is not None:
+        outcomes.add_call(record)
+
+
+def report_streaming(served: Served) -> None:
+    """Tell the host, if any, which rung's stream is reaching the client (known at its first chunk,
+    long before ``report_served`` at its end)."""
+    outcomes = _current.get()
+    if outcomes is not None:
+        outcomes.streaming = served
 
 
 def report_failure(failure: _F) -> _F:

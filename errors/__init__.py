@@ -6,6 +6,7 @@
     │   ├── Unauthenticated     401: no API key, or one the server does not know
     │   ├── ModelNotAllowed     403: a model above the caller's tier; names the allowed ones
     │   ├── AdminOnly           403: an operations route for admin keys only; says how to make one
+    │   ├── ModelNotFound       404: a model name the OpenAI-compatible door does not offer; names those it does
     │   ├── TooLarge            413: body, prompt or batch over its limit; names the limit
     │   ├── UnsupportedMediaType 415: a body that is not sent as JSON
     │   └── RateLimited         429: the caller's requests or tokens per minute are used up
@@ -35,6 +36,7 @@ __all__ = [
     "Cause",
     "ConfigurationError",
     "ModelNotAllowed",
+    "ModelNotFound",
     "NotConfigured",
     "Overloaded",
     "ProviderError",
@@ -87,6 +89,11 @@ class ModelNotAllowed(RequestError):
 class AdminOnly(RequestError):
     code = "admin_only"
     default_status = 403
+
+
+class ModelNotFound(RequestError):
+    code = "model_not_found"
+    default_status = 404
 
 
 class TooLarge(RequestError):

@@ -18,6 +18,7 @@ from monitoring.alert_dispatcher import DeliveryResult
 from monitoring.call_store import WriteReport
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
+from vocabulary.run_metadata import DOOR, LANGSERVE_DOOR
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
@@ -35,7 +36,9 @@ class MetricsExporter:
             "http_request_duration_seconds", "Time to the end of the response", ["route"],
             buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.llm_calls = Counter("llm_calls", "LLM attempts by outcome", ["model", "provider", "outcome"], registry=r)
+        self.llm_calls = Counter(
+            "llm_calls", "LLM attempts by outcome and front door", ["model", "provider", "outcome", "door"], registry=r
+        )
         self.llm_errors = Counter("llm_errors", "Failed LLM attempts by cause", ["model", "cause"], registry=r)
         self.llm_seconds = Histogram(
             "llm_call_duration_seconds", "Duration of answered LLM calls", ["model"],
@@ -79,7 +82,8 @@ class MetricsExporter:
 
     def observe(self, record: CallRecord) -> None:
         model = record.model
-        self.llm_calls.labels(model, record.provider, record.outcome).inc()
+        door = str(record.metadata.get(DOOR, LANGSERVE_DOOR))
+        self.llm_calls.labels(model, record.provider, record.outcome, door).inc()
         if record.outcome == Outcome.ERROR:
             self.llm_errors.labels(model, record.cause or "unknown").inc()
         if record.outcome == Outcome.OK:

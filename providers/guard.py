@@ -117,9 +117,14 @@ class Guard:
 
 
 class GuardedStream(BaseChatModel):
-    """Mixin: every stream of this model goes through its ``guard``."""
+    """Mixin: every stream of this model goes through its ``guard``. A request's own generation
+    options (``max_tokens``, ``top_p``, ``seed``; the OpenAI-compatible door passes them) arrive
+    under OpenAI's names; ``provider_options`` renames them for the provider."""
 
     guard: Guard | None = Field(None, exclude=True)
+
+    def provider_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return options
 
     async def _astream(
         self,
@@ -128,7 +133,7 @@ class GuardedStream(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunks = super()._astream(messages, stop, run_manager, **kwargs)
+        chunks = super()._astream(messages, stop, run_manager, **self.provider_options(kwargs))
         if self.guard is not None:
             chunks = self.guard.stream(chunks)
         try:

@@ -82,8 +82,14 @@ class LocalChatModel(BaseChatModel):
             ls_max_tokens=self.max_tokens,
         )
 
-    def _params(self, stop: list[str] | None) -> dict[str, Any]:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": stop or []}
+    def _params(self, stop: list[str] | None, options: dict[str, Any]) -> dict[str, Any]:
+        """The engine's parameters: this model's, with the request's own ``max_tokens`` (never above
+        this model's), ``top_p`` and ``seed`` over them."""
+        params: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": stop or []}
+        if options.get("max_tokens"):
+            params["max_tokens"] = min(int(options["max_tokens"]), self.max_tokens)
+        params.update({name: options[name] for name in ("top_p", "seed") if options.get(name) is not None})
+        return params
 
     def _stream(
         self,
@@ -92,7 +98,7 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        pieces = self.engine.stream(_to_chat_messages(messages), self._params(stop), _caller(run_manager))
+        pieces = self.engine.stream(_to_chat_messages(messages), self._params(stop, kwargs), _caller(run_manager))
         with closing(pieces):
             for piece in pieces:
                 chunk = _chunk(piece)
@@ -109,7 +115,7 @@ class LocalChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         # Closed with this stream, not whenever it is collected: closing its connection is what
         # stops the generation inside the engine when the client hangs up.
-        pieces = self.engine.astream(_to_chat_messages(messages), self._params(stop), _caller(run_manager))
+        pieces = self.engine.astream(_to_chat_messages(messages), self._params(stop, kwargs), _caller(run_manager))
         async with aclosing(pieces):
             async for piece in pieces:
                 chunk = _chunk(piece)

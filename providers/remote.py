@@ -3,6 +3,8 @@ deadline, first-token deadline, stalled and cut streams, injected faults."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
@@ -14,4 +16,8 @@ class GuardedChatOpenAI(GuardedStream, ChatOpenAI):
 
 
 class GuardedChatGoogleGenerativeAI(GuardedStream, ChatGoogleGenerativeAI):
-    pass
+    def provider_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        if "max_tokens" in options:
+            options = {**options, "max_output_tokens": options["max_tokens"]}
+            del options["max_tokens"]
+        return options

@@ -33,3 +33,8 @@ CLIENT: Final = "client"
 LADDER: Final = "ladder"
 LADDER_RUNG: Final = "ladder_rung"
 ALTERNATIVE: Final = "alternative"
+
+# Which front door a request came through: LangServe's routes, or the OpenAI-compatible API
+DOOR: Final = "door"
+LANGSERVE_DOOR: Final = "langserve"
+OPENAI_DOOR: Final = "openai"

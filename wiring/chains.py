@@ -1,4 +1,5 @@
-"""The served chains from settings: each alternative's chat model built once, the ladders' options."""
+"""The served chains from settings, on both doors: each alternative's chat model built once, the
+ladders' options."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable
 
-from chains.builders import LadderOptions, build_chains, with_temperature
+from chains.builders import LadderOptions, build_chains, build_message_chains, with_temperature
 from chains.ladder import Rung
 from policy.request_policy import RequestPolicy
 from providers.engine_client import EngineClient
@@ -46,8 +47,15 @@ def ladder_options(settings: Settings) -> LadderOptions:
 
 
 def served_chains(
-    settings: Settings, engine: EngineClient, resilience: LadderPolicies, policy: RequestPolicy
+    models: ModelRungs, resilience: LadderPolicies, policy: RequestPolicy, settings: Settings
 ) -> dict[str, Runnable[Any, str]]:
-    """Every served chain by name (``chains.builders.build_chains``), built from settings."""
-    models = ModelRungs(settings, engine, resilience)
+    """Every LangServe route's chain by name (``chains.builders.build_chains``)."""
     return build_chains(models, resilience, policy, ladder_options(settings))
+
+
+def door_chains(
+    models: ModelRungs, resilience: LadderPolicies, policy: RequestPolicy, settings: Settings
+) -> dict[str, Runnable[Any, Any]]:
+    """The OpenAI-compatible door's chains by route (``chains.builders.build_message_chains``), on
+    the same models as the LangServe routes'."""
+    return build_message_chains(models, resilience, policy, ladder_options(settings))

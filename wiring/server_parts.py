@@ -17,11 +17,12 @@ from typing import Any
 from langchain_core.runnables import Runnable
 from langchain_core.tracers.langchain import wait_for_all_tracers
 
+from chains.serving_report import report_call
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
-from wiring.chains import served_chains
+from wiring.chains import ModelRungs, door_chains, served_chains
 from wiring.models import configured_alternatives, engine_client, own_engine
 from wiring.monitoring import Monitoring
 from wiring.policy import PolicyParts
@@ -40,7 +41,8 @@ class ServerParts:
     monitoring: Monitoring
     resilience: LadderPolicies
     policy: PolicyParts
-    chains: Mapping[str, Runnable[Any, Any]]
+    chains: Mapping[str, Runnable[Any, Any]]  # the LangServe routes'
+    door_chains: Mapping[str, Runnable[Any, Any]]  # the OpenAI-compatible door's, by route
 
     async def start(self) -> None:
         await self.monitoring.start()
@@ -85,9 +87,11 @@ def build_server_parts(
         link = shared.link
         link.on_health = lambda healthy, detail: monitoring.shared_state_changed(healthy, detail, link.where)
     policy = policy or PolicyParts.from_settings(settings, configured_alternatives(settings), shared=shared)
-    monitoring.feed(policy.router.observe, policy.meter)
-    chains = chains or served_chains(settings, engine, resilience, policy.policy)
-    return ServerParts(settings, engine, supervisor, shared, monitoring, resilience, policy, chains)
+    monitoring.feed(policy.router.observe, policy.meter, report_call)  # report_call: what a request used
+    models = ModelRungs(settings, engine, resilience)
+    chains = chains or served_chains(models, resilience, policy.policy, settings)
+    doors = door_chains(models, resilience, policy.policy, settings)
+    return ServerParts(settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors)
 
 
 def wait_for_engine(supervisor: EngineSupervisor) -> None:

@@ -99,8 +99,10 @@ def test_playground_is_served(live_server: str) -> None:
         [sys.executable, "client_examples/remote_runnable_sync.py"],
         [sys.executable, "client_examples/remote_runnable_async.py"],
         ["bash", "client_examples/rest.sh"],
+        [sys.executable, "client_examples/openai_sdk.py"],
+        [sys.executable, "client_examples/langchain_chat_openai.py"],
     ],
-    ids=["sync", "async", "curl"],
+    ids=["sync", "async", "curl", "openai-sdk", "chat-openai"],
 )
 def test_client_example_runs(live_server: str, command: list[str]) -> None:
     done = subprocess.run([*command, live_server], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -149,3 +151,19 @@ def test_the_adaptive_example_runs_with_a_key(keyed_server: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("answered by: SmolLM2-135M-Instruct") == 2, done.stdout
     assert "small talk" in done.stdout or "smalltalk" in done.stdout
+
+
+def test_the_openai_sdk_example_runs_with_a_key(keyed_server: str) -> None:
+    env = {**os.environ, "LLM_SERVER_API_KEY": API_KEY}  # sent as Authorization: Bearer
+    done = subprocess.run(
+        [sys.executable, "client_examples/openai_sdk.py", keyed_server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "models: openai, local, auto, fallback, quality" in done.stdout  # the free tier's
+    assert done.stdout.count("model: SmolLM2-135M-Instruct") == 3, done.stdout

@@ -40,4 +40,7 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "LADDER": "ladder",
         "LADDER_RUNG": "ladder_rung",
         "ALTERNATIVE": "alternative",
+        "DOOR": "door",
+        "LANGSERVE_DOOR": "langserve",
+        "OPENAI_DOOR": "openai",
     }

@@ -1,0 +1,271 @@
+"""The OpenAI-compatible door: ``POST /v1/chat/completions``, ``GET /v1/models`` and
+``GET /v1/models/{id}``, so any OpenAI SDK (and LangChain's ``ChatOpenAI``) can use the ladders by
+changing its base URL.
+
+It is a second door onto the same server, not a second server: the same keys (``Authorization:
+Bearer``) and tiers, the same admission against the caller's limits, the same run metadata
+(``api.config_guard.stamped_metadata``, with ``door: openai``), the same chains (the LangServe
+routes' ladders, taking the client's messages as they are) and the same monitoring callbacks.
+``model`` names a model alternative (its ladder falls back to the local model, as /chat does; ``auto``
+lets the router pick) or a ladder route (``fallback``, ``quality``). Errors leave in OpenAI's
+envelope (``api.openai_errors``).
+
+A stream ends with ``data: [DONE]`` only after a complete answer; one that breaks after text was
+sent ends with an error event instead, so no client takes half an answer for a whole one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from api.client_metadata import check_client_metadata
+from api.config_guard import stamped_metadata
+from api.context import current_request_id
+from api.errors import AsciiJSONResponse
+from api.openai_errors import openai_error
+from api.openai_schema import ChatCompletionRequest, parse_request, request_body_openapi
+from chains.serving_report import current_serving_report
+from errors import ModelNotFound, RequestError, StreamInterrupted, TooLarge
+from policy.keys import Caller
+from policy.limits import CallerLimits, estimate_prompt_tokens
+from policy.request_policy import Access, check_model
+from vocabulary import ALTERNATIVES, AUTO, MODEL_ID, TEMPERATURE_ID
+from vocabulary.run_metadata import OPENAI_DOOR, ROOT_RUN_ID, USER_ID
+
+logger = logging.getLogger("llm_server.openai")
+
+CHAT = "chat"  # the chain behind every model alternative's name
+OWNER = "llm-fallback-server"
+_FINISH_REASONS = {"max_tokens": "length", "length": "length", "safety": "content_filter"}
+
+
+@dataclass(frozen=True)
+class DoorOptions:
+    """``ladders``: each ladder route's alternatives, to list it for a tier that may use one."""
+
+    ladders: Mapping[str, Sequence[str]]
+    max_prompt_chars: int
+    max_metadata_bytes: int
+
+
+def offered_models(caller: Caller, ladders: Mapping[str, Sequence[str]]) -> list[str]:
+    """The ``model`` names this caller may send: its tier's alternatives, ``auto``, and each ladder
+    with at least one rung the tier may use."""
+    models = [alternative for alternative in ALTERNATIVES if caller.tier.allows(alternative)]
+    usable = [name for name, rungs in ladders.items() if any(caller.tier.allows(alt) for alt in rungs)]
+    return [*models, AUTO, *usable]
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": OWNER}
+
+
+def _finish_reason(value: Any) -> str:
+    reason = str(value or "stop").lower()
+    return _FINISH_REASONS.get(reason, reason if reason in ("stop", "content_filter", "tool_calls") else "stop")
+
+
+def _usage(usage: UsageMetadata | None) -> dict[str, Any]:
+    usage = usage or UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
+    cached = (usage.get("input_token_details") or {}).get("cache_read", 0)
+    reasoning = (usage.get("output_token_details") or {}).get("reasoning", 0)
+    return {
+        "prompt_tokens": usage["input_tokens"],
+        "completion_tokens": usage["output_tokens"],
+        "total_tokens": usage["input_tokens"] + usage["output_tokens"],
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def _served_model(fallback: str) -> str:
+    report = current_serving_report()
+    if report is not None and report.served:
+        return report.served[-1].model
+    if report is not None and report.streaming is not None:
+        return report.streaming.model
+    return fallback
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One request, ready to run: the chain, its input, config and options."""
+
+    chain: Runnable[Any, Any]
+    messages: list[BaseMessage]
+    config: RunnableConfig
+    options: dict[str, Any]
+    run_id: str
+    asked: str  # the model name the client sent
+
+
+def openai_router(
+    chains: Mapping[str, Runnable[Any, Any]],
+    handlers: Sequence[BaseCallbackHandler],
+    limits: CallerLimits,
+    options: DoorOptions,
+) -> APIRouter:
+    api = APIRouter(prefix="/v1", tags=["openai"])
+
+    def prepare(request: Request, body: ChatCompletionRequest) -> tuple[_Run, Caller]:
+        caller: Caller = request.state.caller
+        offered = offered_models(caller, options.ladders)
+        sent: dict[str, Any] = {}
+        if body.temperature is not None:
+            sent[TEMPERATURE_ID] = body.temperature
+        if body.model in (*ALTERNATIVES, AUTO):
+            route, sent[MODEL_ID] = CHAT, body.model
+        elif body.model in options.ladders:
+            route = body.model
+        else:
+            raise ModelNotFound(
+                f"model: no model {body.model!r} here; you may use {', '.join(offered)} (GET /v1/models)",
+                details={"parameter": "model", "allowed": offered},
+            )
+        access = Access.of_tier(caller.tier_name, caller.tier, sent)
+        check_model(access, sent.get(MODEL_ID))
+        chars = body.text_chars()
+        if chars > options.max_prompt_chars:
+            raise TooLarge(
+                f"the messages hold {chars} characters; the limit is {options.max_prompt_chars} "
+                "(LLM_SERVER_MAX_PROMPT_CHARS): shorten the conversation",
+                details={"limit_chars": options.max_prompt_chars},
+            )
+        client_metadata: dict[str, Any] = dict(body.metadata or {})
+        if body.user is not None:
+            client_metadata[USER_ID] = body.user  # OpenAI's end-user id: the client's label, as on /chat
+        check_client_metadata(None, client_metadata, max_bytes=options.max_metadata_bytes)
+        run_id = uuid.uuid4()
+        metadata = stamped_metadata(route, caller, access, client_metadata, OPENAI_DOOR)
+        config: RunnableConfig = {
+            "run_id": run_id,
+            "run_name": route,
+            "callbacks": list(handlers),
+            "configurable": sent,
+            "metadata": {**metadata, ROOT_RUN_ID: str(run_id)},
+        }
+        run = _Run(chains[route], body.langchain_messages(), config, body.generation_options(), str(run_id), body.model)
+        return run, caller
+
+    @api.post("/chat/completions", response_model=None, openapi_extra=request_body_openapi())
+    async def chat_completions(request: Request) -> AsciiJSONResponse | StreamingResponse:
+        try:
+            raw = await request.json()
+        except (ValueError, RecursionError) as unreadable:
+            raise RequestError(f"the request body must be a JSON object in UTF-8 ({unreadable})") from None
+        body = parse_request(raw)
+        run, caller = prepare(request, body)
+        text = "\n".join(message.text for message in run.messages)
+        await limits.admit(caller, tokens=estimate_prompt_tokens(text), request_id=current_request_id())
+        created = int(time.time())
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return await _stream(run, created, include_usage)
+        message = await run.chain.ainvoke(run.messages, run.config, **run.options)
+        answer = {
+            "id": run.run_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": _served_model(run.asked),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": message.text, "refusal": None},
+                    "finish_reason": _finish_reason(message.response_metadata.get("finish_reason")),
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(message.usage_metadata),
+            "system_fingerprint": None,
+        }
+        return AsciiJSONResponse(answer)
+
+    @api.get("/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        models = offered_models(request.state.caller, options.ladders)
+        return {"object": "list", "data": [_model_card(name) for name in models]}
+
+    @api.get("/models/{model}")
+    async def get_model(request: Request, model: str) -> dict[str, Any]:
+        offered = offered_models(request.state.caller, options.ladders)
+        if model not in offered:
+            raise ModelNotFound(
+                f"no model {model!r} for you here; the models you may use are {', '.join(offered)}",
+                details={"parameter": "model", "allowed": offered},
+            )
+        return _model_card(model)
+
+    return api
+
+
+async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResponse:
+    """The answer as OpenAI's ``chat.completion.chunk`` events. The first chunk is awaited before
+    the response starts, so a request no rung could answer still gets its real status (503)."""
+    chunks = aiter(run.chain.astream(run.messages, run.config, **run.options))
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = None
+    model = _served_model(run.asked)
+
+    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        body = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
+        body.update(choices=[choice], **extra)
+        if include_usage:
+            body.setdefault("usage", None)
+        return b"data: " + json.dumps(body, ensure_ascii=True).encode("ascii") + b"\n\n"
+
+    async def events() -> AsyncIterator[bytes]:
+        usage: UsageMetadata | None = None
+        finish: Any = None
+        try:
+            yield event({"role": "assistant", "content": ""})
+            pending = [first] if first is not None else []
+            while True:
+                chunk = pending.pop() if pending else await anext(chunks, None)
+                if chunk is None:
+                    break
+                if chunk.usage_metadata:
+                    usage = add_usage(usage, chunk.usage_metadata)
+                finish = chunk.response_metadata.get("finish_reason") or finish
+                if chunk.text:
+                    yield event({"content": chunk.text})
+        except StreamInterrupted as broken:
+            yield _error_event(502, {"error": "stream_interrupted", "message": str(broken), "model": broken.model})
+            return
+        except RequestError as refused:
+            yield _error_event(refused.status, {"error": refused.code, "message": refused.message})
+            return
+        except Exception:
+            logger.exception("request %s: the stream failed", current_request_id())
+            message = "the server failed unexpectedly; quote the request id when reporting it"
+            yield _error_event(500, {"error": "internal_error", "message": message, "request_id": current_request_id()})
+            return
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+        yield event({}, _finish_reason(finish))
+        if include_usage:
+            body = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
+            body.update(choices=[], usage=_usage(usage))
+            yield b"data: " + json.dumps(body, ensure_ascii=True).encode("ascii") + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _error_event(status: int, body: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(openai_error(status, body), ensure_ascii=True).encode("ascii") + b"\n\n"
