@@ -178,7 +178,9 @@ def assert_error_says_what(status: int, content: bytes) -> None:
         body = json.loads(content)
     except ValueError:
         raise AssertionError(f"{status} body is not JSON: {content[:200]!r}") from None
-    message = body.get("message") if isinstance(body, dict) else None
+    # The OpenAI-compatible door (/v1) answers in OpenAI's envelope: the message is under "error".
+    said = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else body
+    message = said.get("message") if isinstance(said, dict) else None
     assert isinstance(message, str) and message.strip(), f"{status} without a message: {body!r}"
 
 
