@@ -7,8 +7,10 @@ Bearer``) and tiers, the same admission against the caller's limits, the same ru
 (``api.config_guard.stamped_metadata``, with ``door: openai``), the same chains (the LangServe
 routes' ladders, taking the client's messages as they are) and the same monitoring callbacks.
 ``model`` names a model alternative (its ladder falls back to the local model, as /chat does; ``auto``
-lets the router pick) or a ladder route (``fallback``, ``quality``). Errors leave in OpenAI's
-envelope (``api.openai_errors``).
+lets the router pick) or a ladder route (``fallback``, ``quality``). ``tools`` and
+``response_format`` go to the rungs whose model can use them; the others are skipped, and a
+request no model it may use could answer is a 400. Errors leave in OpenAI's envelope
+(``api.openai_errors``).
 
 A stream ends with ``data: [DONE]`` only after a complete answer; one that breaks after text was
 sent ends with an error event instead, so no client takes half an answer for a whole one.
@@ -42,8 +44,9 @@ from errors import ModelNotFound, RequestError, StreamInterrupted, TooLarge
 from policy.keys import Caller
 from policy.limits import CallerLimits, estimate_prompt_tokens
 from policy.request_policy import Access, check_model
-from vocabulary import ALTERNATIVES, AUTO, MODEL_ID, TEMPERATURE_ID
-from vocabulary.run_metadata import OPENAI_DOOR, ROOT_RUN_ID, USER_ID
+from vocabulary import ALTERNATIVES, AUTO, LOCAL, MODEL_ID, TEMPERATURE_ID
+from vocabulary.models import ENTRIES, TOOLS
+from vocabulary.run_metadata import NEEDS, OPENAI_DOOR, ROOT_RUN_ID, USER_ID
 
 logger = logging.getLogger("llm_server.openai")
 
@@ -137,6 +140,9 @@ def openai_router(
             )
         access = Access.of_tier(caller.tier_name, caller.tier, sent)
         check_model(access, sent.get(MODEL_ID))
+        needs = body.needs()
+        if needs:
+            _check_capable(needs, _candidates(route, body.model, caller, options.ladders), body)
         chars = body.text_chars()
         if chars > options.max_prompt_chars:
             raise TooLarge(
@@ -150,6 +156,8 @@ def openai_router(
         check_client_metadata(None, client_metadata, max_bytes=options.max_metadata_bytes)
         run_id = uuid.uuid4()
         metadata = stamped_metadata(route, caller, access, client_metadata, OPENAI_DOOR)
+        if needs:
+            metadata[NEEDS] = sorted(needs)
         config: RunnableConfig = {
             "run_id": run_id,
             "run_name": route,
@@ -183,8 +191,10 @@ def openai_router(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": message.text, "refusal": None},
-                    "finish_reason": _finish_reason(message.response_metadata.get("finish_reason")),
+                    "message": _answer_message(message),
+                    "finish_reason": "tool_calls"
+                    if message.tool_calls
+                    else _finish_reason(message.response_metadata.get("finish_reason")),
                     "logprobs": None,
                 }
             ],
@@ -232,6 +242,7 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
     async def events() -> AsyncIterator[bytes]:
         usage: UsageMetadata | None = None
         finish: Any = None
+        called = False
         try:
             yield event({"role": "assistant", "content": ""})
             pending = [first] if first is not None else []
@@ -244,6 +255,9 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
                 finish = chunk.response_metadata.get("finish_reason") or finish
                 if chunk.text:
                     yield event({"content": chunk.text})
+                if chunk.tool_call_chunks:
+                    called = True
+                    yield event({"tool_calls": [_tool_call_delta(piece) for piece in chunk.tool_call_chunks]})
         except StreamInterrupted as broken:
             yield _error_event(502, {"error": "stream_interrupted", "message": str(broken), "model": broken.model})
             return
@@ -257,7 +271,7 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
             return
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
-        yield event({}, _finish_reason(finish))
+        yield event({}, "tool_calls" if called else _finish_reason(finish))
         if include_usage:
             body = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
             body.update(choices=[], usage=_usage(usage))
@@ -269,3 +283,56 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
 
 def _error_event(status: int, body: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(openai_error(status, body), ensure_ascii=True).encode("ascii") + b"\n\n"
+
+
+def _candidates(route: str, model: str, caller: Caller, ladders: Mapping[str, Sequence[str]]) -> list[str]:
+    """The alternatives that could answer this request: the named one and its local floor, the
+    tier's models for ``auto``, or the ladder's rungs; those above the caller's tier left out."""
+    if route == CHAT and model == AUTO:
+        names: Sequence[str] = ALTERNATIVES
+    elif route == CHAT:
+        names = [model, LOCAL]
+    else:
+        names = ladders[route]
+    return [name for name in names if caller.tier.allows(name)]
+
+
+def _check_capable(needs: frozenset[str], candidates: Sequence[str], body: ChatCompletionRequest) -> None:
+    """A 400 when no model this request may use can do what it needs (tools, structured output)."""
+    if any(not needs - ENTRIES[name].capabilities for name in candidates):
+        return
+    able = [entry.alternative for entry in ENTRIES.values() if not needs - entry.capabilities]
+    field = "tools" if TOOLS in needs else "response_format"
+    raise RequestError(
+        f"{field}: no model that model={body.model!r} may use can do {', '.join(sorted(needs))}; "
+        f"these can: {', '.join(able)}",
+        details={"parameter": field, "able": able},
+    )
+
+
+def _answer_message(message: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {"role": "assistant", "content": message.text or None, "refusal": None}
+    if message.tool_calls:
+        answer["tool_calls"] = [
+            {
+                "id": call.get("id") or f"call_{n}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+            }
+            for n, call in enumerate(message.tool_calls)
+        ]
+    elif answer["content"] is None:
+        answer["content"] = ""
+    return answer
+
+
+def _tool_call_delta(piece: Any) -> dict[str, Any]:
+    """One streamed piece of a tool call, as OpenAI streams it: its id, type and name come once,
+    with the first piece; the arguments' JSON in pieces."""
+    delta: dict[str, Any] = {"index": piece.get("index") or 0, "function": {"arguments": piece.get("args") or ""}}
+    if piece.get("id"):
+        delta["id"] = piece["id"]
+        delta["type"] = "function"
+    if piece.get("name"):
+        delta["function"]["name"] = piece["name"]
+    return delta

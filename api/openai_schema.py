@@ -3,20 +3,25 @@ run of our chains: LangChain messages, the ``configurable`` the LangServe routes
 the generation options passed to the model.
 
 Every field OpenAI's SDKs send is named here. A field we cannot honour (``n`` above 1, audio,
-logprobs, tools for now) is refused with a 400 naming it, not silently dropped: a client that
-asked for two choices or for audio must not take one text answer for what it asked.
+logprobs, ...) is refused with a 400 naming it, not silently dropped: a client that asked for two
+choices or for audio must not take one text answer for what it asked. ``tools`` and
+``response_format`` go to the models that can use them: the request says what it ``needs``, and a
+ladder skips a rung whose model cannot (``Cause.UNSUPPORTED``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.tool import ToolCall as LangChainToolCall
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from errors import RequestError
 from vocabulary import TEMPERATURE_RANGE
+from vocabulary.models import STRUCTURED_OUTPUT, TOOLS
 
 MAX_STOP_SEQUENCES = 4  # as OpenAI's API
 
@@ -28,11 +33,8 @@ UNSUPPORTED = (
     "logprobs",
     "top_logprobs",
     "logit_bias",
-    "tools",
-    "tool_choice",
-    "functions",
+    "functions",  # the older spelling of tools
     "function_call",
-    "response_format",
     "prediction",
     "web_search_options",
     "service_tier",
@@ -40,14 +42,12 @@ UNSUPPORTED = (
     "reasoning_effort",
     "frequency_penalty",
     "presence_penalty",
-    "parallel_tool_calls",
 )
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "logprobs": (False,),
     "frequency_penalty": (0, 0.0),
     "presence_penalty": (0, 0.0),
     "store": (False,),
-    "parallel_tool_calls": (True, False),  # meaningless without tools
     "service_tier": ("auto", "default"),
     "modalities": (["text"],),
 }
@@ -59,13 +59,45 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str  # JSON, as the model wrote it
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def as_langchain(self) -> LangChainToolCall:
+        try:
+            args = json.loads(self.function.arguments or "{}")
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
+            raise RequestError(
+                f"messages: tool call {self.id}'s arguments are not a JSON object",
+                details={"parameter": "messages"},
+            )
+        return LangChainToolCall(name=self.function.name, args=args, id=self.id)
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's earlier calls
+    tool_call_id: str | None = None  # a tool's answer: to which call
+
+    @model_validator(mode="after")
+    def _tool_answer_names_its_call(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        return self
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -76,8 +108,41 @@ class Message(BaseModel):
         if self.role in ("system", "developer"):
             return SystemMessage(self.text())
         if self.role == "assistant":
-            return AIMessage(self.text())
+            return AIMessage(self.text(), tool_calls=[call.as_langchain() for call in self.tool_calls or []])
+        if self.role == "tool":
+            return ToolMessage(self.text(), tool_call_id=self.tool_call_id or "")
         return HumanMessage(self.text(), name=self.name)
+
+
+class FunctionTool(BaseModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: FunctionTool
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: dict[Literal["name"], str]
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
 
 
 class StreamOptions(BaseModel):
@@ -105,15 +170,27 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Literal[1] | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
 
     # Accepted only with their neutral values (see ``UNSUPPORTED``).
     logprobs: bool | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     store: bool | None = None
-    parallel_tool_calls: bool | None = None
     service_tier: str | None = None
     modalities: list[str] | None = None
+
+    def needs(self) -> frozenset[str]:
+        """What a model must be able to do to answer this (``vocabulary.models``)."""
+        needs = set()
+        if self.tools and self.tool_choice != "none":
+            needs.add(TOOLS)
+        if self.response_format is not None and self.response_format.type != "text":
+            needs.add(STRUCTURED_OUTPUT)
+        return frozenset(needs)
 
     def langchain_messages(self) -> list[BaseMessage]:
         return [message.as_langchain() for message in self.messages]
@@ -134,6 +211,15 @@ class ChatCompletionRequest(BaseModel):
             options["seed"] = self.seed
         if self.stop:
             options["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        if self.tools:
+            options["tools"] = [tool.model_dump(exclude_none=True) for tool in self.tools]
+            if self.tool_choice is not None:
+                choice = self.tool_choice
+                options["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump()
+            if self.parallel_tool_calls is not None:
+                options["parallel_tool_calls"] = self.parallel_tool_calls
+        if self.response_format is not None and self.response_format.type != "text":
+            options["response_format"] = self.response_format.model_dump(exclude_none=True, by_alias=True)
         return options
 
 

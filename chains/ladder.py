@@ -60,7 +60,7 @@ from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
 from resilience.ladder_policies import LadderPolicies
 from vocabulary.models import ModelSpec
-from vocabulary.run_metadata import ALTERNATIVE, LADDER, LADDER_RUNG, ROOT_RUN_ID
+from vocabulary.run_metadata import ALTERNATIVE, LADDER, LADDER_RUNG, NEEDS, ROOT_RUN_ID
 
 _END: Any = object()  # end of a rung's stream
 
@@ -140,6 +140,7 @@ class _Trial:
         self.deadline = Deadline(self.resilience.deadline_s if self.resilience else None)
         metadata = (config or {}).get("metadata") or {}
         self.run_id: str | None = metadata.get(ROOT_RUN_ID)
+        self.needs = frozenset(metadata.get(NEEDS) or ())
         rungs = _allowed_rungs(ladder, metadata)
         specs = [rung.spec for rung in rungs]
         order = self.resilience.order(specs) if self.resilience else list(range(len(specs)))
@@ -163,6 +164,10 @@ class _Trial:
         skip recorded as an attempt; a retry was admitted with its rung's first try."""
         breaker = attempt.breaker
         if attempt.tries == 1:
+            lacking = attempt.spec.lacks(self.needs)
+            if lacking:
+                self._record(attempt, Cause.UNSUPPORTED, f"{attempt.spec.model} cannot do {', '.join(sorted(lacking))}")
+                return False
             if self.deadline.expired:
                 self._record(attempt, Cause.TIMEOUT, "the request deadline passed before this model was tried")
                 return False

@@ -28,6 +28,8 @@ class QualityGate(RunnableSerializable[Any, Any]):
 
     def _check(self, answer: Any) -> Any:
         """``answer`` (text or a message) if it passes; raises ``QualityRejected`` if not."""
+        if getattr(answer, "tool_calls", None) or getattr(answer, "tool_call_chunks", None):
+            return answer  # a call for a tool is not an answer to judge by its length
         text = _text(answer)
         length = len(text.strip())
         if length < self.min_chars:

@@ -28,7 +28,8 @@ from policy.classifier import Classification, Complexity, QuestionClassifier, Qu
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier
 from vocabulary import AUTO, MODEL_ID, STYLE_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
-from vocabulary.run_metadata import ACCESS, API_KEY_ID, ROOT_RUN_ID, TIER, USER_ID
+from vocabulary.models import ENTRIES
+from vocabulary.run_metadata import ACCESS, API_KEY_ID, NEEDS, ROOT_RUN_ID, TIER, USER_ID
 
 # Precise work wants low temperature, writing wants room; complex questions get a little less.
 TEMPERATURE_BY_TYPE: dict[str, float] = {
@@ -144,7 +145,9 @@ class RequestPolicy:
         }
         # A keyed caller is a tenant: its own feedback steers its own routing (see AdaptiveRouter).
         tenant = str(metadata[USER_ID]) if metadata.get(API_KEY_ID) and metadata.get(USER_ID) else None
-        chosen[MODEL_ID], routing["model_reason"] = self._model(access, question_kind, configurable, force_auto, tenant)
+        chosen[MODEL_ID], routing["model_reason"] = self._model(
+            access, question_kind, configurable, force_auto, tenant, frozenset(metadata.get(NEEDS) or ())
+        )
         routing["model"] = chosen[MODEL_ID]
         if STYLE_ID in access.explicit:
             routing["prompt_style_reason"] = "set by the client"
@@ -175,12 +178,19 @@ class RequestPolicy:
         configurable: Mapping[str, Any],
         force_auto: bool,
         tenant: str | None,
+        needs: frozenset[str] = frozenset(),
     ) -> tuple[str, str]:
         asked = configurable.get(MODEL_ID) if MODEL_ID in access.explicit else None
         check_model(access, asked)
         if asked is not None and asked != AUTO and not force_auto:
             return str(asked), "set by the client"
         if force_auto or asked == AUTO or access.default_model == AUTO:
-            choice = self.router.choose(question, access.models, tenant=tenant)
+            # A request that needs tools or structured output is routed among the models that can.
+            able = (
+                [model for model in access.models if not needs - ENTRIES[model].capabilities]
+                if needs
+                else access.models
+            )
+            choice = self.router.choose(question, able, tenant=tenant)
             return choice.model, choice.reason
         return access.default_model, f"the {access.tier} tier's default"

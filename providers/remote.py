@@ -17,7 +17,20 @@ class GuardedChatOpenAI(GuardedStream, ChatOpenAI):
 
 class GuardedChatGoogleGenerativeAI(GuardedStream, ChatGoogleGenerativeAI):
     def provider_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI's names for Gemini's: ``max_output_tokens``; a named ``tool_choice`` as the
+        function's name; ``response_format`` as a JSON MIME type and schema. Gemini has no switch
+        for parallel tool calls."""
+        options = dict(options)
+        options.pop("parallel_tool_calls", None)
         if "max_tokens" in options:
-            options = {**options, "max_output_tokens": options["max_tokens"]}
-            del options["max_tokens"]
+            options["max_output_tokens"] = options.pop("max_tokens")
+        choice = options.get("tool_choice")
+        if isinstance(choice, dict):
+            options["tool_choice"] = choice["function"]["name"]
+        response_format = options.pop("response_format", None)
+        if response_format is not None:
+            options["response_mime_type"] = "application/json"
+            schema = (response_format.get("json_schema") or {}).get("schema")
+            if schema is not None:
+                options["response_json_schema"] = schema
         return options

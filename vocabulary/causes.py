@@ -34,6 +34,7 @@ class Cause(StrEnum):
     OVERLOADED = "overloaded"
     ENGINE_CRASHED = "engine_crashed"  # the local engine's process died or is restarting
     CANCELLED = "cancelled"  # the client went away; nobody failed
+    UNSUPPORTED = "unsupported"  # the rung's model cannot do what the request needs (tools, structured output)
     UNKNOWN = "unknown"
 
     @property
@@ -60,7 +61,8 @@ class _Meaning(NamedTuple):
     incident: bool
 
 
-# One row per cause. Not incidents: a caller's bad input, a provider with no key, a client that left.
+# One row per cause. Not incidents: a caller's bad input, a provider with no key, a client that left,
+# a model asked for what it cannot do.
 _MEANINGS: dict[Cause, _Meaning] = {
     #                                callers  unhealthy transient incident
     Cause.RATE_LIMITED: _Meaning(False, True, True, True),
@@ -79,6 +81,7 @@ _MEANINGS: dict[Cause, _Meaning] = {
     Cause.OVERLOADED: _Meaning(False, True, False, True),
     Cause.ENGINE_CRASHED: _Meaning(False, False, False, True),
     Cause.CANCELLED: _Meaning(False, False, False, False),
+    Cause.UNSUPPORTED: _Meaning(False, False, False, False),
     Cause.UNKNOWN: _Meaning(False, True, False, True),
 }
 

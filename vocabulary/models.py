@@ -23,11 +23,17 @@ LOCAL_PROVIDER = "local"
 
 EVERY_TIER = ("free", "pro", "enterprise")  # the default tiers (``policy.tiers.default_tiers``)
 
+# What a request may need of a model beyond text (the OpenAI-compatible door's ``tools`` and
+# ``response_format``); a rung whose model cannot is skipped with ``Cause.UNSUPPORTED``.
+TOOLS = "tools"
+STRUCTURED_OUTPUT = "structured_output"
+REMOTE_CAPABILITIES = frozenset({TOOLS, STRUCTURED_OUTPUT})
+
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One alternative: who serves it, its default model, the settings that change it, and the
-    default tiers that may use it."""
+    """One alternative: who serves it, its default model, the settings that change it, the
+    default tiers that may use it, and what it can do beyond text."""
 
     alternative: str
     provider: str
@@ -35,13 +41,14 @@ class ModelEntry:
     model_setting: str | None = None  # the settings field naming another model; None: fixed
     key_setting: str | None = None  # the settings field holding its API key; None: needs none
     tiers: tuple[str, ...] = EVERY_TIER
+    capabilities: frozenset[str] = REMOTE_CAPABILITIES
 
 
 REGISTRY: tuple[ModelEntry, ...] = (
     ModelEntry(OPENAI, OPENAI_PROVIDER, "gpt-4o-mini", "openai_model", "openai_api_key"),
     ModelEntry(GPT4, OPENAI_PROVIDER, "gpt-4o", "gpt4_model", "openai_api_key", tiers=("enterprise",)),
     ModelEntry(GEMINI, GEMINI_PROVIDER, "gemini-3.5-flash", "gemini_model", "google_api_key", ("pro", "enterprise")),
-    ModelEntry(LOCAL, LOCAL_PROVIDER, "SmolLM2-135M-Instruct", "local_model_name"),
+    ModelEntry(LOCAL, LOCAL_PROVIDER, "SmolLM2-135M-Instruct", "local_model_name", capabilities=frozenset()),
 )
 ENTRIES = {entry.alternative: entry for entry in REGISTRY}
 ALTERNATIVES = tuple(ENTRIES)
@@ -56,8 +63,14 @@ FLOOR = LOCAL  # the rung a ladder must end on
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """An alternative as this server runs it: the provider and the concrete model (a setting)."""
+    """An alternative as this server runs it: the provider, the concrete model (a setting) and
+    what it can do beyond text."""
 
     alternative: str
     provider: str
     model: str
+    capabilities: frozenset[str] = frozenset()
+
+    def lacks(self, needs: frozenset[str]) -> frozenset[str]:
+        """What of ``needs`` this model cannot do."""
+        return needs - self.capabilities

@@ -38,3 +38,6 @@ ALTERNATIVE: Final = "alternative"
 DOOR: Final = "door"
 LANGSERVE_DOOR: Final = "langserve"
 OPENAI_DOOR: Final = "openai"
+
+# What a request needs of a model beyond text (vocabulary.models.TOOLS, STRUCTURED_OUTPUT)
+NEEDS: Final = "needs"

@@ -44,7 +44,9 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
     """Every alternative: the seed's ladder order first, then the rest of the registry."""
     order = [*DEFAULT_LADDER, *(entry.alternative for entry in REGISTRY if entry.alternative not in DEFAULT_LADDER)]
     entries = [ENTRIES[alternative] for alternative in order]
-    return {e.alternative: ModelSpec(e.alternative, e.provider, model_name(settings, e)) for e in entries}
+    return {
+        e.alternative: ModelSpec(e.alternative, e.provider, model_name(settings, e), e.capabilities) for e in entries
+    }
 
 
 def configured_alternatives(settings: Settings) -> list[str]:

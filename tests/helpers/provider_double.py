@@ -3,9 +3,10 @@ generateContent / streamGenerateContent wire formats, so the real SDK clients ar
 their real request, streaming and error paths.
 
 Each model answers according to a ``Behaviour`` set by the test (answer, fail with a status and
-Retry-After, answer slowly, or cut a stream without a finish reason), or per request through a
-``Fault`` chosen by ``Behaviour.fault_for`` (the load benchmark draws them at random). Every request
-is logged, and ``GET /double/served`` returns the log to a test running in another process.
+Retry-After, answer slowly, cut a stream without a finish reason, or call tools the request
+declared), or per request through a ``Fault`` chosen by ``Behaviour.fault_for`` (the load benchmark
+draws them at random). Every request is logged, and ``GET /double/served`` returns the log to a
+test running in another process.
 This is the only place in the project that knows the providers' wire formats.
 """
 
@@ -71,6 +72,9 @@ class Behaviour:
     # like a careless OpenAI-compatible server that repeats the whole key in its error message.
     reject_key: Literal["masked", "echo"] | None = None
     fault_for: Callable[[str], Fault | None] | None = None  # asked once per request, over everything above
+    # (function name, arguments) the model calls instead of answering, when the request declares
+    # tools; a request without tools still gets text, as a real model cannot call what it was not offered.
+    tool_calls: list[tuple[str, dict[str, Any]]] | None = None
 
     def status(self, question: str) -> int | None:
         if self.status_for is not None:
@@ -106,6 +110,11 @@ class Served:
     chunks_sent: int = 0  # of a stream: fewer than the answer's words when the caller hung up
     completed: bool = False  # the whole answer went out (False for errors, cut streams, hang-ups)
 
+    @property
+    def tools(self) -> list[str]:
+        """The names of the functions the request declared (empty when none, or bodies not kept)."""
+        return _openai_tools(self.body) if self.provider == "openai" else _gemini_tools(self.body)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "provider": self.provider,
@@ -120,6 +129,30 @@ class Served:
 
 def _words(text: str) -> int:
     return max(1, len(text.split()))
+
+
+def _openai_tools(body: dict[str, Any]) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools") or [] if isinstance(t, dict) and "function" in t]
+
+
+def _gemini_tools(body: dict[str, Any]) -> list[str]:
+    # The REST API takes either spelling; google-genai sends camelCase, hand-written clients often not.
+    names = []
+    for tool in body.get("tools") or []:
+        declarations = tool.get("functionDeclarations") or tool.get("function_declarations") or []
+        names.extend(d["name"] for d in declarations)
+    return names
+
+
+def _arguments_words(calls: list[tuple[str, dict[str, Any]]]) -> int:
+    return _words(" ".join(json.dumps(args) for _, args in calls))
+
+
+def _pieces(text: str, size: int = 16) -> list[str]:
+    """``text`` in pieces of at most ``size`` characters, and at least two pieces, so a client
+    that reads only the first argument delta of a streamed tool call is caught."""
+    size = max(1, min(size, len(text) // 2))
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -197,6 +230,11 @@ class ProviderDouble:
             return behaviour.text
         return f"{model} answers: {question[-80:]} -- a complete answer that is long enough to pass checks."
 
+    def _calls(self, model: str, declared: list[str]) -> list[tuple[str, dict[str, Any]]] | None:
+        """The tool calls this request is answered with, or None for a text answer."""
+        calls = self.behaviours.get(model, Behaviour()).tool_calls
+        return calls if calls and declared else None
+
     def _log(self, served: Served) -> Served:
         # Logged on arrival: a slow answer must not land in the log of whichever test runs next.
         if not self.keep_bodies:
@@ -229,7 +267,9 @@ class ProviderDouble:
             error = {"error": {"message": f"double says {fault.status}", "type": "double", "code": None}}
             return JSONResponse(error, status_code=fault.status, headers=headers)
         answer = self._answer(model, question)
-        usage = {"prompt_tokens": _words(question), "completion_tokens": _words(answer)}
+        calls = self._calls(model, _openai_tools(body))
+        completion = _arguments_words(calls) if calls else _words(answer)
+        usage = {"prompt_tokens": _words(question), "completion_tokens": completion}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         served.status, served.input_tokens, served.output_tokens = (
             200,
@@ -237,6 +277,8 @@ class ProviderDouble:
             usage["completion_tokens"],
         )
         base = {"id": "chatcmpl-double", "created": int(time.time()), "model": model}
+        if calls:
+            return _openai_tool_answer(served, behaviour, fault, base, calls, stream, usage, body)
         if not stream:
             choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
             served.completed = True
@@ -253,7 +295,9 @@ class ProviderDouble:
                 if i == cut_after:
                     return
                 piece = word if i == 0 else " " + word
-                choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                # The first delta names the role, as OpenAI's do (the SDK's stream helpers need it).
+                delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                choice = {"index": 0, "delta": delta, "finish_reason": None}
                 yield _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
                 served.chunks_sent += 1
                 if behaviour.chunk_delay_s:
@@ -295,7 +339,9 @@ class ProviderDouble:
             }
             return JSONResponse(error, status_code=status, headers=headers)
         answer = self._answer(model, question)
-        usage = {"promptTokenCount": _words(question), "candidatesTokenCount": _words(answer)}
+        calls = self._calls(model, _gemini_tools(body))
+        candidates = _arguments_words(calls) if calls else _words(answer)
+        usage = {"promptTokenCount": _words(question), "candidatesTokenCount": candidates}
         usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
         served.status = 200
         served.input_tokens, served.output_tokens = usage["promptTokenCount"], usage["candidatesTokenCount"]
@@ -305,6 +351,16 @@ class ProviderDouble:
             if finish:
                 c["finishReason"] = finish
             return c
+
+        if calls:
+            # Gemini sends each call whole (no argument deltas), in one candidate, streamed or not.
+            parts = [{"functionCall": {"name": name, "args": args}} for name, args in calls]
+            called: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+            whole = {"candidates": [{**called, "finishReason": "STOP"}], "usageMetadata": usage, "modelVersion": model}
+            if not stream:
+                served.completed = True
+                return JSONResponse(whole)
+            return StreamingResponse(_gemini_tool_events(served, fault, whole, called), media_type="text/event-stream")
 
         if not stream:
             served.completed = True
@@ -330,6 +386,79 @@ class ProviderDouble:
             served.completed = True
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _openai_tool_answer(
+    served: Served,
+    behaviour: Behaviour,
+    fault: Fault | None,
+    base: dict[str, Any],
+    calls: list[tuple[str, dict[str, Any]]],
+    stream: bool,
+    usage: dict[str, int],
+    body: dict[str, Any],
+) -> Response:
+    """The tool calls as OpenAI sends them: whole in ``message.tool_calls``, or streamed as a
+    chunk naming each call followed by its arguments' JSON in pieces, then ``finish_reason``."""
+    ids = [f"call_{n}" for n in range(1, len(calls) + 1)]
+    arguments = [json.dumps(args) for _, args in calls]
+    if not stream:
+        tool_calls = [
+            {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+            for id_, (name, _), args in zip(ids, calls, arguments, strict=True)
+        ]
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        served.completed = True
+        return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    deltas: list[dict[str, Any]] = []
+    for i, (id_, (name, _), args) in enumerate(zip(ids, calls, arguments, strict=True)):
+        head = {"index": i, "id": id_, "type": "function", "function": {"name": name, "arguments": ""}}
+        deltas.append({"role": "assistant", "tool_calls": [head]})
+        deltas.extend({"tool_calls": [{"index": i, "function": {"arguments": p}}]} for p in _pieces(args))
+    # A fault's cut counts deltas, as it counts words of a text answer; the default cut stops halfway
+    # through the arguments, so the caller holds JSON that does not parse.
+    cut_after = None if fault is None else fault.cut_after
+    if cut_after == -1:
+        cut_after = max(1, len(deltas) // 2)
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
+
+    async def events() -> AsyncIterator[bytes]:
+        for i, delta in enumerate(deltas):
+            if i == cut_after:
+                return
+            yield chunk(delta, None)
+            served.chunks_sent += 1
+            if behaviour.chunk_delay_s:
+                await asyncio.sleep(behaviour.chunk_delay_s)
+        yield chunk({}, "tool_calls")
+        if include_usage:
+            yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
+        served.completed = True
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def _gemini_tool_events(
+    served: Served, fault: Fault | None, whole: dict[str, Any], called: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    """A streamed Gemini tool call: one chunk with the calls, finish reason and usage; a cut stream
+    sends nothing (``cut_after=0``) or the calls without a finish reason."""
+    cut_after = None if fault is None else fault.cut_after
+    if cut_after == 0:
+        return
+    if cut_after is not None:
+        yield _sse({"candidates": [called], "modelVersion": whole["modelVersion"]}, sep=b"\r\n\r\n")
+        served.chunks_sent += 1
+        return
+    yield _sse(whole, sep=b"\r\n\r\n")
+    served.chunks_sent += 1
+    served.completed = True
 
 
 def _openai_key_refused(authorization: str, how: str) -> Response:

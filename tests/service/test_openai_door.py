@@ -234,11 +234,13 @@ async def test_every_rung_failing_is_503_with_retry_after_and_each_attempt_in_th
     [
         ({"extra_body": {"colour": "blue"}}, "colour"),
         ({"n": 2}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "lookup"}}]}, "tools"),
+        ({"model": "local", "tools": [{"type": "function", "function": {"name": "lookup"}}]}, "tools"),
+        ({"model": "local", "response_format": {"type": "json_object"}}, "response_format"),
+        ({"functions": [{"name": "lookup"}]}, "functions"),
         ({"temperature": 5}, "temperature"),
         ({"messages": []}, "messages"),
     ],
-    ids=["unknown-field", "n-2", "tools", "temperature-5", "no-messages"],
+    ids=["unknown-field", "n-2", "tools-on-local", "json-on-local", "functions", "temperature-5", "no-messages"],
 )
 async def test_a_request_the_server_cannot_honour_is_a_bad_request_naming_the_field(
     shared_client: httpx.AsyncClient, double: ProviderDouble, request_fields: dict[str, Any], parameter: str

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from api.openai_errors import OpenAIErrorEnvelope, openai_error
 from api.openai_schema import parse_request
@@ -56,8 +56,10 @@ def test_generation_options_use_openais_names_and_max_completion_tokens_wins() -
     ("extra", "param", "says"),
     [
         ({"n": 2}, "n", "above 1"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "not supported"),
-        ({"response_format": {"type": "json_object"}}, "response_format", "not supported"),
+        ({"functions": [{"name": "f"}]}, "functions", "not supported"),
+        ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, "tools.0.function.name", "pattern"),
+        ({"response_format": {"type": "xml"}}, "response_format.type", "'text', 'json_object'"),
+        ({"messages": [{"role": "tool", "content": "42"}]}, "messages.0", "tool_call_id"),
         ({"logprobs": True}, "logprobs", "not supported"),
         ({"audio": {"voice": "alloy"}}, "audio", "not supported"),
         ({"temperature": 2.5}, "temperature", "less than or equal to 2"),
@@ -65,7 +67,7 @@ def test_generation_options_use_openais_names_and_max_completion_tokens_wins() -
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
         ({"frobnicate": 1}, "frobnicate", "not a field"),
         ({"messages": []}, "messages", "at least 1"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role", "'system', 'developer', 'user'"),
+        ({"messages": [{"role": "critic", "content": "x"}]}, "messages.0.role", "'system', 'developer', 'user'"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
             "messages.0.content",
@@ -79,6 +81,45 @@ def test_what_the_door_cannot_honour_is_refused_naming_the_field(extra: dict[str
 
     assert refused.value.details["parameter"].startswith(param)
     assert says in refused.value.message
+
+
+WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_tools_and_a_response_format_say_what_the_model_must_do_and_reach_it_as_options() -> None:
+    request = parse_request({**ASK, "tools": [WEATHER], "tool_choice": "required", "parallel_tool_calls": False})
+
+    assert request.needs() == {"tools"}
+    assert request.generation_options() == {"tools": [WEATHER], "tool_choice": "required", "parallel_tool_calls": False}
+    assert parse_request({**ASK, "tools": [WEATHER], "tool_choice": "none"}).needs() == set()
+    structured = parse_request(
+        {**ASK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}
+    )
+    assert structured.needs() == {"structured_output"}
+    assert structured.generation_options()["response_format"]["json_schema"] == {"name": "x", "schema": {}}
+    assert parse_request({**ASK, "response_format": {"type": "text"}}).needs() == set()
+
+
+def test_an_earlier_tool_call_and_its_answer_become_langchain_messages() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Seoul"}'}}
+    request = parse_request(
+        {
+            "model": "openai",
+            "messages": [
+                {"role": "user", "content": "Weather in Seoul?"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+        }
+    )
+
+    _, asked, answered = request.langchain_messages()
+
+    assert isinstance(asked, AIMessage) and asked.tool_calls[0]["args"] == {"city": "Seoul"}
+    assert isinstance(answered, ToolMessage) and answered.tool_call_id == "call_1"
+    with pytest.raises(RequestError, match="not a JSON object"):
+        broken = {**call, "function": {"name": "weather", "arguments": "{oops"}}
+        parse_request({**ASK, "messages": [{"role": "assistant", "tool_calls": [broken]}]}).langchain_messages()
 
 
 def test_the_sdks_neutral_defaults_are_accepted() -> None:

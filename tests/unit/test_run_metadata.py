@@ -43,4 +43,5 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "DOOR": "door",
         "LANGSERVE_DOOR": "langserve",
         "OPENAI_DOOR": "openai",
+        "NEEDS": "needs",
     }

@@ -49,7 +49,9 @@ UNHEALTHY = {
     Cause.UNKNOWN,
 }
 TRANSIENT = {Cause.RATE_LIMITED, Cause.SERVER_ERROR, Cause.CONNECTION}
-NOT_INCIDENTS = {Cause.NOT_CONFIGURED, Cause.CANCELLED, Cause.BAD_REQUEST}
+# UNSUPPORTED is new with the OpenAI-compatible door: asking a model for what it cannot do (tools)
+# is nobody's incident, and says nothing of the endpoint's health.
+NOT_INCIDENTS = {Cause.NOT_CONFIGURED, Cause.CANCELLED, Cause.BAD_REQUEST, Cause.UNSUPPORTED}
 
 
 def test_each_cause_has_the_meaning_it_had() -> None:
