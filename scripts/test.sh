@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "fast" ]]; then
     shift
+    # Each xdist worker runs its own engine: with one llama.cpp thread each, engines and workers
+    # do not oversubscribe the cores (measured on 2 cores: 57 s wall against 70 s).
+    export LLM_SERVER_LOCAL_THREADS="${LLM_SERVER_LOCAL_THREADS:-1}"
     exec .venv/bin/python -m pytest -q -n auto -m "unit or service" tests/unit tests/service "$@"
 fi
 bash scripts/setup.sh test
