@@ -17,15 +17,11 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from callbacks.usage import answer_of
-from errors import Cause, ProviderError
+from errors import ContentBlocked
 
 logger = logging.getLogger("llm_server.keyword_filter")
 
 FilterMode = Literal["flag", "block"]
-
-
-class ContentBlocked(ProviderError):
-    cause = Cause.CONTENT_FILTER
 
 
 class KeywordFilter(AsyncCallbackHandler):

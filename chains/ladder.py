@@ -48,6 +48,8 @@ from errors import (
     AllRungsFailed,
     Attempt,
     Cause,
+    ContentBlocked,
+    ContentRefused,
     ModelNotAllowed,
     RequestError,
     StreamInterrupted,
@@ -188,6 +190,14 @@ class _Trial:
             return _Verdict(error=report_failure(StreamInterrupted(spec.model, cause, describe(exc))))
         if cause.is_callers_fault:
             return _Verdict(error=report_failure(self._rejected(spec, exc)))
+        rerouted = isinstance(exc, ContentBlocked) or (self.resilience and self.resilience.reroute_content_filter)
+        if cause is Cause.CONTENT_FILTER and not rerouted:
+            # A policy decision about this request: the caller's to see, not another model's to launder.
+            refused = ContentRefused(
+                f"{spec.model} refused the request on content policy ({describe(exc)}); change the request",
+                details={"model": spec.model},
+            )
+            return _Verdict(error=report_failure(refused))
         retry_after = retry_after_of(exc)
         wait = None
         breaker = attempt.breaker

@@ -6,12 +6,14 @@
     │   ├── Unauthenticated     401: no API key, or one the server does not know
     │   ├── ModelNotAllowed     403: a model above the caller's tier; names the allowed ones
     │   ├── AdminOnly           403: an operations route for admin keys only; says how to make one
+    │   ├── ContentRefused      422: a provider refused the request on content policy; not retried elsewhere
     │   ├── ModelNotFound       404: a model name the OpenAI-compatible door does not offer; names those it does
     │   ├── TooLarge            413: body, prompt or batch over its limit; names the limit
     │   ├── UnsupportedMediaType 415: a body that is not sent as JSON
     │   └── RateLimited         429: the caller's requests or tokens per minute are used up
     ├── ProviderError           one model attempt failed; carries the model and a Cause
     │   ├── NotConfigured       no key for that provider: fails at once, the ladder moves on
+    │   ├── ContentBlocked      our keyword filter refused an answer: the next model is asked
     │   ├── Overloaded          the local model's queue is full or the wait ran out
     │   └── QualityRejected     the answer failed a validator (e.g. too short)
     ├── AllRungsFailed          every rung of a ladder failed: 503 with each attempt
@@ -35,6 +37,8 @@ __all__ = [
     "Attempt",
     "Cause",
     "ConfigurationError",
+    "ContentBlocked",
+    "ContentRefused",
     "ModelNotAllowed",
     "ModelNotFound",
     "NotConfigured",
@@ -96,6 +100,11 @@ class ModelNotFound(RequestError):
     default_status = 404
 
 
+class ContentRefused(RequestError):
+    code = "content_filter"
+    default_status = 422
+
+
 class TooLarge(RequestError):
     code = "too_large"
     default_status = 413
@@ -133,6 +142,13 @@ class NotConfigured(ProviderError):
 
 class Overloaded(ProviderError):
     cause = Cause.OVERLOADED
+
+
+class ContentBlocked(ProviderError):
+    """Our own keyword filter (block mode) refused an answer: unlike a provider's content-policy
+    refusal, the next model is asked."""
+
+    cause = Cause.CONTENT_FILTER
 
 
 class QualityRejected(ProviderError):

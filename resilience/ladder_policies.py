@@ -34,6 +34,7 @@ class LadderPolicies:
     faults: FaultPlan = field(default_factory=lambda: FaultPlan({}))  # changeable at run time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     breaker_sync: BreakerSharing | None = None  # set when replicas share breakers through Redis
+    reroute_content_filter: bool = False  # a content-policy refusal goes to the next rung, not the caller
 
     async def pull(self, breaker: CircuitBreaker | None) -> None:
         """Take on another replica's verdict on ``breaker`` (no-op without shared state)."""

@@ -126,8 +126,15 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(
         2, ge=1, le=10, description="Tries per rung for transient failures (429, 5xx, connection), the first included."
     )
-    retry_base_s: float = Field(0.2, ge=0, description="First retry backoff; doubles per retry, with full jitter.")
+    retry_base_s: float = Field(
+        0.5, ge=0, description="First retry backoff; doubles per retry, each wait between half of it and all of it."
+    )
     retry_max_backoff_s: float = Field(2.0, ge=0, description="Longest backoff between two tries.")
+    reroute_content_filter: bool = Field(
+        False,
+        description="When a provider refuses a request on content policy, ask the next model instead of "
+        "answering the caller with the refusal (422 content_filter).",
+    )
     retry_max_retry_after_s: float = Field(
         5.0, ge=0, description="A provider asking to wait longer than this is failed over, not waited for."
     )

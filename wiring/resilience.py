@@ -47,5 +47,6 @@ def build_ladder_policies(
         order=ladder_order(settings.ladder_strategy, prices, latency),
         latency=latency,
         faults=FaultPlan(settings.faults),
+        reroute_content_filter=settings.reroute_content_filter,
         sleep=sleep,
     )

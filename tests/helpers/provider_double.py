@@ -72,6 +72,7 @@ class Behaviour:
     # like a careless OpenAI-compatible server that repeats the whole key in its error message.
     reject_key: Literal["masked", "echo"] | None = None
     fault_for: Callable[[str], Fault | None] | None = None  # asked once per request, over everything above
+    error_code: str | None = None  # an OpenAI error's ``code`` (e.g. "content_filter" with fail_status=400)
     # (function name, arguments) the model calls instead of answering, when the request declares
     # tools; a request without tools still gets text, as a real model cannot call what it was not offered.
     tool_calls: list[tuple[str, dict[str, Any]]] | None = None
@@ -264,7 +265,9 @@ class ProviderDouble:
         if fault is not None and fault.status:
             served.status = fault.status
             headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
-            error = {"error": {"message": f"double says {fault.status}", "type": "double", "code": None}}
+            code = behaviour.error_code
+            message = f"double says {fault.status}" + (f": {code}" if code else "")
+            error = {"error": {"message": message, "type": "double", "code": code}}
             return JSONResponse(error, status_code=fault.status, headers=headers)
         answer = self._answer(model, question)
         calls = self._calls(model, _openai_tools(body))

@@ -29,9 +29,11 @@ def test_backoff_doubles_up_to_its_cap_and_stops_after_the_last_try() -> None:
     assert POLICY.wait_before_retry(Cause.SERVER_ERROR, 3, None, None) is None
 
 
-def test_jitter_scales_the_backoff() -> None:
-    policy = RetryPolicy(base_s=1.0, jitter=lambda: 0.25)
-    assert policy.wait_before_retry(Cause.SERVER_ERROR, 1, None, None) == 0.25
+def test_jitter_spreads_the_wait_between_half_the_backoff_and_all_of_it() -> None:
+    waits = [RetryPolicy(base_s=1.0, jitter=lambda j=j: j).wait_before_retry(Cause.SERVER_ERROR, 1, None, None)
+             for j in (0.0, 0.5, 1.0)]  # fmt: skip
+    assert waits == [0.5, 0.75, 1.0]
+    assert RetryPolicy().wait_before_retry(Cause.SERVER_ERROR, 1, None, None) >= 0.25, "the default starts near 0.5 s"
 
 
 def test_retry_after_is_honoured_and_a_long_one_fails_over_instead() -> None:
