@@ -24,6 +24,7 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.held_response import HeldResponse
 from api.served_metadata import StreamAnnotator, annotate_response, route_kind
 from chains.serving_report import ServingReport, collect_serving_report
 from errors import AllRungsFailed, RequestError, StreamInterrupted
@@ -95,8 +96,7 @@ class RequestContextMiddleware:
         status = 500
         began = self._clock()
         kind = route_kind(scope["path"])
-        held: Message | None = None  # an /invoke or /batch answer's start, until its body is annotated
-        chunks: list[bytes] = []
+        held: HeldResponse | None = None  # an /invoke or /batch answer, until its body is annotated
 
         async def send_with_context(message: Message) -> None:
             nonlocal started, finished, is_stream, status, held
@@ -111,16 +111,14 @@ class RequestContextMiddleware:
                 headers.extend(_served_headers(outcomes))
                 message = {**message, "headers": headers}
                 if kind in ("invoke", "batch") and status == 200 and content_type.startswith(b"application/json"):
-                    held = message
+                    held = HeldResponse(message)
                     return
             elif message["type"] == "http.response.body" and held is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = annotate_response(b"".join(chunks), outcomes)
-                headers = [(k, v) for k, v in held["headers"] if k != b"content-length"]
-                await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-                message = {"type": "http.response.body", "body": body, "more_body": False}
+                body = held.add(message)
+                if body is not None:
+                    await held.send(send, annotate_response(body, outcomes))
+                    finished = True
+                return
             elif message["type"] == "http.response.body" and is_stream:
                 body = message.get("body", b"")
                 if kind == "stream":

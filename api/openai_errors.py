@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.held_response import HeldResponse
+
 OPENAI_PREFIX = "/v1/"
 
 # OpenAI answers a malformed request with 400 where the LangServe routes answer 422.
@@ -60,38 +62,32 @@ class OpenAIErrorEnvelope:
         if scope["type"] != "http" or not is_openai_path(scope):
             await self.app(scope, receive, send)
             return
-        start: Message | None = None
-        chunks: list[bytes] = []
+        held: HeldResponse | None = None
 
         async def send_translated(message: Message) -> None:
-            nonlocal start
+            nonlocal held
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers", []))
                 is_json = headers.get(b"content-type", b"").startswith(b"application/json")
                 if message["status"] >= 400 and is_json:
-                    start = message  # held until the body is complete
+                    held = HeldResponse(message)  # until the body is complete
                     return
-            elif message["type"] == "http.response.body" and start is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                await self._send_translated(start, b"".join(chunks), send)
+            elif message["type"] == "http.response.body" and held is not None:
+                body = held.add(message)
+                if body is not None:
+                    await self._send_translated(held, body, send)
                 return
             await send(message)
 
         await self.app(scope, receive, send_translated)
 
     @staticmethod
-    async def _send_translated(start: Message, body: bytes, send: Send) -> None:
-        status = int(start["status"])
+    async def _send_translated(held: HeldResponse, body: bytes, send: Send) -> None:
+        status = int(held.start["status"])
         try:
             ours = json.loads(body)
         except ValueError:
             ours = {"message": body.decode("utf-8", "replace")}
         if isinstance(ours, dict) and not isinstance(ours.get("error"), dict):
             body = json.dumps(openai_error(status, ours), ensure_ascii=True).encode("ascii")
-        status = _STATUS.get(status, status)
-        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**start, "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await held.send(send, body, status=_STATUS.get(status, status))

@@ -137,16 +137,15 @@ def test_a_browser_gets_into_the_playground_with_the_key_as_its_password(keyed_s
     assert admitted.status_code == 200 and "<html" in admitted.text.lower()
 
 
-def test_the_adaptive_example_runs_with_a_key(keyed_server: str) -> None:
+def run_example_with_key(example: str, server: str) -> subprocess.CompletedProcess[str]:
+    """``client_examples/<example>`` against ``server``, with the key in ``LLM_SERVER_API_KEY``."""
     env = {**os.environ, "LLM_SERVER_API_KEY": API_KEY}
-    done = subprocess.run(
-        [sys.executable, "client_examples/adaptive.py", keyed_server],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    command = [sys.executable, f"client_examples/{example}", server]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_the_adaptive_example_runs_with_a_key(keyed_server: str) -> None:
+    done = run_example_with_key("adaptive.py", keyed_server)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("answered by: SmolLM2-135M-Instruct") == 2, done.stdout
@@ -154,15 +153,7 @@ def test_the_adaptive_example_runs_with_a_key(keyed_server: str) -> None:
 
 
 def test_the_openai_sdk_example_runs_with_a_key(keyed_server: str) -> None:
-    env = {**os.environ, "LLM_SERVER_API_KEY": API_KEY}  # sent as Authorization: Bearer
-    done = subprocess.run(
-        [sys.executable, "client_examples/openai_sdk.py", keyed_server],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    done = run_example_with_key("openai_sdk.py", keyed_server)  # the key goes as Authorization: Bearer
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "models: openai, local, auto, fallback, quality" in done.stdout  # the free tier's
