@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wiring.resilience import build_ladder_policies
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.runnables import Runnable
@@ -35,6 +33,7 @@ from monitoring.pricing import PriceTable
 from settings import Settings
 from tests.helpers.provider_double import Behaviour, ProviderDouble
 from wiring.models import build_chat_model, model_specs
+from wiring.resilience import build_ladder_policies
 
 PRIMARY, BACKUP = "gpt-4o-mini", "gemini-3.5-flash"
 BACKUP_DELAY_S = 0.05
