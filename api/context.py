@@ -54,6 +54,18 @@ def failure_body(error: AllRungsFailed, retry_after: int, request_id: str | None
     }
 
 
+def interrupted_body(error: StreamInterrupted) -> dict[str, object]:
+    """A stream that broke off, for its error event on either door: whose answer broke, why, and
+    each model that was asked to continue it and could not."""
+    return {
+        "error": "stream_interrupted",
+        "message": str(error),
+        "model": error.model,
+        "cause": error.cause.value,
+        "continuations": [a.as_dict() for a in error.continuations],
+    }
+
+
 class RequestContextMiddleware:
     def __init__(
         self,
@@ -158,14 +170,7 @@ class RequestContextMiddleware:
         if isinstance(error, AllRungsFailed):
             content = failure_body(error, error.retry_after(self.default_retry_after), current_request_id())
         elif isinstance(error, StreamInterrupted):
-            content = {
-                "status_code": 502,
-                "error": "stream_interrupted",
-                "message": str(error),
-                "model": error.model,
-                "cause": error.cause.value,
-                "request_id": current_request_id(),
-            }
+            content = {**interrupted_body(error), "status_code": 502, "request_id": current_request_id()}
         else:
             content = {"status_code": error.status, "error": error.code, "message": error.message}
         payload = json.dumps(content)

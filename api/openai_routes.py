@@ -35,7 +35,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from api.client_metadata import check_client_metadata
 from api.config_guard import stamped_metadata
-from api.context import current_request_id
+from api.context import current_request_id, interrupted_body
 from api.errors import AsciiJSONResponse
 from api.openai_errors import openai_error
 from api.openai_schema import ChatCompletionRequest, parse_request, request_body_openapi
@@ -91,6 +91,22 @@ def _usage(usage: UsageMetadata | None) -> dict[str, Any]:
         "total_tokens": usage["input_tokens"] + usage["output_tokens"],
         "prompt_tokens_details": {"cached_tokens": cached},
         "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def _request_usage(run_id: str, answer: UsageMetadata | None) -> dict[str, Any]:
+    """What the request's model calls used, failed and broken ones included (what it is billed
+    for, as on the LangServe routes); the answer's own usage where no report was kept."""
+    report = current_serving_report()
+    used = report.usage.get(run_id) if report is not None else None
+    if used is None:
+        return _usage(answer)
+    return {
+        "prompt_tokens": used.input_tokens,
+        "completion_tokens": used.output_tokens,
+        "total_tokens": used.input_tokens + used.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": used.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": used.reasoning_tokens},
     }
 
 
@@ -198,7 +214,7 @@ def openai_router(
                     "logprobs": None,
                 }
             ],
-            "usage": _usage(message.usage_metadata),
+            "usage": _request_usage(run.run_id, message.usage_metadata),
             "system_fingerprint": None,
         }
         return AsciiJSONResponse(answer)
@@ -239,6 +255,12 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
             body.setdefault("usage", None)
         return b"data: " + json.dumps(body, ensure_ascii=True).encode("ascii") + b"\n\n"
 
+    def last_event(**fields: Any) -> bytes:
+        """A chunk with no choices, after the finish reason: OpenAI's usage chunk, or ours."""
+        body = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
+        body.update(choices=[], **fields)
+        return b"data: " + json.dumps(body, ensure_ascii=True).encode("ascii") + b"\n\n"
+
     async def events() -> AsyncIterator[bytes]:
         usage: UsageMetadata | None = None
         finish: Any = None
@@ -259,7 +281,7 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
                     called = True
                     yield event({"tool_calls": [_tool_call_delta(piece) for piece in chunk.tool_call_chunks]})
         except StreamInterrupted as broken:
-            yield _error_event(502, {"error": "stream_interrupted", "message": str(broken), "model": broken.model})
+            yield _error_event(502, {**interrupted_body(broken), "provenance": _provenance(run)})
             return
         except RequestError as refused:
             yield _error_event(refused.status, {"error": refused.code, "message": refused.message})
@@ -272,13 +294,19 @@ async def _stream(run: _Run, created: int, include_usage: bool) -> StreamingResp
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
         yield event({}, "tool_calls" if called else _finish_reason(finish))
-        if include_usage:
-            body = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
-            body.update(choices=[], usage=_usage(usage))
-            yield b"data: " + json.dumps(body, ensure_ascii=True).encode("ascii") + b"\n\n"
+        # The last chunk before [DONE] says how the answer came to be (one model, or continued by
+        # another after a break); it is OpenAI's usage chunk when the client asked for one.
+        told = {"usage": _request_usage(run.run_id, usage)} if include_usage else {}
+        yield last_event(**told, provenance=_provenance(run))
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _provenance(run: _Run) -> dict[str, Any]:
+    report = current_serving_report()
+    told = report.provenance_for(run.run_id) if report is not None else None
+    return told or {"outcome": "complete", "contributors": [], "continued": []}
 
 
 def _error_event(status: int, body: dict[str, Any]) -> bytes:

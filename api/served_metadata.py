@@ -6,8 +6,11 @@ used (``usage``: calls, tokens, cost, failed attempts included), from the reques
 - ``/invoke`` and ``/batch``: in the response's ``metadata`` (a batch: in each item's entry of
   ``metadata.responses``, matched by run id);
 - ``/stream``: as ``metadata`` events, LangServe's own kind, which ``RemoteRunnable`` and
-  LangServe's clients skip: ``served_by`` as soon as the answering rung's first chunk is out,
-  ``usage`` just before ``end``.
+  LangServe's clients skip: ``served_by`` as soon as the answering rung's first chunk is out, and
+  as the last event, before ``end`` (or before the ``error`` event of a stream that broke off),
+  ``usage`` and ``provenance``: how the answer came to be (``chains.serving_report.provenance``:
+  complete from one model, continued by another after a break, or interrupted), with each
+  contributing model's part and usage.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from chains.serving_report import ServingReport
 
 _END_EVENT = b"event: end"
+_ERROR_EVENT = b"event: error"
 _METADATA_EVENT = b"event: metadata"
 
 
@@ -67,6 +71,7 @@ class StreamAnnotator:
     def __init__(self, report: ServingReport):
         self.report = report
         self.announced = False
+        self.ended = False
 
     def feed(self, body: bytes) -> bytes:
         if not self.announced and self.report.streaming is not None:
@@ -74,11 +79,21 @@ class StreamAnnotator:
             # After LangServe's own first event (the run id), which clients may expect first.
             at = body.find(b"\r\n\r\n", body.find(_METADATA_EVENT)) + 4 if _METADATA_EVENT in body else 0
             body = body[:at] + _event({"served_by": self.report.streaming.as_dict()}) + body[at:]
-        if _END_EVENT in body:
-            usage = self.report.usage.get(self.report.streaming.run_id if self.report.streaming else None)
-            if usage is None and len(self.report.usage) == 1:
-                usage = next(iter(self.report.usage.values()))
-            told = _event({"usage": usage.as_dict() if usage is not None else None})
-            at = body.index(_END_EVENT)
-            body = body[:at] + told + body[at:]
+        if not self.ended and (_END_EVENT in body or _ERROR_EVENT in body):
+            final = self._final()
+            # A stream refused before any answer (its error event is all there is) has no story to tell.
+            if _END_EVENT in body or final["provenance"] is not None:
+                self.ended = True
+                last = body.find(_END_EVENT) if _END_EVENT in body else body.find(_ERROR_EVENT)
+                body = body[:last] + _event(final) + body[last:]
         return body
+
+    def _final(self) -> dict[str, Any]:
+        run_id = self.report.streaming.run_id if self.report.streaming else None
+        usage = self.report.usage.get(run_id)
+        if usage is None and len(self.report.usage) == 1:
+            usage = next(iter(self.report.usage.values()))
+        return {
+            "usage": usage.as_dict() if usage is not None else None,
+            "provenance": self.report.provenance_for(run_id),
+        }

@@ -26,7 +26,16 @@ from errors import classify, describe
 from monitoring.pricing import PriceTable, Usage
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
-from vocabulary.run_metadata import ACCESS, ALTERNATIVE, LADDER, LADDER_RUNG, REQUEST_ID, ROOT_RUN_ID, ROUTE
+from vocabulary.run_metadata import (
+    ACCESS,
+    ALTERNATIVE,
+    BAD_CHUNKS,
+    LADDER,
+    LADDER_RUNG,
+    REQUEST_ID,
+    ROOT_RUN_ID,
+    ROUTE,
+)
 
 logger = logging.getLogger("llm_server.monitoring")
 
@@ -43,6 +52,16 @@ _SERVER_KEYS = (
     "ls_model_name",
     ACCESS,
 )
+
+
+def _bad_chunks_of(response: LLMResult) -> int:
+    """Stream chunks the call skipped because they were not JSON (``providers.guard``)."""
+    for generations in response.generations:
+        for generation in generations:
+            count = (generation.generation_info or {}).get(BAD_CHUNKS)
+            if count:
+                return int(count)
+    return 0
 
 
 @dataclass
@@ -166,6 +185,7 @@ class CallRecorder(AsyncCallbackHandler):
         usage = usage_of(response)
         model = call.model
         cost = self.prices.cost(model_of(response) or model, usage)
+        bad_chunks = _bad_chunks_of(response)
         self._publish(
             self._record(
                 call,
@@ -177,6 +197,8 @@ class CallRecorder(AsyncCallbackHandler):
                 reasoning_tokens=usage.reasoning_tokens,
                 cost=cost,
                 answer_chars=len(answer_of(response)),
+                # No column of its own (the SQLite file has no migrations): kept with the metadata.
+                extra={BAD_CHUNKS: bad_chunks} if bad_chunks else None,
             )
         )
 
@@ -224,9 +246,12 @@ class CallRecorder(AsyncCallbackHandler):
         answer_chars: int = 0,
         cause: str | None = None,
         error: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> CallRecord:
         meta = call.metadata
         client_meta = {k: v for k, v in meta.items() if k not in _SERVER_KEYS and not k.startswith(("__", "ls_"))}
+        if extra:
+            client_meta.update(extra)
         rung = meta.get(LADDER_RUNG)
         return CallRecord(
             run_id=str(run_id),

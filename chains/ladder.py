@@ -2,9 +2,13 @@
 that works, or raise ``AllRungsFailed`` listing every attempt.
 
 Unlike ``Runnable.with_fallbacks`` it keeps each attempt's cause, refuses to fall back on the
-caller's own mistakes (``Cause.BAD_REQUEST`` is raised at once), and when streaming moves on only
-while nothing has reached the client yet; a stream that fails after that raises
-``StreamInterrupted``. With ``LadderPolicies`` it also:
+caller's own mistakes (``Cause.BAD_REQUEST`` is raised at once), and a stream that fails after
+part of the answer reached the client is not started over: the next rung is asked to continue it
+from the text already sent (``chains.continuation``; ``StreamedAnswer`` keeps what went out and
+drops what a continuation repeats), and each rung's part is reported to the host. A stream that
+cannot be continued (tool calls, structured output, a content-policy refusal, continuation
+switched off) or that no rung could continue raises ``StreamInterrupted``. With
+``LadderPolicies`` it also:
 
 - orders the rungs per request (ordered, cheapest or fastest first; the last rung stays last);
 - skips a rung whose circuit breaker is open, at once (the last rung, the floor, is always tried);
@@ -43,7 +47,16 @@ from langchain_core.runnables.config import (
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from pydantic import BaseModel, ConfigDict
 
-from chains.serving_report import Served, report_failure, report_served, report_streaming
+from chains.continuation import PREFILL, USER_TURN, Form, continuation_input, other_form
+from chains.serving_report import (
+    Contribution,
+    Served,
+    report_contribution,
+    report_failure,
+    report_served,
+    report_streaming,
+)
+from chains.streamed_answer import StreamedAnswer
 from errors import (
     AllRungsFailed,
     Attempt,
@@ -61,8 +74,9 @@ from policy.request_policy import Access
 from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
 from resilience.ladder_policies import LadderPolicies
-from vocabulary.models import ModelSpec
-from vocabulary.run_metadata import ALTERNATIVE, LADDER, LADDER_RUNG, NEEDS, ROOT_RUN_ID
+from vocabulary.models import PREFILL as CAN_PREFILL
+from vocabulary.models import STRUCTURED_OUTPUT, ModelSpec
+from vocabulary.run_metadata import ALTERNATIVE, ANSWER_SO_FAR, CONTINUES, LADDER, LADDER_RUNG, NEEDS, ROOT_RUN_ID
 
 _END: Any = object()  # end of a rung's stream
 
@@ -110,6 +124,8 @@ class _Try:
     tries: int = 0
     call: int | None = None  # the breaker's ticket for the try in flight
     again: bool = False  # ``_Trial.failed`` chose to retry this rung
+    form: Form | None = None  # how this try asks to continue the answer; None: it begins it
+    switched: bool = False  # the rung rejected one form and is asked in the other
 
     @property
     def spec(self) -> ModelSpec:
@@ -147,6 +163,12 @@ class _Trial:
         specs = [rung.spec for rung in rungs]
         order = self.resilience.order(specs) if self.resilience else list(range(len(specs)))
         self.rungs = [rungs[i] for i in order]
+        self.answer = StreamedAnswer()  # what of a streamed answer reached the caller
+        # Structured output is never continued: half a JSON document and another model's other half.
+        continues = self.resilience is not None and self.resilience.continue_streams
+        self.continues = continues and STRUCTURED_OUTPUT not in self.needs
+        self.broken: Attempt | None = None  # the first break of a streamed answer
+        self.last_part: Contribution | None = None  # the latest rung's part of it
 
     def tries(self) -> Iterator[_Try]:
         """The tries to make, in order: each rung's first, then its retries while ``failed`` asks
@@ -180,14 +202,23 @@ class _Trial:
         attempt.call = None if breaker is None else breaker.begin()
         return True
 
-    def failed(self, attempt: _Try, exc: Exception, *, delivered: bool = False) -> _Verdict:
-        """Account for a failed try and decide what follows. ``delivered``: part of the try's
-        stream reached the caller, so nobody can take over and the stream ends interrupted."""
+    def request(self, attempt: _Try, input: Any) -> Any:
+        """What ``attempt`` asks its model: the caller's input, or, once part of a streamed answer
+        reached the caller, to continue that answer (in the form the model takes)."""
+        self.answer.begin()
+        if not self.answer.text:
+            return input
+        if attempt.form is None:
+            attempt.form = PREFILL if CAN_PREFILL in attempt.spec.capabilities else USER_TURN
+        return continuation_input(input, self.answer.text, attempt.form)
+
+    def failed(self, attempt: _Try, exc: Exception) -> _Verdict:
+        """Account for a failed try and decide what follows."""
         cause = classify(exc)
         _account(attempt.breaker, cause, attempt.call)
         spec = attempt.spec
-        if delivered:
-            return _Verdict(error=report_failure(StreamInterrupted(spec.model, cause, describe(exc))))
+        if self.answer.started:
+            return self._broke(attempt, exc, cause)
         if cause.is_callers_fault:
             return _Verdict(error=report_failure(self._rejected(spec, exc)))
         rerouted = isinstance(exc, ContentBlocked) or (self.resilience and self.resilience.reroute_content_filter)
@@ -208,9 +239,41 @@ class _Trial:
             self._record(attempt, cause, describe(exc), retry_after, attempt.tries)
         return _Verdict(wait=wait)
 
+    def _broke(self, attempt: _Try, exc: Exception, cause: Cause) -> _Verdict:
+        """A try failed after part of the answer reached the caller: the next rung continues it,
+        unless it cannot be continued (then the stream ends interrupted). A continuation is not
+        retried on the same rung (the caller waits mid-answer), except once in the other form when
+        the model rejected the form it was asked in."""
+        detail = describe(exc)
+        part = self._report_part(attempt, cause.value)
+        if part is None and attempt.form is not None and cause is Cause.BAD_REQUEST and not attempt.switched:
+            attempt.form, attempt.switched, attempt.again = other_form(attempt.form), True, True
+            return _Verdict()
+        if not self.continues or self.answer.tool_calls or cause is Cause.CONTENT_FILTER:
+            # Tool calls end explicitly; a policy refusal of the answer is not another model's to finish.
+            return _Verdict(error=report_failure(StreamInterrupted(attempt.spec.model, cause, detail)))
+        self._record(attempt, cause, detail, retry_after_of(exc), attempt.tries)
+        if self.broken is None:
+            self.broken = self.attempts[-1]
+        return _Verdict()
+
+    def _report_part(self, attempt: _Try, broke: str | None) -> Contribution | None:
+        part = self.answer.part()
+        if part is None:
+            return None
+        contribution = Contribution(self.serving(attempt), part.start, part.end, attempt.form, broke, part.dropped)
+        report_contribution(contribution)
+        self.last_part = contribution
+        return contribution
+
+    def continued_model(self) -> str | None:
+        """The model whose part of the answer a continuation takes over."""
+        return self.last_part.served.model if self.last_part is not None else None
+
     def succeeded(self, attempt: _Try) -> None:
         if attempt.breaker is not None:
             attempt.breaker.record_success(attempt.call)
+        self._report_part(attempt, None)
         report_served(self.serving(attempt))
 
     def serving(self, attempt: _Try) -> Served:
@@ -224,8 +287,13 @@ class _Trial:
         if attempt.breaker is not None:
             attempt.breaker.release(attempt.call)
 
-    def exhausted(self) -> AllRungsFailed:
-        """Every rung failed (or was skipped): the error listing every attempt."""
+    def exhausted(self) -> AllRungsFailed | StreamInterrupted:
+        """Every rung failed (or was skipped): the error listing every attempt; a streamed answer
+        that broke is interrupted, since no rung could continue it."""
+        broken = self.broken
+        if broken is not None:
+            continued = [a for a in self.attempts if a is not broken]
+            return report_failure(StreamInterrupted(broken.model, broken.cause, broken.detail, continued))
         return report_failure(AllRungsFailed(self.ladder.ladder, self.attempts))
 
     def _breaker(self, position: int) -> CircuitBreaker | None:
@@ -278,8 +346,16 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         return get_unique_config_specs(spec for rung in self.rungs for spec in rung.runnable.config_specs)
 
-    def _rung_config(self, config: RunnableConfig, attempt: _Try, run_manager: Any) -> RunnableConfig:
-        metadata = {LADDER: self.ladder, LADDER_RUNG: attempt.position, ALTERNATIVE: attempt.spec.alternative}
+    def _rung_config(self, config: RunnableConfig, trial: _Trial, attempt: _Try, run_manager: Any) -> RunnableConfig:
+        metadata: dict[str, Any] = {
+            LADDER: self.ladder,
+            LADDER_RUNG: attempt.position,
+            ALTERNATIVE: attempt.spec.alternative,
+        }
+        if attempt.form is not None:
+            # The gate and the keyword filter judge the whole answer; the record says whose it continues.
+            metadata[ANSWER_SO_FAR] = trial.answer.text
+            metadata[CONTINUES] = {"model": trial.continued_model(), "at": len(trial.answer.text), "form": attempt.form}
         return patch_config(merge_configs(config, {"metadata": metadata}), callbacks=run_manager.get_child())
 
     def _start(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, CallbackManagerForChainRun]:
@@ -363,7 +439,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             try:
                 with deadline_scope(trial.deadline.at):
                     output = attempt.rung.runnable.invoke(
-                        input, self._rung_config(config, attempt, run_manager), **kwargs
+                        input, self._rung_config(config, trial, attempt, run_manager), **kwargs
                     )
             except Exception as exc:
                 self._follow(trial.failed(attempt, exc), run_manager, exc)
@@ -385,7 +461,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             try:
                 with deadline_scope(trial.deadline.at):
                     output = await attempt.rung.runnable.ainvoke(
-                        input, self._rung_config(config, attempt, run_manager), **kwargs
+                        input, self._rung_config(config, trial, attempt, run_manager), **kwargs
                     )
             except Exception as exc:
                 await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
@@ -405,25 +481,28 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         for attempt in trial.tries():
             if not trial.admit(attempt):
                 continue
-            final: Any = None  # what reached the caller so far
+            asked = trial.request(attempt, input)
             try:
-                chunks = iter(
-                    attempt.rung.runnable.stream(input, self._rung_config(config, attempt, run_manager), **kwargs)
-                )
+                rung_config = self._rung_config(config, trial, attempt, run_manager)
+                chunks = iter(attempt.rung.runnable.stream(asked, rung_config, **kwargs))
                 with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
                     chunk = next(chunks, _END)
                 while chunk is not _END:
-                    final = chunk if final is None else final + chunk
-                    yield chunk
+                    out = trial.answer.feed(chunk)
+                    if out is not None:
+                        yield out
                     chunk = next(chunks, _END)
+                out = trial.answer.finish()
+                if out is not None:
+                    yield out
             except Exception as exc:
-                self._follow(trial.failed(attempt, exc, delivered=final is not None), run_manager, exc)
+                self._follow(trial.failed(attempt, exc), run_manager, exc)
             except BaseException:  # cancelled, or the client left: proves nothing either way
                 trial.release(attempt)
                 raise
             else:
                 trial.succeeded(attempt)
-                run_manager.on_chain_end(final)
+                run_manager.on_chain_end(trial.answer.final)
                 return
         self._fail(run_manager, trial.exhausted())
 
@@ -433,29 +512,32 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         for attempt in trial.tries():
             if not await self._aadmit(trial, attempt):
                 continue
-            final: Any = None  # what reached the caller so far
+            asked = trial.request(attempt, input)
             try:
-                achunks = aiter(
-                    attempt.rung.runnable.astream(input, self._rung_config(config, attempt, run_manager), **kwargs)
-                )
+                rung_config = self._rung_config(config, trial, attempt, run_manager)
+                achunks = aiter(attempt.rung.runnable.astream(asked, rung_config, **kwargs))
                 # The scope must not span a yield (the consumer may resume us in another
                 # context); the model's stream starts, and reads the deadline, on the first chunk.
                 with deadline_scope(trial.deadline.at):
                     chunk = await anext(achunks, _END)
-                if chunk is not _END:
+                if chunk is not _END and trial.answer.final is None:
                     report_streaming(trial.serving(attempt))
                 while chunk is not _END:
-                    final = chunk if final is None else final + chunk
-                    yield chunk
+                    out = trial.answer.feed(chunk)
+                    if out is not None:
+                        yield out
                     chunk = await anext(achunks, _END)
+                out = trial.answer.finish()
+                if out is not None:
+                    yield out
             except Exception as exc:
-                await self._afollow(attempt, trial.failed(attempt, exc, delivered=final is not None), run_manager, exc)
+                await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
             except BaseException:  # cancelled, or the client left: proves nothing either way
                 trial.release(attempt)
                 raise
             else:
                 trial.succeeded(attempt)
                 await self._push(attempt.breaker)
-                await run_manager.on_chain_end(final)
+                await run_manager.on_chain_end(trial.answer.final)
                 return
         await self._afail(run_manager, trial.exhausted())

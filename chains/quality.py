@@ -15,11 +15,13 @@ import operator
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import Field
 
 from errors import QualityRejected
+from vocabulary.run_metadata import ANSWER_SO_FAR
 
 
 class QualityGate(RunnableSerializable[Any, Any]):
@@ -46,8 +48,10 @@ class QualityGate(RunnableSerializable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self.invoke(input, config, **kwargs)
 
-    def _gate(self, chunks: Iterator[Any]) -> Iterator[Any]:
-        holdback = _Holdback(self)
+    def _gate(
+        self, chunks: Iterator[Any], run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[Any]:
+        holdback = _Holdback(self, _answer_so_far(config))
         for chunk in chunks:
             released = holdback.feed(chunk)
             if released is not None:
@@ -56,8 +60,10 @@ class QualityGate(RunnableSerializable[Any, Any]):
         if rest is not None:
             yield rest
 
-    async def _agate(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        holdback = _Holdback(self)
+    async def _agate(
+        self, chunks: AsyncIterator[Any], run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> AsyncIterator[Any]:
+        holdback = _Holdback(self, _answer_so_far(config))
         async for chunk in chunks:
             released = holdback.feed(chunk)
             if released is not None:
@@ -90,12 +96,19 @@ def _text(item: Any) -> str:
     return item.text if isinstance(item, BaseMessage) else str(item)
 
 
-class _Holdback:
-    """Holds a stream's chunks (text or message chunks) until their text is long enough, then lets
-    everything through; what it releases at once is the held chunks joined into one."""
+def _answer_so_far(config: RunnableConfig) -> str:
+    """The text a continued answer already has (``chains.ladder``): the gate judges the whole."""
+    return str((config.get("metadata") or {}).get(ANSWER_SO_FAR) or "")
 
-    def __init__(self, gate: QualityGate):
+
+class _Holdback:
+    """Holds a stream's chunks (text or message chunks) until their text, after ``so_far`` (the
+    answer's text before them, when they continue it), is long enough, then lets everything
+    through; what it releases at once is the held chunks joined into one."""
+
+    def __init__(self, gate: QualityGate, so_far: str = ""):
         self.gate = gate
+        self.so_far = so_far
         self.held: list[Any] = []
         self.passed = False
 
@@ -103,7 +116,7 @@ class _Holdback:
         if self.passed:
             return chunk
         self.held.append(chunk)
-        text = "".join(_text(c) for c in self.held)
+        text = self.so_far + "".join(_text(c) for c in self.held)
         # A forbidden word may still come at the very end: then nothing passes before the end.
         if self.gate.forbidden_words or len(text.strip()) < self.gate.min_chars:
             return None
@@ -115,9 +128,11 @@ class _Holdback:
         if self.passed:
             return None
         if not self.held:
-            self.gate._check("")  # an empty answer is too short
+            self.gate._check(self.so_far)  # an empty answer is too short
             return None
-        return self.gate._check(self._joined())
+        joined = self._joined()
+        self.gate._check(self.so_far + _text(joined) if self.so_far else joined)
+        return joined
 
     def _joined(self) -> Any:
         return functools.reduce(operator.add, self.held)  # str + str, or AIMessageChunk + AIMessageChunk

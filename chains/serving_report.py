@@ -9,11 +9,12 @@ reporting is a no-op, so chains run anywhere.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -70,12 +71,53 @@ class RunUsage:
         }
 
 
+@dataclass(frozen=True)
+class Contribution:
+    """One rung's part of a streamed answer: characters ``start`` to ``end``. ``form``: how it was
+    asked to continue the answer (None: it began it); ``broke``: the cause that cut its stream
+    short (None: it finished the answer); ``usage``: its model call's, from the call's record."""
+
+    served: Served
+    start: int
+    end: int
+    form: str | None = None
+    broke: str | None = None
+    dropped: int = 0  # characters of its stream that repeated the answer so far
+    usage: RunUsage | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.served.model,
+            "alternative": self.served.alternative,
+            "rung": self.served.rung,
+            "chars": [self.start, self.end],
+            "form": self.form,
+            "ended": self.broke or "finished",
+            "repeat_dropped_chars": self.dropped,
+            "usage": self.usage.as_dict() if self.usage is not None else None,
+        }
+
+
+def provenance(contributions: list[Contribution]) -> dict[str, Any]:
+    """How a streamed answer came to be: ``complete`` from one model, ``continued`` (who took over
+    from whom, at which character), or ``interrupted`` (its last part broke and nobody went on)."""
+    last = contributions[-1]
+    outcome = "interrupted" if last.broke else "continued" if len(contributions) > 1 else "complete"
+    handovers = [
+        {"from": before.served.model, "to": after.served.model, "at": after.start, "cause": before.broke}
+        for before, after in itertools.pairwise(contributions)
+    ]
+    return {"outcome": outcome, "contributors": [c.as_dict() for c in contributions], "continued": handovers}
+
+
 @dataclass
 class ServingReport:
     served: list[Served] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     streaming: Served | None = None  # the rung whose stream reached the client, while it streams
     usage: dict[str | None, RunUsage] = field(default_factory=dict)  # by root run id
+    contributions: list[Contribution] = field(default_factory=list)  # of streamed answers, in order
+    _records: list[CallRecord] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_served(self, served: Served) -> None:
@@ -85,6 +127,28 @@ class ServingReport:
     def add_call(self, record: CallRecord) -> None:
         with self._lock:
             self.usage.setdefault(record.root_run_id, RunUsage()).add(record)
+            self._records.append(record)
+
+    def add_contribution(self, contribution: Contribution) -> None:
+        """A rung's part of a streamed answer, with the usage of the call that made it: the latest
+        record of that rung (a call's record is published before its error or end reaches the ladder)."""
+        served = contribution.served
+        with self._lock:
+            for record in reversed(self._records):
+                if (record.root_run_id, record.ladder, record.rung) == (served.run_id, served.ladder, served.rung):
+                    usage = RunUsage()
+                    usage.add(record)
+                    contribution = replace(contribution, usage=usage)
+                    break
+            self.contributions.append(contribution)
+
+    def provenance_for(self, run_id: str | None) -> dict[str, Any] | None:
+        """``provenance`` of ``run_id``'s streamed answer (a request with one run: its only one)."""
+        with self._lock:
+            mine = [c for c in self.contributions if c.served.run_id == run_id]
+            if not mine and len({c.served.run_id for c in self.contributions}) == 1:
+                mine = list(self.contributions)
+        return provenance(mine) if mine else None
 
     def served_for(self, run_id: str | None) -> Served | None:
         """The rung that answered ``run_id`` (a batch item), or the request's last one."""
@@ -127,6 +191,13 @@ def report_call(record: CallRecord) -> None:
     outcomes = _current.get()
     if outcomes is not None:
         outcomes.add_call(record)
+
+
+def report_contribution(contribution: Contribution) -> None:
+    """Tell the host, if any, which part of a streamed answer a rung made."""
+    outcomes = _current.get()
+    if outcomes is not None:
+        outcomes.add_contribution(contribution)
 
 
 def report_streaming(served: Served) -> None:

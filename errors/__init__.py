@@ -196,11 +196,14 @@ class AllRungsFailed(ServerError):
 
 
 class StreamInterrupted(ServerError):
-    """A stream failed after part of the answer reached the client, so no other model can take
-    over; the client gets an error event saying so instead of a silently partial answer."""
+    """A stream failed after part of the answer reached the client, and no other model could
+    continue it (or it may not be continued: tool calls, structured output, a content-policy
+    refusal); the client gets an error event saying so instead of a silently partial answer."""
 
-    def __init__(self, model: str, cause: Cause, detail: str):
+    def __init__(self, model: str, cause: Cause, detail: str, continuations: Sequence[Attempt] = ()):
         self.model = model
         self.cause = cause
         self.detail = detail
-        super().__init__(f"the answer from {model} broke off ({cause.value}: {detail}); ask again")
+        self.continuations = list(continuations)  # the rungs asked to continue it, and why each failed
+        tried = f"; {len(self.continuations)} other model(s) could not continue it" if self.continuations else ""
+        super().__init__(f"the answer from {model} broke off ({cause.value}: {detail}){tried}; ask again")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
 from typing import Any
 
@@ -47,6 +48,10 @@ def classify(exc: BaseException) -> Cause:
         return Cause.CANCELLED
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Cause.TIMEOUT
+    if isinstance(exc, json.JSONDecodeError):
+        # What the provider sent did not parse (a stream event): the provider's fault, not the
+        # caller's, unlike the ValueError below.
+        return Cause.MALFORMED_STREAM
 
     import openai
     from google.genai import errors as genai_errors
@@ -64,6 +69,10 @@ def classify(exc: BaseException) -> Cause:
         if isinstance(exc.body, dict):
             code = str(exc.body.get("code") or "")
         return _from_status(exc.status_code, f"{code} {exc.message}")
+    if isinstance(exc, openai.APIError):
+        return Cause.SERVER_ERROR  # no status: the provider sent an error event mid-stream
+    if isinstance(exc, genai_errors.UnknownApiResponseError):
+        return Cause.MALFORMED_STREAM  # google-genai's JSONDecodeError: its stream cannot go on
     if isinstance(exc, genai_errors.APIError):
         return _from_status(int(exc.code or 0), f"{exc.status} {exc.message}")
     if exc.__cause__ is not None:

@@ -18,7 +18,7 @@ from monitoring.alert_dispatcher import DeliveryResult
 from monitoring.call_store import WriteReport
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
-from vocabulary.run_metadata import DOOR, LANGSERVE_DOOR
+from vocabulary.run_metadata import BAD_CHUNKS, DOOR, LANGSERVE_DOOR
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
@@ -49,6 +49,10 @@ class MetricsExporter:
             buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.tokens = Counter("llm_tokens", "Tokens by kind", ["model", "kind"], registry=r)
+        # Streams with more than the server skips fail: llm_errors with cause malformed_stream.
+        self.bad_chunks = Counter(
+            "llm_stream_bad_chunks", "Stream chunks skipped as not JSON, on answered calls", ["model"], registry=r
+        )
         self.cost = Counter("llm_cost_usd", "Spend in USD (priced models only)", ["model"], registry=r)
         self.unpriced = Counter("llm_unpriced_calls", "Answered calls of models with no price", ["model"], registry=r)
         self.fallbacks = Counter(
@@ -94,6 +98,9 @@ class MetricsExporter:
                 self.unpriced.labels(model).inc()
             if record.ladder is not None and (record.rung or 0) > 0:
                 self.fallbacks.labels(record.ladder, model).inc()
+            bad_chunks = record.metadata.get(BAD_CHUNKS)
+            if bad_chunks:
+                self.bad_chunks.labels(model).inc(int(bad_chunks))
         for kind, count in (
             ("input", record.input_tokens),
             ("output", record.output_tokens),

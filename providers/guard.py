@@ -8,6 +8,9 @@ breakers see the real cause.
   then, so without this check a cut answer would pass as complete).
 - A call still running at the request's deadline (see ``resilience.deadline``) fails as
   ``timeout``.
+- With ``max_bad_chunks`` set, a model whose HTTP client has the ``providers.sse_tolerance``
+  hook (OpenAI's) skips and counts stream events that are not JSON: the count goes in the last
+  chunk's generation info under ``bad_chunks``; a stream with more fails as ``malformed_stream``.
 
 ``GuardedStream`` is a mixin placed before a chat model class; a model with ``guard=None``
 behaves exactly like its base. Remote models are built with ``streaming=True``, so an invoke
@@ -29,8 +32,10 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 
 from errors import Cause, ProviderError, classify, describe, retry_after_of
+from providers.sse_tolerance import BadChunkTally, active_tally
 from resilience.deadline import current_deadline_at
 from resilience.faults import FaultPlan, FaultSpec
+from vocabulary.run_metadata import BAD_CHUNKS
 
 
 def _finished(chunk: ChatGenerationChunk) -> bool:
@@ -57,6 +62,7 @@ class Guard:
     stall_s: float | None = None
     faults: FaultPlan | None = None
     clock: Callable[[], float] = time.monotonic
+    max_bad_chunks: int | None = None  # None: a chunk that is not JSON ends the stream, as the SDK has it
 
     def _fault(self) -> FaultSpec | None:
         return self.faults.pick(self.alternative) if self.faults else None
@@ -69,12 +75,17 @@ class Guard:
         deadline_at = current_deadline_at()  # read once: the scope may be gone after the first chunk
         iterator = aiter(chunks)
         first, finished = True, False
+        tally = None if self.max_bad_chunks is None else BadChunkTally(self.max_bad_chunks, self.model)
+        last: ChatGenerationChunk | None = None
         try:
             if fault is not None:
                 await self._before_stream(fault, self._time_left(deadline_at))
             while True:
                 own = self.first_token_s if first else self.stall_s
                 limit, by_deadline = _limit(own, self._time_left(deadline_at))
+                # The SDK's HTTP client is shared: its response hook finds this call's tally here.
+                # Set and reset with no yield between, so whichever context resumes us is right.
+                token = active_tally.set(tally)
                 try:
                     async with asyncio.timeout(limit):
                         if not first and fault is not None and fault.kind == "stall":
@@ -84,8 +95,11 @@ class Guard:
                     break
                 except TimeoutError:
                     raise self._timeout(first, by_deadline, limit) from None
+                finally:
+                    active_tally.reset(token)
                 finished = finished or _finished(chunk)
                 first = False
+                last = chunk
                 yield chunk
         finally:
             aclose = getattr(iterator, "aclose", None)
@@ -96,6 +110,9 @@ class Guard:
                 f"{self.model}'s stream ended without a finish reason (the answer is incomplete)",
                 cause=Cause.TRUNCATED_STREAM,
             )
+        if tally is not None and tally.count and last is not None:
+            # Already yielded, and still seen: LangChain merges the chunks it kept once the stream ends.
+            last.generation_info = {**(last.generation_info or {}), BAD_CHUNKS: tally.count}
 
     def _time_left(self, deadline_at: float | None) -> float | None:
         return None if deadline_at is None else deadline_at - self.clock()

@@ -20,6 +20,10 @@ The queue is shared fairly between callers (API keys; every caller of an open se
 
 Callers who leave the queue (the client hung up, or waited past the queue timeout) are never
 generated for.
+
+A conversation ending with an assistant message is a prefill: the model continues that message
+(the fallback ladder finishing an answer another model's stream left half-done) instead of
+starting a new one, and streams only what comes after it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ class Piece:
     finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    tokens: list[int]
+    prefill: bool  # ends inside an open assistant turn
+    rendered: Any  # the template's ChatFormatterResponse: its stop strings and stopping criteria
 
 
 @dataclass
@@ -202,6 +213,10 @@ class FairQueue:
             del self._lanes[caller]
 
 
+def _listed(stop: str | list[str] | None) -> list[str]:
+    return [stop] if isinstance(stop, str) else list(stop or [])
+
+
 class LocalEngine:
     def __init__(
         self,
@@ -259,7 +274,8 @@ class LocalEngine:
     ) -> None:
         llama = self._model()
         emit(_STARTED)
-        prompt_tokens = self._count_prompt_tokens(llama, messages)
+        prompt = self._prompt(llama, messages)
+        prompt_tokens = len(prompt.tokens)
         room = self.context_tokens - prompt_tokens
         if room < 1:
             raise ProviderError(
@@ -271,12 +287,12 @@ class LocalEngine:
         finish_reason: str | None = None
         self.generations.running = True
         try:
-            for chunk in llama.create_chat_completion(messages=messages, stream=True, **params):
+            for chunk in self._chunks(llama, messages, prompt, params):
                 if stop.is_set():
                     finish_reason = "cancelled"
                     break
                 choice = chunk["choices"][0]
-                text = choice.get("delta", {}).get("content") or ""
+                text = (choice.get("text") if prompt.prefill else choice.get("delta", {}).get("content")) or ""
                 if text:
                     output_tokens += 1  # llama.cpp streams one token per chunk
                     self.generations.tokens += 1
@@ -290,8 +306,9 @@ class LocalEngine:
                 self.generations.completed += 1
         emit(Piece("", finish_reason or "stop", 0 if output_tokens else prompt_tokens, output_tokens))
 
-    def _count_prompt_tokens(self, llama: Any, messages: list[dict[str, str]]) -> int:
-        # llama.cpp reports no usage when streaming: render the model's own chat template.
+    def _prompt(self, llama: Any, messages: list[dict[str, str]]) -> _Prompt:
+        # llama.cpp reports no usage when streaming: render the model's own chat template, and
+        # tokenize it as llama.cpp's chat handler does.
         if self._formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -300,9 +317,26 @@ class LocalEngine:
                 bos_token=llama._model.token_get_text(llama.token_bos()),
                 eos_token=llama._model.token_get_text(llama.token_eos()),
                 add_generation_prompt=True,
+                stop_token_ids=[llama.token_eos()],  # as llama.cpp's own handler for the template
             )
-        rendered = self._formatter(messages=messages)
-        return len(llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
+        prefill = bool(messages) and messages[-1]["role"] == "assistant"
+        # A prefill: the turns before it and the generation prompt, then its text, left open.
+        rendered = self._formatter(messages=messages[:-1] if prefill else messages)
+        text = rendered.prompt + (messages[-1]["content"] if prefill else "")
+        tokens = llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        return _Prompt(tokens, prefill, rendered)
+
+    def _chunks(
+        self, llama: Any, messages: list[dict[str, str]], prompt: _Prompt, params: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        if not prompt.prefill:
+            return llama.create_chat_completion(messages=messages, stream=True, **params)
+        # What llama.cpp's chat handler adds to the same call: the template's stops, and the chat
+        # default temperature (create_completion's own is 0.8).
+        stops = [*_listed(params.get("stop")), *_listed(prompt.rendered.stop)]
+        criteria = prompt.rendered.stopping_criteria
+        completion = {"temperature": 0.2, **params, "stop": stops, "stopping_criteria": criteria}
+        return llama.create_completion(prompt=prompt.tokens, stream=True, **completion)
 
     def _submit(
         self, messages: list[dict[str, str]], params: dict[str, Any], caller: str, emit: Callable[[object], None]

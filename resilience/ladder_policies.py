@@ -35,6 +35,7 @@ class LadderPolicies:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     breaker_sync: BreakerSharing | None = None  # set when replicas share breakers through Redis
     reroute_content_filter: bool = False  # a content-policy refusal goes to the next rung, not the caller
+    continue_streams: bool = True  # a stream broken after text reached the caller is continued by the next rung
 
     async def pull(self, breaker: CircuitBreaker | None) -> None:
         """Take on another replica's verdict on ``breaker`` (no-op without shared state)."""

@@ -123,6 +123,22 @@ class Settings(BaseSettings):
     stream_stall_timeout_s: float = Field(
         10.0, gt=0, description="A stream silent this long between chunks fails as stalled_stream."
     )
+    max_bad_chunks: int = Field(
+        3,
+        ge=0,
+        description="Chunks of a remote stream that are not valid JSON are skipped; a stream with more than this "
+        "many counts as broken (malformed_stream).",
+    )
+    continue_streams: bool = Field(
+        True,
+        description="A stream that breaks after text reached the client is continued by the next rung, from the "
+        "text already sent; off: it ends with a stream_interrupted error.",
+    )
+    prefill_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [LOCAL],
+        description="Alternatives whose provider continues a conversation ending with the assistant's own message "
+        "(an assistant prefill), comma-separated; the others are asked to continue with a user turn.",
+    )
     retry_attempts: int = Field(
         2, ge=1, le=10, description="Tries per rung for transient failures (429, 5xx, connection), the first included."
     )
@@ -324,6 +340,14 @@ class Settings(BaseSettings):
             raise ValueError(f"give three or more different alternatives, ending with {FLOOR} (the floor)")
         return value
 
+    @field_validator("prefill_models")
+    @classmethod
+    def _known_prefill_models(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in ALTERNATIVES]
+        if unknown:
+            raise ValueError(f"unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
+        return value
+
     @field_validator("faults")
     @classmethod
     def _known_fault_targets(cls, value: dict[str, FaultSpec]) -> dict[str, FaultSpec]:
@@ -338,6 +362,7 @@ class Settings(BaseSettings):
         "fallback_ladder",
         "quality_forbidden_words",
         "allowed_hosts",
+        "prefill_models",
         mode="before",
     )
     @classmethod

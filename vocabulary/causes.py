@@ -28,6 +28,7 @@ class Cause(StrEnum):
     CONTENT_FILTER = "content_filter"
     TRUNCATED_STREAM = "truncated_stream"
     STALLED_STREAM = "stalled_stream"
+    MALFORMED_STREAM = "malformed_stream"  # stream chunks that are not JSON: more than we skip, or any the SDK cannot
     QUALITY_REJECTED = "quality_rejected"
     BREAKER_OPEN = "breaker_open"
     NOT_CONFIGURED = "not_configured"
@@ -75,6 +76,7 @@ _MEANINGS: dict[Cause, _Meaning] = {
     Cause.CONTENT_FILTER: _Meaning(False, False, False, True),
     Cause.TRUNCATED_STREAM: _Meaning(False, True, False, True),
     Cause.STALLED_STREAM: _Meaning(False, True, False, True),
+    Cause.MALFORMED_STREAM: _Meaning(False, True, False, True),
     Cause.QUALITY_REJECTED: _Meaning(False, False, False, True),
     Cause.BREAKER_OPEN: _Meaning(False, False, False, True),
     Cause.NOT_CONFIGURED: _Meaning(False, False, False, False),

@@ -28,6 +28,9 @@ EVERY_TIER = ("free", "pro", "enterprise")  # the default tiers (``policy.tiers.
 TOOLS = "tools"
 STRUCTURED_OUTPUT = "structured_output"
 REMOTE_CAPABILITIES = frozenset({TOOLS, STRUCTURED_OUTPUT})
+# The provider continues a conversation that ends with the assistant's own message (a prefill):
+# how a broken stream is best continued (``chains.continuation``). Set by ``LLM_SERVER_PREFILL_MODELS``.
+PREFILL = "prefill"
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,15 @@ OPENAI_DOOR: Final = "openai"
 
 # What a request needs of a model beyond text (vocabulary.models.TOOLS, STRUCTURED_OUTPUT)
 NEEDS: Final = "needs"
+
+# A rung asked to continue an answer another rung's broken stream left unfinished (chains.ladder):
+# which model it continues, at which character of the answer, in which form (``prefill`` or
+# ``user_turn``). Kept on the call's record.
+CONTINUES: Final = "continues"
+# The text the continued answer already has, for the quality gate and the keyword filter, which
+# judge the whole answer. The double underscore keeps it out of records.
+ANSWER_SO_FAR: Final = "__answer_so_far"
+
+# Chunks of the call's stream that were not valid JSON and were skipped (providers.sse_tolerance):
+# in the model's generation info, and on the call's record when there were any.
+BAD_CHUNKS: Final = "bad_chunks"

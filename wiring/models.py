@@ -12,7 +12,7 @@ import os
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import certifi
 from langchain_core.language_models import BaseChatModel
@@ -30,10 +30,14 @@ from vocabulary.models import (
     GEMINI_PROVIDER,
     LOCAL_PROVIDER,
     OPENAI_PROVIDER,
+    PREFILL,
     REGISTRY,
     ModelEntry,
     ModelSpec,
 )
+
+if TYPE_CHECKING:
+    import httpx2
 
 
 def model_name(settings: Settings, entry: ModelEntry) -> str:
@@ -44,8 +48,15 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
     """Every alternative: the seed's ladder order first, then the rest of the registry."""
     order = [*DEFAULT_LADDER, *(entry.alternative for entry in REGISTRY if entry.alternative not in DEFAULT_LADDER)]
     entries = [ENTRIES[alternative] for alternative in order]
+    prefill = frozenset({PREFILL})
     return {
-        e.alternative: ModelSpec(e.alternative, e.provider, model_name(settings, e), e.capabilities) for e in entries
+        e.alternative: ModelSpec(
+            e.alternative,
+            e.provider,
+            model_name(settings, e),
+            e.capabilities | prefill if e.alternative in settings.prefill_models else e.capabilities,
+        )
+        for e in entries
     }
 
 
@@ -107,6 +118,7 @@ def build_chat_model(
         first_token_s=first_token_s,
         stall_s=settings.stream_stall_timeout_s,
         faults=faults,
+        max_bad_chunks=settings.max_bad_chunks,
     )
     entry = ENTRIES[spec.alternative]
     if entry.key_setting is not None and getattr(settings, entry.key_setting) is None:
@@ -147,8 +159,21 @@ def _openai(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
         stream_usage=True,
+        http_async_client=_openai_http_client(settings.openai_base_url),
         **_remote_options(settings, timeout_s),
     )
+
+
+@functools.cache
+def _openai_http_client(_base_url: str | None) -> httpx2.AsyncClient:
+    """The async HTTP client of every OpenAI model on ``_base_url``, with the SDK's defaults (pool
+    limits, redirects) and the hook that skips stream events that are not JSON. One per base URL,
+    as langchain-openai keeps its own: models are rebuilt per request and must share the pool."""
+    import openai
+
+    from providers.sse_tolerance import tolerate_bad_chunks
+
+    return openai.DefaultAsyncHttpxClient(event_hooks={"response": [tolerate_bad_chunks]})
 
 
 @functools.cache

@@ -48,5 +48,6 @@ def build_ladder_policies(
         latency=latency,
         faults=FaultPlan(settings.faults),
         reroute_content_filter=settings.reroute_content_filter,
+        continue_streams=settings.continue_streams,
         sleep=sleep,
     )

@@ -41,17 +41,41 @@ _GEMINI_STATUS = {
 @dataclass(frozen=True)
 class Fault:
     """One request's injected failure: an error ``status`` (with ``retry_after``), or a stream that
-    ends without a finish reason after ``cut_after`` pieces of text (0: before any text)."""
+    breaks after some pieces of text (0: before any text): ends without a finish reason
+    (``cut_after``), goes quiet until the caller hangs up (``stall_after``), sends the provider's
+    error event (``error_after``), or sends ``bad_chunks`` events that are not JSON and goes on
+    (``bad_after``)."""
 
     status: int | None = None
     retry_after: str | None = None
     cut_after: int | None = None
+    stall_after: int | None = None
+    error_after: int | None = None
+    bad_after: int | None = None
+    bad_chunks: int = 1
 
     @property
     def kind(self) -> str:
         if self.status is not None:
             return str(self.status)
+        for name in ("stall", "error", "bad"):
+            if getattr(self, f"{name}_after") is not None:
+                return f"{name}_mid_stream"
         return "cut_before_text" if self.cut_after == 0 else "cut_mid_stream"
+
+    async def midway(self, i: int, error: bytes, bad: bytes) -> AsyncIterator[bytes]:
+        """What breaks in before the stream's ``i``-th piece: nothing, bad chunks, or an error
+        event (the stream then ends: ``self.ends_at(i)``); a stall never returns."""
+        if i == self.stall_after:
+            await asyncio.Event().wait()  # quiet until the caller hangs up
+        if i == self.bad_after:
+            for _ in range(self.bad_chunks):
+                yield bad
+        if i == self.error_after:
+            yield error
+
+    def ends_at(self, i: int) -> bool:
+        return i in (self.cut_after, self.error_after)
 
 
 @dataclass
@@ -76,6 +100,9 @@ class Behaviour:
     # (function name, arguments) the model calls instead of answering, when the request declares
     # tools; a request without tools still gets text, as a real model cannot call what it was not offered.
     tool_calls: list[tuple[str, dict[str, Any]]] | None = None
+    # Refuse a conversation that ends with the assistant's own message (an assistant prefill) with
+    # a 400, as providers that do not continue one do.
+    reject_prefill: bool = False
 
     def status(self, question: str) -> int | None:
         if self.status_for is not None:
@@ -262,6 +289,12 @@ class ProviderDouble:
         if behaviour.reject_key:
             served.status = 401
             return _openai_key_refused(request.headers.get("authorization", ""), behaviour.reject_key)
+        messages = body.get("messages") or [{}]
+        if behaviour.reject_prefill and messages[-1].get("role") == "assistant":
+            served.status = 400
+            message = "double says 400: the last message must be the user's, not the assistant's"
+            error = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_prefill"}}
+            return JSONResponse(error, status_code=400)
         if fault is not None and fault.status:
             served.status = fault.status
             headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
@@ -293,8 +326,16 @@ class ProviderDouble:
         if cut_after == -1:  # the default cut: after about half the words
             cut_after = len(words) // 2 + 1
 
+        error_event = _sse({"error": {"message": "double says 500 mid-stream", "type": "server_error", "code": None}})
+        bad = b'data: {"id": "chatcmpl-double", "choices": [{"delta": {"content": "\n\n'
+
         async def events() -> AsyncIterator[bytes]:
             for i, word in enumerate(words):
+                if fault is not None:
+                    async for broken in fault.midway(i, error_event, bad):
+                        yield broken
+                    if fault.ends_at(i):
+                        return
                 if i == cut_after:
                     return
                 piece = word if i == 0 else " " + word
@@ -330,6 +371,12 @@ class ProviderDouble:
             key = request.headers.get("x-goog-api-key") or request.query_params.get("key", "")
             return _gemini_key_refused(key, behaviour.reject_key)
         status = fault.status if fault is not None else None
+        contents = contents or [{}]
+        if behaviour.reject_prefill and contents[-1].get("role") == "model":
+            served.status = 400
+            message = "double says 400: the last content must be the user's, not the model's"
+            error = {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
+            return JSONResponse(error, status_code=400)
         if status:
             served.status = status
             headers = {"retry-after": fault.retry_after} if fault and fault.retry_after else {}
@@ -372,20 +419,26 @@ class ProviderDouble:
             )
 
         cut_after = None if fault is None else fault.cut_after
+        failed = {"code": 500, "message": "double says 500 mid-stream", "status": "INTERNAL"}
+        error_event = _sse({"error": failed}, sep=b"\r\n\r\n")
+        bad = b'data: {"candidates": [{"content": {"parts": [{"text": "\r\n\r\n'
 
         async def events() -> AsyncIterator[bytes]:
+            # Two pieces: the first half of the words, then the rest with the finish reason.
             words = answer.split(" ")
             half = max(1, len(words) // 2)
-            first, rest = " ".join(words[:half]), " " + " ".join(words[half:])
-            if cut_after == 0:
-                return
-            yield _sse({"candidates": [candidate(first, None)], "modelVersion": model}, sep=b"\r\n\r\n")
-            if cut_after is not None:
-                return
-            yield _sse(
-                {"candidates": [candidate(rest, "STOP")], "usageMetadata": usage, "modelVersion": model},
-                sep=b"\r\n\r\n",
-            )
+            pieces = [(" ".join(words[:half]), None), (" " + " ".join(words[half:]), "STOP")]
+            for i, (text, finish) in enumerate(pieces):
+                if fault is not None:
+                    async for broken in fault.midway(i, error_event, bad):
+                        yield broken
+                    if fault.ends_at(i):
+                        return
+                if cut_after is not None and i == (0 if cut_after == 0 else 1):  # before any text, or halfway
+                    return
+                last: dict[str, Any] = {"usageMetadata": usage} if finish else {}
+                yield _sse({"candidates": [candidate(text, finish)], **last, "modelVersion": model}, sep=b"\r\n\r\n")
+                served.chunks_sent += 1
             served.completed = True
 
         return StreamingResponse(events(), media_type="text/event-stream")

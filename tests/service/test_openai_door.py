@@ -119,6 +119,9 @@ async def test_a_stream_is_chunks_whose_text_is_the_plain_answer_with_usage_last
         streamed.output_tokens,
     )
     assert usage_chunk.usage.total_tokens == streamed.input_tokens + streamed.output_tokens
+    # The same last chunk says how the answer came to be; the SDK keeps the field as an extra.
+    provenance = (usage_chunk.model_extra or {})["provenance"]
+    assert (provenance["outcome"], provenance["contributors"][0]["model"]) == ("complete", "gpt-4o-mini")
 
 
 async def test_a_stream_without_include_usage_has_no_usage_and_ends_with_done(
@@ -130,20 +133,25 @@ async def test_a_stream_without_include_usage_has_no_usage_and_ends_with_done(
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    *chunks, last = data_events(response.text)
+    *chunks, told, last = data_events(response.text)
     assert last == "[DONE]"
     parsed = [json.loads(chunk) for chunk in chunks]
     assert {chunk["object"] for chunk in parsed} == {"chat.completion.chunk"}
     assert all("usage" not in chunk for chunk in parsed), parsed
     assert all(chunk["choices"] for chunk in parsed)
+    # The last chunk before [DONE] says how the answer came to be, and has no usage either.
+    final = json.loads(told)
+    assert (final["choices"], "usage" in final) == ([], False)
+    assert final["provenance"]["outcome"] == "complete"
+    assert [c["model"] for c in final["provenance"]["contributors"]] == ["gpt-4o-mini"]
     text = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in parsed)
     assert text.startswith("gpt-4o-mini answers: What is a bloom filter?")
 
 
-async def test_a_stream_cut_after_text_ends_with_an_openai_error_event_and_no_done(
+async def test_a_stream_cut_after_text_that_is_not_continued_ends_with_an_openai_error_event_and_no_done(
     double: ProviderDouble, make_app: AppFactory
 ) -> None:
-    app = make_app(settings_for(double))
+    app = make_app(settings_for(double, continue_streams=False))
     double.set("gpt-4o-mini", Behaviour(cut_stream=True))
     body = {"model": "openai", "messages": asking("What is a vector clock?"), "stream": True}
 

@@ -44,4 +44,7 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "LANGSERVE_DOOR": "langserve",
         "OPENAI_DOOR": "openai",
         "NEEDS": "needs",
+        "CONTINUES": "continues",
+        "ANSWER_SO_FAR": "__answer_so_far",
+        "BAD_CHUNKS": "bad_chunks",
     }

@@ -44,6 +44,7 @@ UNHEALTHY = {
     Cause.CONNECTION,
     Cause.AUTH,
     Cause.TRUNCATED_STREAM,
+    Cause.MALFORMED_STREAM,
     Cause.STALLED_STREAM,
     Cause.OVERLOADED,
     Cause.UNKNOWN,
