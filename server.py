@@ -42,6 +42,7 @@ from policy.keys import ApiKeyRing, Caller
 from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings, env_variable, load_env_file
+from settings.models_file import load_models_file
 from wiring.models import own_engine
 from wiring.policy import PolicyParts
 from wiring.server_parts import build_server_parts, wait_for_engine
@@ -141,7 +142,7 @@ def create_app(
         )
     app.include_router(monitoring_router(monitoring, settings, parts.engine, ladders))
     app.include_router(routing_router(monitoring, access.router))
-    ladder_rungs = {name: settings.fallback_ladder for name in ("fallback", "quality")}
+    ladder_rungs = {name: parts.ladder for name in ("fallback", "quality")}
     door = DoorOptions(ladder_rungs, settings.max_prompt_chars, settings.max_client_metadata_bytes)
     app.include_router(openai_router(parts.door_chains, monitoring.handlers, access.limits, door))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
@@ -198,6 +199,7 @@ def main() -> None:
         )
     try:  # before anything starts: a keys file that yields no keys would run the server open
         ApiKeyRing.from_file(settings.api_keys_file, settings.tiers)
+        load_models_file(settings.models_file)
     except ConfigurationError as exc:
         parser.error(str(exc))
     # One engine for the whole server, started before the workers, which find it through the variable.

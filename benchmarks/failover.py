@@ -32,7 +32,7 @@ from chains.ladder import FallbackLadder, Rung
 from monitoring.pricing import PriceTable
 from settings import Settings
 from tests.helpers.provider_double import Behaviour, ProviderDouble
-from wiring.models import build_chat_model, model_specs
+from wiring.models import build_chat_model, endpoints
 from wiring.resilience import build_ladder_policies
 
 PRIMARY, BACKUP = "gpt-4o-mini", "gemini-3.5-flash"
@@ -74,11 +74,12 @@ def backup_alone(settings: Settings) -> Runnable[Any, Any]:
 
 
 def our_ladder(settings: Settings) -> FallbackLadder:
-    specs = model_specs(settings)
+    served = endpoints(settings)
     kit = build_ladder_policies(settings, PriceTable.from_file(settings.price_table_path))
+    openai, gemini = served["openai"][0], served["gemini"][0]
     rungs = [
-        Rung(specs["openai"], build_chat_model(specs["openai"], settings, None, timeout_s=5.0)),  # type: ignore[arg-type]
-        Rung(specs["gemini"], build_chat_model(specs["gemini"], settings, None)),  # type: ignore[arg-type]
+        Rung(openai.spec, build_chat_model(openai, settings, None, timeout_s=5.0)),  # type: ignore[arg-type]
+        Rung(gemini.spec, build_chat_model(gemini, settings, None)),  # type: ignore[arg-type]
     ]
     return FallbackLadder(ladder="bench", rungs=rungs, resilience=kit)
 

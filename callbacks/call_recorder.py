@@ -32,6 +32,7 @@ from vocabulary.run_metadata import (
     BAD_CHUNKS,
     LADDER,
     LADDER_RUNG,
+    PRICE_KEY,
     REQUEST_ID,
     ROOT_RUN_ID,
     ROUTE,
@@ -74,6 +75,7 @@ class _Call:
     prompt_chars: int
     tags: list[str]
     metadata: dict[str, Any]
+    price_key: str | None = None  # the deployment's key in the price table, when it names one
     first_token: float | None = None
     # Tokens seen so far, for a call that ends early: what the chunks' usage reported, and how
     # many chunks carried text (about one token each) for providers that report usage only last.
@@ -133,6 +135,7 @@ class CallRecorder(AsyncCallbackHandler):
             prompt_chars=prompt_chars,
             tags=list(tags or []),
             metadata=metadata,
+            price_key=metadata.get(PRICE_KEY),
         )
         self._running[call.model] += 1
 
@@ -183,8 +186,7 @@ class CallRecorder(AsyncCallbackHandler):
         if call is None:
             return
         usage = usage_of(response)
-        model = call.model
-        cost = self.prices.cost(model_of(response) or model, usage)
+        cost = self.prices.cost(call.price_key or model_of(response) or call.model, usage)
         bad_chunks = _bad_chunks_of(response)
         self._publish(
             self._record(
@@ -211,7 +213,7 @@ class CallRecorder(AsyncCallbackHandler):
         # A call cut short (the client left, the stream stalled) still used, and is billed for,
         # the tokens streamed until then.
         usage = call.usage_so_far()
-        cost = self.prices.cost(call.model, usage) if usage.total_tokens else None
+        cost = self.prices.cost(call.price_key or call.model, usage) if usage.total_tokens else None
         self._publish(
             self._record(
                 call,

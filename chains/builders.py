@@ -128,8 +128,8 @@ def _quality_ladder(
     gate = QualityGate(min_chars=options.min_chars, forbidden_words=list(options.forbidden_words))
     rungs = _configured_rungs(models, options)
     if text:
-        rungs = [Rung(r.spec, r.runnable | StrOutputParser()) for r in rungs]
-    checked = [Rung(r.spec, r.runnable | gate) for r in rungs[:-1]]
+        rungs = [r.then(StrOutputParser()) for r in rungs]
+    checked = [r.then(gate) for r in rungs[:-1]]
     return FallbackLadder(ladder="quality", rungs=[*checked, rungs[-1]], resilience=resilience)
 
 

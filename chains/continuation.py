@@ -35,7 +35,8 @@ def other_form(form: Form) -> Form:
     return USER_TURN if form == PREFILL else PREFILL
 
 
-def _messages(input: Any) -> list[BaseMessage]:
+def messages_of(input: Any) -> list[BaseMessage]:
+    """A ladder's input (a prompt, messages, or a plain question) as chat messages."""
     if isinstance(input, PromptValue):
         return input.to_messages()
     if isinstance(input, str):
@@ -45,9 +46,17 @@ def _messages(input: Any) -> list[BaseMessage]:
     raise TypeError(f"cannot continue an answer to a {type(input).__name__}")
 
 
+def prompt_text(input: Any) -> str:
+    """The text of a ladder's input, for estimating its tokens."""
+    try:
+        return "\n".join(message.text for message in messages_of(input))
+    except TypeError:
+        return str(input)
+
+
 def continuation_input(input: Any, answer_so_far: str, form: Form) -> list[BaseMessage]:
     """The conversation ``input`` with the answer so far, asking for the rest in ``form``."""
-    asked = [*_messages(input), AIMessage(content=answer_so_far)]
+    asked = [*messages_of(input), AIMessage(content=answer_so_far)]
     if form == USER_TURN:
         asked.append(HumanMessage(content=CONTINUE_PROMPT))
     return asked

@@ -47,7 +47,7 @@ from langchain_core.runnables.config import (
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from pydantic import BaseModel, ConfigDict
 
-from chains.continuation import PREFILL, USER_TURN, Form, continuation_input, other_form
+from chains.continuation import PREFILL, USER_TURN, Form, continuation_input, other_form, prompt_text
 from chains.serving_report import (
     Contribution,
     Served,
@@ -70,13 +70,25 @@ from errors import (
     describe,
     retry_after_of,
 )
+from policy.limits import estimate_prompt_tokens
 from policy.request_policy import Access
 from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline, deadline_scope
 from resilience.ladder_policies import LadderPolicies
 from vocabulary.models import PREFILL as CAN_PREFILL
 from vocabulary.models import STRUCTURED_OUTPUT, ModelSpec
-from vocabulary.run_metadata import ALTERNATIVE, ANSWER_SO_FAR, CONTINUES, LADDER, LADDER_RUNG, NEEDS, ROOT_RUN_ID
+from vocabulary.run_metadata import (
+    ALTERNATIVE,
+    ANSWER_SO_FAR,
+    CONTEXT_WINDOW,
+    CONTINUES,
+    DEPLOYMENT,
+    LADDER,
+    LADDER_RUNG,
+    NEEDS,
+    PRICE_KEY,
+    ROOT_RUN_ID,
+)
 
 _END: Any = object()  # end of a rung's stream
 
@@ -109,27 +121,54 @@ def _allowed_rungs(ladder: FallbackLadder, metadata: dict[str, Any]) -> list[Run
 
 
 @dataclass(frozen=True)
-class Rung:
+class Deployment:
+    """One endpoint serving an alternative: its spec (model, limits, window) and chat model."""
+
     spec: ModelSpec
     runnable: Runnable[Any, Any]
 
 
+@dataclass(frozen=True)
+class Rung:
+    """One alternative of a ladder: its first deployment, and the others serving it (a models
+    file may give an alternative several; the balancer orders them per request)."""
+
+    spec: ModelSpec
+    runnable: Runnable[Any, Any]
+    others: tuple[Deployment, ...] = ()
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return (Deployment(self.spec, self.runnable), *self.others)
+
+    def then(self, step: Runnable[Any, Any]) -> Rung:
+        """This rung with ``step`` after each deployment's model (a parser, the quality gate)."""
+        return Rung(self.spec, self.runnable | step, tuple(Deployment(d.spec, d.runnable | step) for d in self.others))
+
+
 @dataclass
 class _Try:
-    """One try of one rung; ``tries`` counts the rung's tries so far, this one included."""
+    """One try of one deployment of one rung; ``tries`` counts its tries so far, this one included."""
 
     position: int
     rung: Rung
+    deployment: Deployment
     breaker: CircuitBreaker | None  # None for the floor (always tried) and without resilience
+    more: bool = False  # another deployment of the rung is left to try after this one
     tries: int = 0
     call: int | None = None  # the breaker's ticket for the try in flight
-    again: bool = False  # ``_Trial.failed`` chose to retry this rung
+    again: bool = False  # ``_Trial.failed`` chose to retry this deployment
     form: Form | None = None  # how this try asks to continue the answer; None: it begins it
     switched: bool = False  # the rung rejected one form and is asked in the other
+    started: bool = False  # counted as in flight by the balancer
 
     @property
     def spec(self) -> ModelSpec:
-        return self.rung.spec
+        return self.deployment.spec
+
+    @property
+    def runnable(self) -> Runnable[Any, Any]:
+        return self.deployment.runnable
 
 
 @dataclass(frozen=True)
@@ -150,7 +189,7 @@ class _Trial:
     """One request's way down the ladder: its order, deadline, breakers and failed attempts, and
     every decision on the way (the entry points only make the calls)."""
 
-    def __init__(self, ladder: FallbackLadder, config: RunnableConfig | None):
+    def __init__(self, ladder: FallbackLadder, input: Any, config: RunnableConfig | None):
         self.ladder = ladder
         self.resilience = ladder.resilience
         self.attempts: list[Attempt] = []
@@ -169,18 +208,25 @@ class _Trial:
         self.continues = continues and STRUCTURED_OUTPUT not in self.needs
         self.broken: Attempt | None = None  # the first break of a streamed answer
         self.last_part: Contribution | None = None  # the latest rung's part of it
+        self.input = input
+        self._prompt_tokens: int | None = None
 
     def tries(self) -> Iterator[_Try]:
-        """The tries to make, in order: each rung's first, then its retries while ``failed`` asks
-        for them. ``admit`` each before making it; stop at the first that succeeds."""
+        """The tries to make, in order: for each rung, its deployments in the balancer's order,
+        each's first try, then its retries while ``failed`` asks for them. ``admit`` each before
+        making it; stop at the first that succeeds."""
         for position, rung in enumerate(self.rungs):
-            attempt = _Try(position, rung, self._breaker(position))
-            while True:
-                attempt.tries += 1
-                attempt.again = False
-                yield attempt
-                if not attempt.again:
-                    break
+            deployments = rung.deployments
+            order = self.resilience.balancer.order([d.spec for d in deployments]) if self.resilience else [0]
+            for n, index in enumerate(order):
+                deployment = deployments[index]
+                attempt = _Try(position, rung, deployment, self._breaker(position, deployment), n < len(order) - 1)
+                while True:
+                    attempt.tries += 1
+                    attempt.again = False
+                    yield attempt
+                    if not attempt.again:
+                        break
 
     def admit(self, attempt: _Try) -> bool:
         """Whether ``attempt`` may go now; if so it takes its breaker ticket, so the breaker judges
@@ -195,12 +241,35 @@ class _Trial:
             if self.deadline.expired:
                 self._record(attempt, Cause.TIMEOUT, "the request deadline passed before this model was tried")
                 return False
+            window = attempt.spec.context_window
+            if window is not None and self.prompt_tokens() > window:
+                detail = f"the prompt is about {self.prompt_tokens()} tokens; {attempt.spec.endpoint} takes {window}"
+                self._record(attempt, Cause.CONTEXT_LENGTH, detail)
+                return False
             if breaker is not None and not breaker.allow():
                 reason = f"circuit breaker open: {breaker.last_reason}"
                 self._record(attempt, Cause.BREAKER_OPEN, reason, breaker.retry_in())
                 return False
+            full = self.resilience.balancer.full(attempt.spec, self.prompt_tokens()) if self.resilience else None
+            if full is not None:
+                self._record(attempt, Cause.OVERLOADED, f"{attempt.spec.endpoint} is {full}")
+                return False
         attempt.call = None if breaker is None else breaker.begin()
+        if self.resilience is not None:
+            self.resilience.balancer.started(attempt.spec, self.prompt_tokens())
+            attempt.started = True
         return True
+
+    def prompt_tokens(self) -> int:
+        """The prompt's tokens, estimated once (for context windows and tokens per minute)."""
+        if self._prompt_tokens is None:
+            self._prompt_tokens = estimate_prompt_tokens(prompt_text(self.input))
+        return self._prompt_tokens
+
+    def _ended(self, attempt: _Try) -> None:
+        if attempt.started and self.resilience is not None:
+            self.resilience.balancer.ended(attempt.spec)
+            attempt.started = False
 
     def request(self, attempt: _Try, input: Any) -> Any:
         """What ``attempt`` asks its model: the caller's input, or, once part of a streamed answer
@@ -216,6 +285,7 @@ class _Trial:
         """Account for a failed try and decide what follows."""
         cause = classify(exc)
         _account(attempt.breaker, cause, attempt.call)
+        self._ended(attempt)
         spec = attempt.spec
         if self.answer.started:
             return self._broke(attempt, exc, cause)
@@ -232,7 +302,12 @@ class _Trial:
         retry_after = retry_after_of(exc)
         wait = None
         breaker = attempt.breaker
-        if self.resilience is not None and (breaker is None or breaker.state is BreakerState.CLOSED):
+        # Another deployment of the alternative goes at once; the last one left is retried, with backoff.
+        if (
+            self.resilience is not None
+            and not attempt.more
+            and (breaker is None or breaker.state is BreakerState.CLOSED)
+        ):
             wait = self.resilience.retry.wait_before_retry(cause, attempt.tries, retry_after, self.deadline.time_left())
         attempt.again = wait is not None
         if wait is None:
@@ -273,6 +348,7 @@ class _Trial:
     def succeeded(self, attempt: _Try) -> None:
         if attempt.breaker is not None:
             attempt.breaker.record_success(attempt.call)
+        self._ended(attempt)
         self._report_part(attempt, None)
         report_served(self.serving(attempt))
 
@@ -286,6 +362,7 @@ class _Trial:
         """The try ended without a verdict (cancelled, or the client left)."""
         if attempt.breaker is not None:
             attempt.breaker.release(attempt.call)
+        self._ended(attempt)
 
     def exhausted(self) -> AllRungsFailed | StreamInterrupted:
         """Every rung failed (or was skipped): the error listing every attempt; a streamed answer
@@ -296,11 +373,10 @@ class _Trial:
             return report_failure(StreamInterrupted(broken.model, broken.cause, broken.detail, continued))
         return report_failure(AllRungsFailed(self.ladder.ladder, self.attempts))
 
-    def _breaker(self, position: int) -> CircuitBreaker | None:
+    def _breaker(self, position: int, deployment: Deployment) -> CircuitBreaker | None:
         if self.resilience is None or position == len(self.rungs) - 1:  # the floor is always tried
             return None
-        spec = self.rungs[position].spec
-        return self.resilience.breakers.get(f"{spec.provider}:{spec.model}")
+        return self.resilience.breakers.get(deployment.spec.endpoint)
 
     def _record(
         self, attempt: _Try, cause: Cause, detail: str, retry_after: float | None = None, tries: int = 0
@@ -308,7 +384,17 @@ class _Trial:
         """A rung given up on, for ``AllRungsFailed``; ``tries=0``: skipped without a try."""
         spec = attempt.spec
         self.attempts.append(
-            Attempt(attempt.position, spec.alternative, spec.model, spec.provider, cause, detail, retry_after, tries)
+            Attempt(
+                attempt.position,
+                spec.alternative,
+                spec.model,
+                spec.provider,
+                cause,
+                detail,
+                retry_after,
+                tries,
+                spec.endpoint,
+            )
         )
 
     @staticmethod
@@ -351,7 +437,12 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             LADDER: self.ladder,
             LADDER_RUNG: attempt.position,
             ALTERNATIVE: attempt.spec.alternative,
+            DEPLOYMENT: attempt.spec.endpoint,
         }
+        if attempt.spec.price_key is not None:
+            metadata[PRICE_KEY] = attempt.spec.price_key
+        if attempt.spec.context_window is not None:
+            metadata[CONTEXT_WINDOW] = attempt.spec.context_window
         if attempt.form is not None:
             # The gate and the keyword filter judge the whole answer; the record says whose it continues.
             metadata[ANSWER_SO_FAR] = trial.answer.text
@@ -431,14 +522,14 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             await self.resilience.push(breaker)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        trial = _Trial(self, config)
+        trial = _Trial(self, input, config)
         config, run_manager = self._start(input, config)
         for attempt in trial.tries():
             if not trial.admit(attempt):
                 continue
             try:
                 with deadline_scope(trial.deadline.at):
-                    output = attempt.rung.runnable.invoke(
+                    output = attempt.runnable.invoke(
                         input, self._rung_config(config, trial, attempt, run_manager), **kwargs
                     )
             except Exception as exc:
@@ -453,14 +544,14 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         self._fail(run_manager, trial.exhausted())
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        trial = _Trial(self, config)
+        trial = _Trial(self, input, config)
         config, run_manager = await self._astart(input, config)
         for attempt in trial.tries():
             if not await self._aadmit(trial, attempt):
                 continue
             try:
                 with deadline_scope(trial.deadline.at):
-                    output = await attempt.rung.runnable.ainvoke(
+                    output = await attempt.runnable.ainvoke(
                         input, self._rung_config(config, trial, attempt, run_manager), **kwargs
                     )
             except Exception as exc:
@@ -476,7 +567,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         await self._afail(run_manager, trial.exhausted())
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
-        trial = _Trial(self, config)
+        trial = _Trial(self, input, config)
         config, run_manager = self._start(input, config)
         for attempt in trial.tries():
             if not trial.admit(attempt):
@@ -484,7 +575,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             asked = trial.request(attempt, input)
             try:
                 rung_config = self._rung_config(config, trial, attempt, run_manager)
-                chunks = iter(attempt.rung.runnable.stream(asked, rung_config, **kwargs))
+                chunks = iter(attempt.runnable.stream(asked, rung_config, **kwargs))
                 with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
                     chunk = next(chunks, _END)
                 while chunk is not _END:
@@ -507,7 +598,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
         self._fail(run_manager, trial.exhausted())
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
-        trial = _Trial(self, config)
+        trial = _Trial(self, input, config)
         config, run_manager = await self._astart(input, config)
         for attempt in trial.tries():
             if not await self._aadmit(trial, attempt):
@@ -515,7 +606,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             asked = trial.request(attempt, input)
             try:
                 rung_config = self._rung_config(config, trial, attempt, run_manager)
-                achunks = aiter(attempt.rung.runnable.astream(asked, rung_config, **kwargs))
+                achunks = aiter(attempt.runnable.astream(asked, rung_config, **kwargs))
                 # The scope must not span a yield (the consumer may resume us in another
                 # context); the model's stream starts, and reads the deadline, on the first chunk.
                 with deadline_scope(trial.deadline.at):

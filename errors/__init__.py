@@ -167,12 +167,14 @@ class Attempt:
     detail: str
     retry_after: float | None = None
     tries: int = 1  # 0: skipped without a call (breaker open, deadline passed)
+    deployment: str | None = None  # which of the alternative's deployments (its endpoint name)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rung": self.rung,
             "tries": self.tries,
             "alternative": self.alternative,
+            "deployment": self.deployment,
             "model": self.model,
             "provider": self.provider,
             "cause": self.cause.value,

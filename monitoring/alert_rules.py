@@ -9,6 +9,7 @@ from the event loop only, one record at a time. The cost threshold is ``monitori
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from monitoring.alert_dispatcher import DeliveryResult
 from monitoring.call_store import WriteReport
 from vocabulary import Outcome, cause_of
 from vocabulary.records import CallRecord
+from vocabulary.run_metadata import CONTEXT_WINDOW
 
 
 def _is_incident(record: CallRecord) -> bool:
@@ -90,13 +92,32 @@ def slow_first_token(threshold_s: float) -> PerCallThreshold:
     )
 
 
-def long_prompt(threshold_chars: int) -> PerCallThreshold:
-    return PerCallThreshold(
-        "long_prompt",
-        threshold_chars,
-        lambda r: float(r.prompt_chars),
-        lambda r, v: f"a {int(v)}-character prompt went to {r.model} (threshold {threshold_chars})",
-    )
+@dataclass
+class LongPrompt:
+    """Fires for a model while its prompts come close to what it can take: past ``share`` of the
+    context window of the deployment that ran it (its record's ``context_window``), in tokens (as
+    reported, else estimated at 4 characters a token); past ``threshold_chars`` characters for a
+    model whose window is not known. Resolves on the next call under it."""
+
+    threshold_chars: int
+    share: float = 0.8
+    name: str = "long_prompt"
+
+    def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        window = record.metadata.get(CONTEXT_WINDOW)
+        if isinstance(window, int) and window > 0:
+            tokens = record.input_tokens or math.ceil(record.prompt_chars / 4)
+            firing = tokens > self.share * window
+            told = f"a {tokens}-token prompt went to {record.model}, {tokens / window:.0%} of its {window}-token window"
+        else:
+            firing = record.prompt_chars > self.threshold_chars
+            told = f"a {record.prompt_chars}-character prompt went to {record.model} (threshold {self.threshold_chars})"
+        message = told if firing else f"{record.model}'s prompts are back under the threshold"
+        return [Signal(self.name, record.model, firing, message, labels={"model": record.model})]
+
+
+def long_prompt(threshold_chars: int, share: float = 0.8) -> LongPrompt:
+    return LongPrompt(threshold_chars, share)
 
 
 class LLMError:

@@ -1,4 +1,4 @@
-"""The OpenAI and Gemini chat models with the guards of ``providers.guard`` in front: request
+"""The OpenAI (and Azure OpenAI) and Gemini chat models with the guards of ``providers.guard`` in front: request
 deadline, first-token deadline, stalled and cut streams, injected faults."""
 
 from __future__ import annotations
@@ -6,12 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_google_genai import ChatGoogleGenerativeAI
-from langchain_openai import ChatOpenAI
+from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
 from providers.guard import GuardedStream
 
 
 class GuardedChatOpenAI(GuardedStream, ChatOpenAI):
+    pass
+
+
+class GuardedAzureChatOpenAI(GuardedStream, AzureChatOpenAI):
     pass
 
 

@@ -1,5 +1,6 @@
 """``LadderPolicies``: the shared state and policies every ladder of one server uses (breakers,
-retry policy, request deadline, ladder order, fault plan), built once by ``wiring.resilience``."""
+retry policy, request deadline, ladder order, the balancer of deployments, fault plan), built once
+by ``wiring.resilience``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from resilience.balancing import Balancer
 from resilience.breaker import BreakerBoard, BreakerPolicy, CircuitBreaker
 from resilience.faults import FaultPlan
 from resilience.latency import LatencyBoard
@@ -31,6 +33,7 @@ class LadderPolicies:
     deadline_s: float | None = None
     order: LadderOrder = ordered
     latency: LatencyBoard = field(default_factory=LatencyBoard)
+    balancer: Balancer = field(default_factory=Balancer)  # orders each alternative's deployments
     faults: FaultPlan = field(default_factory=lambda: FaultPlan({}))  # changeable at run time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     breaker_sync: BreakerSharing | None = None  # set when replicas share breakers through Redis

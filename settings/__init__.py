@@ -166,9 +166,20 @@ class Settings(BaseSettings):
     breaker_half_open_probes: int = Field(1, ge=1, description="Probe calls let through at once while half-open.")
 
     # Ladders.
+    models_file: Path | None = Field(
+        None,
+        description="A TOML file of the deployments serving each alternative (several balanced, any "
+        "OpenAI-compatible, Azure or Gemini endpoint) and the /fallback ladder; see docs/models.example.toml.",
+    )
     fallback_ladder: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_LADDER),
-        description="Rungs of /fallback and /quality, comma-separated; three or more, local last.",
+        description="Rungs of /fallback and /quality, comma-separated, different; ending at local (the floor) "
+        "is recommended. A models file's [ladders] fallback wins.",
+    )
+    balancing: Literal["weighted", "least_busy", "lowest_latency"] = Field(
+        "weighted",
+        description="How each request orders the deployments of an alternative (a models file may give one "
+        "several): weighted turns, fewest calls in flight, or lowest recent time to first token.",
     )
     ladder_strategy: Literal["ordered", "cheapest", "fastest"] = Field(
         "ordered", description="ordered: as listed; cheapest: by price; fastest: by monitored latency."
@@ -289,7 +300,16 @@ class Settings(BaseSettings):
     )
 
     # Alert rules.
-    alert_long_prompt_chars: int = Field(3000, ge=1, description="Alert on prompts longer than this.")
+    alert_long_prompt_chars: int = Field(
+        3000, ge=1, description="Alert on prompts longer than this, to a model whose context window is not known."
+    )
+    alert_long_prompt_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Alert on prompts taking more than this share of the context window of the deployment "
+        "that runs them (a models file's context_window).",
+    )
     alert_slow_response_s: float = Field(10.0, gt=0, description="Alert while a model's calls are slower than this.")
     alert_slow_first_token_s: float = Field(5.0, gt=0, description="Alert while first tokens take longer than this.")
     alert_cost_threshold_usd: Decimal = Field(
@@ -336,8 +356,8 @@ class Settings(BaseSettings):
         unknown = [name for name in value if name not in ALTERNATIVES]
         if unknown:
             raise ValueError(f"unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
-        if len(value) < 3 or len(set(value)) != len(value) or value[-1] != FLOOR:
-            raise ValueError(f"give three or more different alternatives, ending with {FLOOR} (the floor)")
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"give one or more different alternatives, best ending with {FLOOR} (the floor)")
         return value
 
     @field_validator("prefill_models")

@@ -66,13 +66,26 @@ FLOOR = LOCAL  # the rung a ladder must end on
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """An alternative as this server runs it: the provider, the concrete model (a setting) and
-    what it can do beyond text."""
+    """One deployment of an alternative as this server runs it: the provider, the concrete model,
+    what it can do beyond text, and, when the alternative has several deployments (a models file),
+    its name, its share of the traffic (``weight``), the requests and tokens per minute it may
+    take, and its context window in tokens."""
 
     alternative: str
     provider: str
     model: str
     capabilities: frozenset[str] = frozenset()
+    deployment: str | None = None  # None: the alternative's only deployment, named by its endpoint
+    weight: float = 1.0
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    context_window: int | None = None
+    price_key: str | None = None  # its key in the price table, when not its model's name
+
+    @property
+    def endpoint(self) -> str:
+        """The name its circuit breaker, balancing statistics and records go by."""
+        return self.deployment or f"{self.provider}:{self.model}"
 
     def lacks(self, needs: frozenset[str]) -> frozenset[str]:
         """What of ``needs`` this model cannot do."""

@@ -33,6 +33,9 @@ CLIENT: Final = "client"
 LADDER: Final = "ladder"
 LADDER_RUNG: Final = "ladder_rung"
 ALTERNATIVE: Final = "alternative"
+DEPLOYMENT: Final = "deployment"  # which of the alternative's deployments (``ModelSpec.endpoint``)
+PRICE_KEY: Final = "price_key"  # the deployment's key in the price table, when not its model's name
+CONTEXT_WINDOW: Final = "context_window"  # the deployment's, in tokens, when its models file gives one
 
 # Which front door a request came through: LangServe's routes, or the OpenAI-compatible API
 DOOR: Final = "door"

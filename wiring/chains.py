@@ -3,43 +3,50 @@ ladders' options."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import Runnable
 
 from chains.builders import LadderOptions, build_chains, build_message_chains, with_temperature
-from chains.ladder import Rung
+from chains.ladder import Deployment, Rung
 from policy.request_policy import RequestPolicy
 from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
-from wiring.models import build_chat_model, model_specs
+from settings.models_file import Endpoint, ModelsCatalog
+from wiring.models import build_chat_model, endpoints
 
 
 class ModelRungs:
-    """Builds each alternative's chat model once (per timeout), so ladders share clients and the
-    local engine."""
+    """Builds each deployment's chat model once (per timeout), so ladders share clients and the
+    local engine; a rung is an alternative with every deployment that serves it."""
 
-    def __init__(self, settings: Settings, engine: EngineClient, resilience: LadderPolicies):
+    def __init__(
+        self, settings: Settings, engine: EngineClient, resilience: LadderPolicies, catalog: ModelsCatalog | None = None
+    ):
         self.settings = settings
         self.engine = engine
         self.resilience = resilience
-        self.specs = model_specs(settings)
+        self.endpoints = endpoints(settings, catalog)
         self._built: dict[tuple[str, float | None], Runnable[Any, Any]] = {}
 
     def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
-        key = (alternative, timeout_s)
+        first, *others = (Deployment(e.spec, self._model(e, timeout_s)) for e in self.endpoints[alternative])
+        return Rung(first.spec, first.runnable, tuple(others))
+
+    def _model(self, endpoint: Endpoint, timeout_s: float | None) -> Runnable[Any, Any]:
+        key = (endpoint.spec.endpoint, timeout_s)
         if key not in self._built:
-            spec = self.specs[alternative]
             faults = self.resilience.faults
-            model = build_chat_model(spec, self.settings, self.engine, timeout_s=timeout_s, faults=faults)
+            model = build_chat_model(endpoint, self.settings, self.engine, timeout_s=timeout_s, faults=faults)
             self._built[key] = with_temperature(model)
-        return Rung(self.specs[alternative], self._built[key])
+        return self._built[key]
 
 
-def ladder_options(settings: Settings) -> LadderOptions:
+def ladder_options(settings: Settings, ladder: Sequence[str]) -> LadderOptions:
     return LadderOptions(
-        rungs=settings.fallback_ladder,
+        rungs=ladder,
         primary_timeout_s=settings.primary_timeout_s,
         min_chars=settings.quality_min_chars,
         forbidden_words=settings.quality_forbidden_words,
@@ -47,15 +54,15 @@ def ladder_options(settings: Settings) -> LadderOptions:
 
 
 def served_chains(
-    models: ModelRungs, resilience: LadderPolicies, policy: RequestPolicy, settings: Settings
+    models: ModelRungs, resilience: LadderPolicies, policy: RequestPolicy, options: LadderOptions
 ) -> dict[str, Runnable[Any, str]]:
     """Every LangServe route's chain by name (``chains.builders.build_chains``)."""
-    return build_chains(models, resilience, policy, ladder_options(settings))
+    return build_chains(models, resilience, policy, options)
 
 
 def door_chains(
-    models: ModelRungs, resilience: LadderPolicies, policy: RequestPolicy, settings: Settings
+    models: ModelRungs, resilience: LadderPolicies, policy: RequestPolicy, options: LadderOptions
 ) -> dict[str, Runnable[Any, Any]]:
     """The OpenAI-compatible door's chains by route (``chains.builders.build_message_chains``), on
     the same models as the LangServe routes'."""
-    return build_message_chains(models, resilience, policy, ladder_options(settings))
+    return build_message_chains(models, resilience, policy, options)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import certifi
 from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
 
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineOptions, EngineSupervisor
@@ -24,11 +25,11 @@ from providers.local import GuardedLocalChatModel
 from providers.unconfigured import UnconfiguredChatModel
 from resilience.faults import FaultPlan
 from settings import Settings
+from settings.models_file import Endpoint, ModelsCatalog
 from vocabulary.models import (
     DEFAULT_LADDER,
     ENTRIES,
     GEMINI_PROVIDER,
-    LOCAL_PROVIDER,
     OPENAI_PROVIDER,
     PREFILL,
     REGISTRY,
@@ -60,16 +61,42 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
     }
 
 
-def configured_alternatives(settings: Settings) -> list[str]:
-    """The alternatives that can answer at all: a key for remote ones, a model file for local."""
-    return [alternative for alternative in model_specs(settings) if _configured(settings, ENTRIES[alternative])]
+def endpoints(settings: Settings, catalog: ModelsCatalog | None = None) -> dict[str, list[Endpoint]]:
+    """Every alternative's deployments: the models file's for those it gives any, else the one the
+    settings describe; in the seed's ladder order, then the rest of the registry."""
+    declared = catalog.deployments if catalog is not None else {}
+    return {
+        alternative: list(declared.get(alternative) or [_builtin_endpoint(settings, spec)])
+        for alternative, spec in model_specs(settings).items()
+    }
 
 
-def _configured(settings: Settings, entry: ModelEntry) -> bool:
-    if entry.provider == LOCAL_PROVIDER:
+def _builtin_endpoint(settings: Settings, spec: ModelSpec) -> Endpoint:
+    entry = ENTRIES[spec.alternative]
+    key_variable = entry.key_setting.upper() if entry.key_setting else None
+    api_key = getattr(settings, entry.key_setting) if entry.key_setting else None
+    if spec.provider == OPENAI_PROVIDER:
+        return Endpoint(spec, "openai", settings.openai_base_url, api_key, key_variable)
+    if spec.provider == GEMINI_PROVIDER:
+        return Endpoint(
+            spec, "gemini", settings.google_gemini_base_url, api_key, key_variable, settings.gemini_api_version
+        )
+    return Endpoint(spec, "local")
+
+
+def configured_alternatives(settings: Settings, catalog: ModelsCatalog | None = None) -> list[str]:
+    """The alternatives that can answer at all: a deployment with its key (or needing none) for
+    remote ones, a model file for local."""
+    return [
+        alt for alt, served in endpoints(settings, catalog).items() if any(_configured(settings, e) for e in served)
+    ]
+
+
+def _configured(settings: Settings, endpoint: Endpoint) -> bool:
+    if endpoint.kind == "local":
         local_path = settings.resolved_local_model_path()
         return bool(local_path and local_path.is_file())
-    return entry.key_setting is None or getattr(settings, entry.key_setting) is not None
+    return endpoint.key_variable is None or endpoint.api_key is not None
 
 
 def engine_options(settings: Settings) -> EngineOptions | None:
@@ -99,19 +126,24 @@ def engine_client(settings: Settings, folder: Path | None) -> EngineClient:
     return EngineClient(folder, settings.resolved_local_model_path(), queue_size=settings.local_queue_size)
 
 
-Builder = Callable[[ModelSpec, Settings, EngineClient, float, Guard], BaseChatModel]
+Builder = Callable[[Endpoint, Settings, EngineClient, float, Guard], BaseChatModel]
 
 
 def build_chat_model(
-    spec: ModelSpec,
+    endpoint: Endpoint,
     settings: Settings,
     engine: EngineClient,
     *,
     timeout_s: float | None = None,
     faults: FaultPlan | None = None,
 ) -> BaseChatModel:
+    """The chat model of one deployment; ``timeout_s``: the ladder's for it (the deployment's own
+    wins), else the provider timeout."""
+    spec = endpoint.spec
     # No first-token limit for the local model: its first token waits for its queue, which has its own.
-    first_token_s = None if spec.provider == LOCAL_PROVIDER else settings.first_token_timeout_s
+    first_token_s = (
+        None if endpoint.kind == "local" else endpoint.first_token_timeout_s or settings.first_token_timeout_s
+    )
     guard = Guard(
         spec.alternative,
         spec.model,
@@ -120,18 +152,20 @@ def build_chat_model(
         faults=faults,
         max_bad_chunks=settings.max_bad_chunks,
     )
-    entry = ENTRIES[spec.alternative]
-    if entry.key_setting is not None and getattr(settings, entry.key_setting) is None:
+    if endpoint.key_variable is not None and endpoint.api_key is None:
         return UnconfiguredChatModel(
-            provider=spec.provider, model_name=spec.model, missing_setting=entry.key_setting.upper()
+            provider=spec.provider, model_name=spec.model, missing_setting=endpoint.key_variable
         )
-    return _BUILDERS[spec.provider](spec, settings, engine, timeout_s or settings.provider_timeout_s, guard)
+    timeout = endpoint.timeout_s or timeout_s or settings.provider_timeout_s
+    return _BUILDERS[endpoint.kind](endpoint, settings, engine, timeout, guard)
 
 
-def _local(spec: ModelSpec, settings: Settings, engine: EngineClient, _timeout_s: float, guard: Guard) -> BaseChatModel:
+def _local(
+    endpoint: Endpoint, settings: Settings, engine: EngineClient, _timeout_s: float, guard: Guard
+) -> BaseChatModel:
     return GuardedLocalChatModel(
         engine=engine,
-        model_name=spec.model,
+        model_name=endpoint.spec.model,
         temperature=settings.default_temperature,
         max_tokens=settings.local_max_tokens,
         guard=guard,
@@ -149,17 +183,35 @@ def _remote_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
 
 
 def _openai(
-    spec: ModelSpec, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+    endpoint: Endpoint, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
 ) -> BaseChatModel:
     from providers.remote import GuardedChatOpenAI
 
     return GuardedChatOpenAI(
         guard=guard,
-        model=spec.model,
-        api_key=settings.openai_api_key,
-        base_url=settings.openai_base_url,
+        model=endpoint.spec.model,
+        # An endpoint that takes no key (a vLLM or Ollama box) still gets one: the SDK insists.
+        api_key=endpoint.api_key or SecretStr("none"),
+        base_url=endpoint.base_url,
         stream_usage=True,
-        http_async_client=_openai_http_client(settings.openai_base_url),
+        http_async_client=_openai_http_client(endpoint.base_url),
+        **_remote_options(settings, timeout_s),
+    )
+
+
+def _azure(
+    endpoint: Endpoint, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+) -> BaseChatModel:
+    from providers.remote import GuardedAzureChatOpenAI
+
+    return GuardedAzureChatOpenAI(
+        guard=guard,
+        azure_deployment=endpoint.spec.model,
+        azure_endpoint=endpoint.base_url,
+        api_version=endpoint.api_version,
+        api_key=endpoint.api_key,
+        stream_usage=True,
+        http_async_client=_openai_http_client(endpoint.base_url),
         **_remote_options(settings, timeout_s),
     )
 
@@ -186,19 +238,19 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _gemini(
-    spec: ModelSpec, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+    endpoint: Endpoint, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
 ) -> BaseChatModel:
     from providers.remote import GuardedChatGoogleGenerativeAI
 
     return GuardedChatGoogleGenerativeAI(
         guard=guard,
         client_args={"verify": _tls_context(), "ssl": _tls_context()},  # httpx reads one, websockets the other
-        model=spec.model,
-        google_api_key=settings.google_api_key,
-        base_url=settings.google_gemini_base_url,
-        api_version=settings.gemini_api_version,
+        model=endpoint.spec.model,
+        google_api_key=endpoint.api_key,
+        base_url=endpoint.base_url,
+        api_version=endpoint.api_version or settings.gemini_api_version,
         **_remote_options(settings, timeout_s),
     )
 
 
-_BUILDERS: dict[str, Builder] = {LOCAL_PROVIDER: _local, OPENAI_PROVIDER: _openai, GEMINI_PROVIDER: _gemini}
+_BUILDERS: dict[str, Builder] = {"local": _local, "openai": _openai, "azure": _azure, "gemini": _gemini}

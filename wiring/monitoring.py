@@ -83,9 +83,11 @@ class Monitoring:
         return handlers
 
     def watch(self, kit: LadderPolicies) -> None:
-        """Alert on and export every breaker change; feed call latencies to the ladder order."""
+        """Alert on and export every breaker change; feed call latencies to the ladder order, and
+        latencies and tokens to the balancer of deployments."""
         kit.breakers.listeners.append(self._breaker_changed)
         self.performance.listeners.append(kit.latency.observe)
+        self.performance.listeners.append(kit.balancer.observe)
 
     def feed(self, *listeners: Callable[[CallRecord], None]) -> None:
         """Hand every call record to ``listeners`` too (routing statistics, token limits)."""
@@ -158,7 +160,7 @@ class Monitoring:
 
 def _rules(settings: Settings, *, in_flight: Callable[[str], int]) -> list[alert_rules.AlertRule]:
     return [
-        alert_rules.long_prompt(settings.alert_long_prompt_chars),
+        alert_rules.long_prompt(settings.alert_long_prompt_chars, settings.alert_long_prompt_share),
         alert_rules.slow_response(settings.alert_slow_response_s),
         alert_rules.slow_first_token(settings.alert_slow_first_token_s),
         alert_rules.LLMError(),

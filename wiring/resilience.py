@@ -1,13 +1,15 @@
 """The ladders' shared policies from settings: breakers, retries, the request deadline, the rung
-order and the fault plan."""
+order, the balancer of each alternative's deployments and the fault plan."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 
 from monitoring.pricing import PriceTable
+from resilience.balancing import Balancer
 from resilience.breaker import BreakerBoard, BreakerPolicy
 from resilience.faults import FaultPlan
 from resilience.ladder_policies import LadderPolicies
@@ -23,8 +25,10 @@ def build_ladder_policies(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
 ) -> LadderPolicies:
-    """``clock`` drives the breakers and ``sleep`` the retry waits (tests pass fakes)."""
+    """``clock`` drives the breakers and the balancer's capacity windows, ``sleep`` the retry
+    waits and ``rng`` the balancer's weighted shuffle (tests pass fakes and a seeded one)."""
     policy = BreakerPolicy(
         consecutive_failures=settings.breaker_consecutive_failures,
         failure_ratio=settings.breaker_failure_ratio,
@@ -46,6 +50,7 @@ def build_ladder_policies(
         deadline_s=settings.request_deadline_s,
         order=ladder_order(settings.ladder_strategy, prices, latency),
         latency=latency,
+        balancer=Balancer(settings.balancing, clock=clock, rng=rng),
         faults=FaultPlan(settings.faults),
         reroute_content_filter=settings.reroute_content_filter,
         continue_streams=settings.continue_streams,

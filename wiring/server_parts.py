@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,9 @@ from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
-from wiring.chains import ModelRungs, door_chains, served_chains
+from settings.models_file import load_models_file
+from vocabulary.models import FLOOR
+from wiring.chains import ModelRungs, door_chains, ladder_options, served_chains
 from wiring.models import configured_alternatives, engine_client, own_engine
 from wiring.monitoring import Monitoring
 from wiring.policy import PolicyParts
@@ -43,6 +45,7 @@ class ServerParts:
     policy: PolicyParts
     chains: Mapping[str, Runnable[Any, Any]]  # the LangServe routes'
     door_chains: Mapping[str, Runnable[Any, Any]]  # the OpenAI-compatible door's, by route
+    ladder: Sequence[str]  # the rungs of /fallback and /quality (settings, or the models file)
 
     async def start(self) -> None:
         await self.monitoring.start()
@@ -86,12 +89,18 @@ def build_server_parts(
     if shared.link is not None:
         link = shared.link
         link.on_health = lambda healthy, detail: monitoring.shared_state_changed(healthy, detail, link.where)
-    policy = policy or PolicyParts.from_settings(settings, configured_alternatives(settings), shared=shared)
+    catalog = load_models_file(settings.models_file)  # a bad file refuses the start
+    configured = configured_alternatives(settings, catalog)
+    policy = policy or PolicyParts.from_settings(settings, configured, shared=shared)
     monitoring.feed(policy.router.observe, policy.meter, report_call)  # report_call: what a request used
-    models = ModelRungs(settings, engine, resilience)
-    chains = chains or served_chains(models, resilience, policy.policy, settings)
-    doors = door_chains(models, resilience, policy.policy, settings)
-    return ServerParts(settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors)
+    models = ModelRungs(settings, engine, resilience, catalog)
+    ladder = catalog.fallback_ladder or settings.fallback_ladder
+    if ladder[-1] != FLOOR:
+        logger.warning("the fallback ladder %s does not end at %r: when its models fail, requests fail", ladder, FLOOR)
+    options = ladder_options(settings, ladder)
+    chains = chains or served_chains(models, resilience, policy.policy, options)
+    doors = door_chains(models, resilience, policy.policy, options)
+    return ServerParts(settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors, ladder)
 
 
 def wait_for_engine(supervisor: EngineSupervisor) -> None:

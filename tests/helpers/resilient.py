@@ -1,8 +1,9 @@
-"""Apps whose ladders run on a fake clock and a recorded sleep, for resilience tests: breakers
-open and close, retries wait, and nothing really sleeps."""
+"""Apps whose ladders run on a fake clock, a recorded sleep and a seeded balancer, for resilience
+tests: breakers open and close, retries wait, and nothing really sleeps."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,7 +46,7 @@ async def resilient_apps(double: ProviderDouble, make_app: AppFactory) -> AsyncI
         settings = settings_for(double, **overrides)
         fake = FakeTime()
         prices = PriceTable.from_file(settings.price_table_path)
-        ladders = build_ladder_policies(settings, prices, clock=fake.clock, sleep=fake.sleep)
+        ladders = build_ladder_policies(settings, prices, clock=fake.clock, sleep=fake.sleep, rng=random.Random(7))
         app = make_app(settings, resilience=ladders)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server", timeout=30)
         clients.append(client)

@@ -16,7 +16,7 @@ from providers.local_engine import LocalEngine
 from settings import Settings
 from tests.helpers.apps import settings_for
 from tests.helpers.provider_double import ProviderDouble
-from wiring.chains import ModelRungs, served_chains
+from wiring.chains import ModelRungs, ladder_options, served_chains
 from wiring.models import configured_alternatives
 from wiring.policy import PolicyParts
 from wiring.resilience import build_ladder_policies
@@ -51,7 +51,8 @@ def test_the_prompt_language_follows_the_question(question: str, language: str) 
 def chat_chain(settings: Settings, engine: LocalEngine) -> PolicyApplied:
     kit = build_ladder_policies(settings, PriceTable.from_file(settings.price_table_path))
     policy = PolicyParts.from_settings(settings, configured_alternatives(settings)).policy
-    chat = served_chains(ModelRungs(settings, engine, kit), kit, policy, settings)["chat"]
+    options = ladder_options(settings, settings.fallback_ladder)
+    chat = served_chains(ModelRungs(settings, engine, kit), kit, policy, options)["chat"]
     assert isinstance(chat, PolicyApplied)
     return chat
 

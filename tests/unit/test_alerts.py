@@ -74,6 +74,17 @@ def test_slow_first_token_and_long_prompt() -> None:
     assert states(sent) == [("slow_first_token:m", "firing"), ("long_prompt:m", "firing")]
 
 
+def test_a_long_prompt_is_judged_against_the_window_of_the_deployment_that_ran_it() -> None:
+    engine, sent, _ = engine_with(alert_rules.long_prompt(1000, share=0.8))
+
+    # 5,000 characters are nothing to a 128k window; 3,400 tokens are 83% of a 4,096-token one.
+    engine.observe(call(prompt_chars=5000, input_tokens=1200, metadata={"context_window": 128_000}))
+    engine.observe(call("small", prompt_chars=500, input_tokens=3400, metadata={"context_window": 4096}))
+
+    assert states(sent) == [("long_prompt:small", "firing")]
+    assert "83% of its 4096-token window" in sent[0].message
+
+
 def test_llm_error_fires_on_failure_and_resolves_on_success_but_ignores_unconfigured_providers() -> None:
     engine, sent, _ = engine_with(alert_rules.LLMError())
 

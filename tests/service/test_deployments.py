@@ -1,0 +1,184 @@
+"""One alternative served by several deployments from a models file (issue 18): two provider
+doubles on their own ports as two OpenAI-compatible endpoints, through the real OpenAI SDK. The
+balancer's shuffle is seeded and the breakers run on a fake clock (``tests.helpers.resilient``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.provider_double import Behaviour, ProviderDouble
+from tests.helpers.resilient import PRIMARY, Made, breaker_state
+
+KEY_A, KEY_B = "TEST_DEPLOYMENT_KEY_A", "TEST_DEPLOYMENT_KEY_B"
+QUESTION = {"input": {"question": "What is a load balancer?"}}
+
+
+@pytest.fixture(scope="module")
+def endpoints() -> Iterator[tuple[ProviderDouble, ProviderDouble]]:
+    """Two more doubles: the deployments ``a`` and ``b`` of the ``openai`` alternative."""
+    a, b = ProviderDouble(), ProviderDouble()
+    a.start()
+    b.start()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture
+def deployments(
+    endpoints: tuple[ProviderDouble, ProviderDouble], monkeypatch: pytest.MonkeyPatch
+) -> tuple[ProviderDouble, ProviderDouble]:
+    for double in endpoints:
+        double.reset()
+    monkeypatch.setenv(KEY_A, "sk-test-deployment-a-0123456789")
+    monkeypatch.setenv(KEY_B, "sk-test-deployment-b-0123456789")
+    return endpoints
+
+
+def models_file(tmp_path: Path, a: ProviderDouble, b: ProviderDouble, **extra: str) -> Path:
+    """``openai`` served by ``a`` and ``b``; ``extra``: more lines for each (``for_a=...``)."""
+    text = '[ladders]\nfallback = ["openai", "local"]\n'
+    for name, double, key in (("a", a, KEY_A), ("b", b, KEY_B)):
+        more = extra.get(f"for_{name}", "")
+        text += (
+            f'\n[[deployments]]\nalternative = "openai"\nname = "{name}"\nkind = "openai"\n'
+            f'base_url = "{double.url}/v1"\napi_key_env = "{key}"\nmodel = "{PRIMARY}"\n{more}\n'
+        )
+    path = tmp_path / "models.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def ask(client: httpx.AsyncClient, times: int, question: dict = QUESTION) -> list[httpx.Response]:
+    return [await client.post("/fallback/invoke", json=question) for _ in range(times)]
+
+
+async def test_equal_weights_share_the_traffic_within_ten_percent(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b))
+
+    answers = await ask(client, 200)
+
+    assert {r.status_code for r in answers} == {200}
+    served_a, served_b = len(a.requests_for(PRIMARY)), len(b.requests_for(PRIMARY))
+    assert served_a + served_b == 200
+    assert abs(served_a - served_b) <= 20, (served_a, served_b)
+
+
+async def test_weights_set_the_shares(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b, for_a="weight = 3"))
+
+    await ask(client, 200)
+
+    assert 130 <= len(a.requests_for(PRIMARY)) <= 170, "about three quarters"
+
+
+async def test_a_down_deployment_costs_no_request_is_skipped_once_its_breaker_opens_and_is_back_after_the_probe(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    _, client, fake = make_resilient(
+        models_file=models_file(tmp_path, a, b), breaker_consecutive_failures=3, breaker_open_s=30
+    )
+    a.set(PRIMARY, Behaviour(fail_status=503))
+
+    answers = await ask(client, 40)
+
+    assert {r.status_code for r in answers} == {200}, "the other deployment answers every one"
+    assert {r.headers["x-served-by"] for r in answers} == {PRIMARY}
+    assert {r.headers["x-fallback-rung"] for r in answers} == {"0"}, "the alternative's own rung, not local"
+    assert len(a.requests_for(PRIMARY)) == 3, "tried until its breaker opened, then skipped"
+    assert await breaker_state(client, "a") == "open"
+    assert await breaker_state(client, "b") == "closed"
+
+    a.set(PRIMARY, Behaviour())
+    fake.now += 31
+    await ask(client, 20)
+
+    assert await breaker_state(client, "a") == "closed"
+    assert len(a.requests_for(PRIMARY)) > 3 + 1, "traffic again after the probe"
+
+
+async def test_a_deployment_at_its_requests_per_minute_passes_its_traffic_to_the_other(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    _, client, fake = make_resilient(models_file=models_file(tmp_path, a, b, for_a="requests_per_minute = 5"))
+
+    await ask(client, 30)
+
+    assert len(a.requests_for(PRIMARY)) == 5
+    assert len(b.requests_for(PRIMARY)) == 25
+    fake.now += 61  # a new minute
+    await ask(client, 10)
+    assert len(a.requests_for(PRIMARY)) > 5
+
+
+async def test_a_prompt_longer_than_a_deployments_window_skips_it_without_a_call(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b, for_a="context_window = 200"))
+    long_question = {"input": {"question": "Why is the sky blue? " * 60}}
+
+    answers = await ask(client, 10, long_question)
+
+    assert {r.status_code for r in answers} == {200}
+    assert a.requests_for(PRIMARY) == []
+    assert len(b.requests_for(PRIMARY)) == 10
+
+
+async def test_a_two_rung_ladder_between_two_endpoints_falls_over_and_has_no_floor(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    path = tmp_path / "models.toml"
+    path.write_text(
+        f'[ladders]\nfallback = ["openai", "gpt4"]\n\n'
+        f'[[deployments]]\nalternative = "openai"\nkind = "openai"\nbase_url = "{a.url}/v1"\n'
+        f'api_key_env = "{KEY_A}"\nmodel = "{PRIMARY}"\n\n'
+        f'[[deployments]]\nalternative = "gpt4"\nkind = "openai"\nbase_url = "{b.url}/v1"\n'
+        f'api_key_env = "{KEY_B}"\nmodel = "gpt-4o"\n',
+        encoding="utf-8",
+    )
+    _, client, _ = make_resilient(models_file=path)
+    a.set(PRIMARY, Behaviour(fail_status=503))
+
+    (fell_over,) = await ask(client, 1)
+    b.set("gpt-4o", Behaviour(fail_status=503))
+    (failed,) = await ask(client, 1)
+
+    assert (fell_over.status_code, fell_over.headers["x-served-by"], fell_over.headers["x-fallback-rung"]) == (
+        200,
+        "gpt-4o",
+        "1",
+    )
+    assert failed.status_code == 503
+    assert [(t["model"], t["cause"]) for t in failed.json()["attempts"]] == [
+        (PRIMARY, "server_error"),
+        ("gpt-4o", "server_error"),
+    ], "no local model: the ladder has two rungs"
+
+
+async def test_the_openai_door_balances_the_same_deployments(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b))
+    body = {"model": "openai", "messages": [{"role": "user", "content": "What is a load balancer?"}]}
+    a.set(PRIMARY, Behaviour(fail_status=503))
+
+    answers = [await client.post("/v1/chat/completions", json=body) for _ in range(10)]
+
+    assert {r.status_code for r in answers} == {200}
+    assert len(b.requests_for(PRIMARY)) == 10
+    assert {r.json()["model"] for r in answers} == {PRIMARY}
