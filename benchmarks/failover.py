@@ -78,8 +78,8 @@ def our_ladder(settings: Settings) -> FallbackLadder:
     kit = build_ladder_policies(settings, PriceTable.from_file(settings.price_table_path))
     openai, gemini = served["openai"][0], served["gemini"][0]
     rungs = [
-        Rung(openai.spec, build_chat_model(openai, settings, None, timeout_s=5.0)),  # type: ignore[arg-type]
-        Rung(gemini.spec, build_chat_model(gemini, settings, None)),  # type: ignore[arg-type]
+        Rung.of(openai.spec, build_chat_model(openai, settings, None, timeout_s=5.0)),  # type: ignore[arg-type]
+        Rung.of(gemini.spec, build_chat_model(gemini, settings, None)),  # type: ignore[arg-type]
     ]
     return FallbackLadder(ladder="bench", rungs=rungs, resilience=kit)
 

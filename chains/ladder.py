@@ -87,6 +87,7 @@ from vocabulary.run_metadata import (
     LADDER_RUNG,
     NEEDS,
     PRICE_KEY,
+    PROVIDER_KEY,
     ROOT_RUN_ID,
 )
 
@@ -122,28 +123,41 @@ def _allowed_rungs(ladder: FallbackLadder, metadata: dict[str, Any]) -> list[Run
 
 @dataclass(frozen=True)
 class Deployment:
-    """One endpoint serving an alternative: its spec (model, limits, window) and chat model."""
+    """One endpoint serving an alternative: its spec (model, limits, window) and chat model; with
+    several API keys, a chat model per key (the variable's name and the model), taken in turn."""
 
     spec: ModelSpec
     runnable: Runnable[Any, Any]
+    keys: tuple[tuple[str, Runnable[Any, Any]], ...] = ()
+
+    def then(self, step: Runnable[Any, Any]) -> Deployment:
+        keys = tuple((name, runnable | step) for name, runnable in self.keys)
+        return Deployment(self.spec, self.runnable | step, keys)
 
 
 @dataclass(frozen=True)
 class Rung:
-    """One alternative of a ladder: its first deployment, and the others serving it (a models
-    file may give an alternative several; the balancer orders them per request)."""
+    """One alternative of a ladder and the deployments serving it (a models file may give it
+    several; the balancer orders them per request)."""
 
-    spec: ModelSpec
-    runnable: Runnable[Any, Any]
-    others: tuple[Deployment, ...] = ()
+    deployments: tuple[Deployment, ...]
+
+    @classmethod
+    def of(cls, spec: ModelSpec, runnable: Runnable[Any, Any]) -> Rung:
+        """An alternative with one deployment."""
+        return cls((Deployment(spec, runnable),))
 
     @property
-    def deployments(self) -> tuple[Deployment, ...]:
-        return (Deployment(self.spec, self.runnable), *self.others)
+    def spec(self) -> ModelSpec:
+        return self.deployments[0].spec
+
+    @property
+    def runnable(self) -> Runnable[Any, Any]:
+        return self.deployments[0].runnable
 
     def then(self, step: Runnable[Any, Any]) -> Rung:
         """This rung with ``step`` after each deployment's model (a parser, the quality gate)."""
-        return Rung(self.spec, self.runnable | step, tuple(Deployment(d.spec, d.runnable | step) for d in self.others))
+        return Rung(tuple(deployment.then(step) for deployment in self.deployments))
 
 
 @dataclass
@@ -161,6 +175,7 @@ class _Try:
     form: Form | None = None  # how this try asks to continue the answer; None: it begins it
     switched: bool = False  # the rung rejected one form and is asked in the other
     started: bool = False  # counted as in flight by the balancer
+    key: int | None = None  # which of the deployment's keys, when it has several
 
     @property
     def spec(self) -> ModelSpec:
@@ -168,7 +183,12 @@ class _Try:
 
     @property
     def runnable(self) -> Runnable[Any, Any]:
-        return self.deployment.runnable
+        return self.deployment.runnable if self.key is None else self.deployment.keys[self.key][1]
+
+    @property
+    def key_name(self) -> str | None:
+        """The name of the variable holding the key this try uses (never the key)."""
+        return None if self.key is None else self.deployment.keys[self.key][0]
 
 
 @dataclass(frozen=True)
@@ -254,6 +274,11 @@ class _Trial:
             if full is not None:
                 self._record(attempt, Cause.OVERLOADED, f"{attempt.spec.endpoint} is {full}")
                 return False
+        if attempt.deployment.keys and self.resilience is not None:
+            attempt.key = self.resilience.keys.pick(attempt.spec.endpoint, len(attempt.deployment.keys))
+            if attempt.key is None:
+                self._record(attempt, Cause.AUTH, f"every key of {attempt.spec.endpoint} was refused; probed later")
+                return False
         attempt.call = None if breaker is None else breaker.begin()
         if self.resilience is not None:
             self.resilience.balancer.started(attempt.spec, self.prompt_tokens())
@@ -284,6 +309,8 @@ class _Trial:
     def failed(self, attempt: _Try, exc: Exception) -> _Verdict:
         """Account for a failed try and decide what follows."""
         cause = classify(exc)
+        if cause is Cause.AUTH and attempt.key_name is not None and self.resilience is not None:
+            return self._key_refused(attempt, exc)
         _account(attempt.breaker, cause, attempt.call)
         self._ended(attempt)
         spec = attempt.spec
@@ -313,6 +340,21 @@ class _Trial:
         if wait is None:
             self._record(attempt, cause, describe(exc), retry_after, attempt.tries)
         return _Verdict(wait=wait)
+
+    def _key_refused(self, attempt: _Try, exc: Exception) -> _Verdict:
+        """The provider refused this try's key, not the endpoint: the key leaves the rotation and
+        the deployment is asked again with its next key, at once; no breaker counts it."""
+        assert self.resilience is not None and attempt.key is not None and attempt.key_name is not None
+        if attempt.breaker is not None:
+            attempt.breaker.release(attempt.call)
+        self._ended(attempt)
+        endpoint = attempt.spec.endpoint
+        self.resilience.keys.refused(endpoint, attempt.key, attempt.key_name, describe(exc))
+        if self.resilience.keys.usable(endpoint, len(attempt.deployment.keys)):
+            attempt.again = True
+        else:
+            self._record(attempt, Cause.AUTH, describe(exc), None, attempt.tries)
+        return _Verdict()
 
     def _broke(self, attempt: _Try, exc: Exception, cause: Cause) -> _Verdict:
         """A try failed after part of the answer reached the caller: the next rung continues it,
@@ -349,6 +391,8 @@ class _Trial:
         if attempt.breaker is not None:
             attempt.breaker.record_success(attempt.call)
         self._ended(attempt)
+        if attempt.key is not None and attempt.key_name is not None and self.resilience is not None:
+            self.resilience.keys.answered(attempt.spec.endpoint, attempt.key, attempt.key_name)
         self._report_part(attempt, None)
         report_served(self.serving(attempt))
 
@@ -443,6 +487,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             metadata[PRICE_KEY] = attempt.spec.price_key
         if attempt.spec.context_window is not None:
             metadata[CONTEXT_WINDOW] = attempt.spec.context_window
+        if attempt.key_name is not None:
+            metadata[PROVIDER_KEY] = attempt.key_name
         if attempt.form is not None:
             # The gate and the keyword filter judge the whole answer; the record says whose it continues.
             metadata[ANSWER_SO_FAR] = trial.answer.text

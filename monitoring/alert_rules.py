@@ -17,9 +17,9 @@ from typing import Protocol
 
 from monitoring.alert_dispatcher import DeliveryResult
 from monitoring.call_store import WriteReport
-from vocabulary import Outcome, cause_of
+from vocabulary import Cause, Outcome, cause_of
 from vocabulary.records import CallRecord
-from vocabulary.run_metadata import CONTEXT_WINDOW
+from vocabulary.run_metadata import CONTEXT_WINDOW, PROVIDER_KEY
 
 
 def _is_incident(record: CallRecord) -> bool:
@@ -126,6 +126,8 @@ class LLMError:
     name = "llm_error"
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.cause == Cause.AUTH and record.metadata.get(PROVIDER_KEY):
+            return []  # one key of several refused: the key rotation's own alert (provider_key) tells
         if _is_incident(record):
             message = f"{record.model} failed ({record.cause}): {record.error}"
             return [Signal(self.name, record.model, True, message, labels={"model": record.model})]

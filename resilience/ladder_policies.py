@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 from resilience.balancing import Balancer
 from resilience.breaker import BreakerBoard, BreakerPolicy, CircuitBreaker
 from resilience.faults import FaultPlan
+from resilience.key_rotation import KeyRotation
 from resilience.latency import LatencyBoard
 from resilience.order import LadderOrder, ordered
 from resilience.retry import RetryPolicy
@@ -34,6 +35,7 @@ class LadderPolicies:
     order: LadderOrder = ordered
     latency: LatencyBoard = field(default_factory=LatencyBoard)
     balancer: Balancer = field(default_factory=Balancer)  # orders each alternative's deployments
+    keys: KeyRotation = field(default_factory=KeyRotation)  # which of a deployment's keys, and which are out
     faults: FaultPlan = field(default_factory=lambda: FaultPlan({}))  # changeable at run time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     breaker_sync: BreakerSharing | None = None  # set when replicas share breakers through Redis

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         description="How each request orders the deployments of an alternative (a models file may give one "
         "several): weighted turns, fewest calls in flight, or lowest recent time to first token.",
     )
+    key_probe_s: float = Field(
+        300.0,
+        gt=0,
+        description="A key of a deployment with several that the provider refused (401, 403) is out of "
+        "rotation this long, then probed with one call.",
+    )
     ladder_strategy: Literal["ordered", "cheapest", "fastest"] = Field(
         "ordered", description="ordered: as listed; cheapest: by price; fastest: by monitored latency."
     )

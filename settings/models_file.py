@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,7 +58,9 @@ class DeploymentEntry(BaseModel):
     kind: Kind = Field(description="openai (any OpenAI-compatible endpoint), azure, gemini or local.")
     model: str = Field(description="The model the endpoint serves (Azure: the deployment's name).")
     base_url: str | None = Field(None, description="The endpoint (Azure: https://NAME.openai.azure.com).")
-    api_key_env: str | None = Field(None, description="The environment variable holding its key.")
+    api_key_env: str | list[str] | None = Field(
+        None, description="The environment variable holding its key; several: keys taken in turn."
+    )
     api_version: str | None = Field(None, description="Azure's api-version.")
     weight: Annotated[float, Field(gt=0)] = 1.0
     requests_per_minute: Annotated[int, Field(ge=1)] | None = None
@@ -78,10 +80,17 @@ class DeploymentEntry(BaseModel):
 
     @field_validator("api_key_env")
     @classmethod
-    def _a_name_not_a_key(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+    def _a_name_not_a_key(cls, value: str | list[str] | None) -> str | list[str] | None:
+        names = [value] if isinstance(value, str) else value or []
+        if any(not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) for name in names):
             raise ValueError("give the name of the environment variable holding the key, not the key itself")
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("give one or more different variable names")
         return value
+
+    @property
+    def key_variables(self) -> list[str]:
+        return [self.api_key_env] if isinstance(self.api_key_env, str) else list(self.api_key_env or [])
 
     @model_validator(mode="after")
     def _complete(self) -> DeploymentEntry:
@@ -118,7 +127,8 @@ class ModelsFileContent(BaseModel):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """How to reach one deployment: its spec, and what its client needs."""
+    """How to reach one deployment: its spec, and what its client needs. ``more_keys``: its other
+    keys, by variable name, taken in turn with the first (``resilience.key_rotation``)."""
 
     spec: ModelSpec
     kind: Kind
@@ -128,6 +138,12 @@ class Endpoint:
     api_version: str | None = None
     timeout_s: float | None = None
     first_token_timeout_s: float | None = None
+    more_keys: tuple[tuple[str, SecretStr | None], ...] = ()
+
+    def keyed(self) -> list[Endpoint]:
+        """One endpoint per key, the first as it is."""
+        others = [replace(self, key_variable=name, api_key=key, more_keys=()) for name, key in self.more_keys]
+        return [replace(self, more_keys=()), *others]
 
 
 @dataclass(frozen=True)
@@ -148,8 +164,14 @@ def _capabilities(entry: DeploymentEntry) -> frozenset[str]:
     return frozenset({PREFILL}) if entry.kind == "local" else REMOTE_CAPABILITIES
 
 
+def _secret(environ: Mapping[str, str], name: str) -> SecretStr | None:
+    value = environ.get(name)
+    return SecretStr(value) if value else None
+
+
 def _endpoint(entry: DeploymentEntry, environ: Mapping[str, str]) -> Endpoint:
-    key = environ.get(entry.api_key_env) if entry.api_key_env else None
+    names = entry.key_variables
+    first, others = (names[0], names[1:]) if names else (None, [])
     spec = ModelSpec(
         entry.alternative,
         PROVIDERS[entry.kind],
@@ -166,11 +188,12 @@ def _endpoint(entry: DeploymentEntry, environ: Mapping[str, str]) -> Endpoint:
         spec,
         entry.kind,
         base_url=entry.base_url,
-        api_key=SecretStr(key) if key else None,
-        key_variable=entry.api_key_env,
+        api_key=_secret(environ, first) if first else None,
+        key_variable=first,
         api_version=entry.api_version,
         timeout_s=entry.timeout_s,
         first_token_timeout_s=entry.first_token_timeout_s,
+        more_keys=tuple((name, _secret(environ, name)) for name in others),
     )
 
 
@@ -228,8 +251,9 @@ def load_models_file(path: Path | None, environ: Mapping[str, str] | None = None
             )
         names[name] = n
         endpoint = _endpoint(entry, environ)
-        if entry.api_key_env and endpoint.api_key is None:
-            logger.warning("%s: %s is unset: deployment %r fails as not configured", path, entry.api_key_env, name)
+        for keyed in endpoint.keyed():
+            if keyed.key_variable and keyed.api_key is None:
+                logger.warning("%s: %s is unset: deployment %r fails as not configured", path, keyed.key_variable, name)
         deployments.setdefault(entry.alternative, []).append(endpoint)
     ladder = content.ladders.get("fallback")
     if ladder is not None and ladder[-1] != FLOOR:

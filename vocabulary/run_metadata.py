@@ -35,6 +35,7 @@ LADDER_RUNG: Final = "ladder_rung"
 ALTERNATIVE: Final = "alternative"
 DEPLOYMENT: Final = "deployment"  # which of the alternative's deployments (``ModelSpec.endpoint``)
 PRICE_KEY: Final = "price_key"  # the deployment's key in the price table, when not its model's name
+PROVIDER_KEY: Final = "provider_key"  # the variable holding the key a call used, of a deployment with several
 CONTEXT_WINDOW: Final = "context_window"  # the deployment's, in tokens, when its models file gives one
 
 # Which front door a request came through: LangServe's routes, or the OpenAI-compatible API

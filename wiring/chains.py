@@ -29,14 +29,18 @@ class ModelRungs:
         self.engine = engine
         self.resilience = resilience
         self.endpoints = endpoints(settings, catalog)
-        self._built: dict[tuple[str, float | None], Runnable[Any, Any]] = {}
+        self._built: dict[tuple[str, str | None, float | None], Runnable[Any, Any]] = {}
 
     def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
-        first, *others = (Deployment(e.spec, self._model(e, timeout_s)) for e in self.endpoints[alternative])
-        return Rung(first.spec, first.runnable, tuple(others))
+        return Rung(tuple(self._deployment(endpoint, timeout_s) for endpoint in self.endpoints[alternative]))
+
+    def _deployment(self, endpoint: Endpoint, timeout_s: float | None) -> Deployment:
+        keyed = endpoint.keyed()
+        models = [(e.key_variable or "", self._model(e, timeout_s)) for e in keyed]
+        return Deployment(endpoint.spec, models[0][1], tuple(models) if len(models) > 1 else ())
 
     def _model(self, endpoint: Endpoint, timeout_s: float | None) -> Runnable[Any, Any]:
-        key = (endpoint.spec.endpoint, timeout_s)
+        key = (endpoint.spec.endpoint, endpoint.key_variable, timeout_s)
         if key not in self._built:
             faults = self.resilience.faults
             model = build_chat_model(endpoint, self.settings, self.engine, timeout_s=timeout_s, faults=faults)

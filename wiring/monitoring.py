@@ -33,6 +33,7 @@ from monitoring.metrics_exporter import MetricsExporter
 from monitoring.pricing import PriceTable
 from monitoring.spend import MemorySpendLedger, SpendLedger, SpendWatch
 from resilience.breaker import BreakerChange, BreakerState
+from resilience.key_rotation import KeyChange
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
 from vocabulary.records import CallRecord
@@ -86,6 +87,7 @@ class Monitoring:
         """Alert on and export every breaker change; feed call latencies to the ladder order, and
         latencies and tokens to the balancer of deployments."""
         kit.breakers.listeners.append(self._breaker_changed)
+        kit.keys.listeners.append(self._key_changed)
         self.performance.listeners.append(kit.latency.observe)
         self.performance.listeners.append(kit.balancer.observe)
 
@@ -116,6 +118,16 @@ class Monitoring:
         severity = "critical" if opened else "warning"
         labels = {"endpoint": change.endpoint}
         self.engine.signal(Signal("circuit_breaker", change.endpoint, opened, message, severity, labels))
+
+    def _key_changed(self, change: KeyChange) -> None:
+        subject = f"{change.endpoint}/{change.key}"
+        message = (
+            f"{change.endpoint} refused the key in {change.key} ({change.detail}): out of rotation, probed later"
+            if change.revoked
+            else f"{change.endpoint} takes the key in {change.key} again"
+        )
+        labels = {"endpoint": change.endpoint, "key": change.key}
+        self.engine.signal(Signal("provider_key", subject, change.revoked, message, "critical", labels))
 
     def _record(self, record: CallRecord) -> None:
         self.store.add(record)

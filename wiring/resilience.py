@@ -12,6 +12,7 @@ from monitoring.pricing import PriceTable
 from resilience.balancing import Balancer
 from resilience.breaker import BreakerBoard, BreakerPolicy
 from resilience.faults import FaultPlan
+from resilience.key_rotation import KeyRotation
 from resilience.ladder_policies import LadderPolicies
 from resilience.latency import LatencyBoard
 from resilience.order import ladder_order
@@ -51,6 +52,7 @@ def build_ladder_policies(
         order=ladder_order(settings.ladder_strategy, prices, latency),
         latency=latency,
         balancer=Balancer(settings.balancing, clock=clock, rng=rng),
+        keys=KeyRotation(settings.key_probe_s, clock=clock),
         faults=FaultPlan(settings.faults),
         reroute_content_filter=settings.reroute_content_filter,
         continue_streams=settings.continue_streams,

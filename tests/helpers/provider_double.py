@@ -95,6 +95,7 @@ class Behaviour:
     # 401 naming the key's first 8 and last 4 characters; Gemini 400 API_KEY_INVALID), "echo"
     # like a careless OpenAI-compatible server that repeats the whole key in its error message.
     reject_key: Literal["masked", "echo"] | None = None
+    refused_keys: frozenset[str] = frozenset()  # these keys only are refused (masked), as revoked ones
     fault_for: Callable[[str], Fault | None] | None = None  # asked once per request, over everything above
     error_code: str | None = None  # an OpenAI error's ``code`` (e.g. "content_filter" with fail_status=400)
     # (function name, arguments) the model calls instead of answering, when the request declares
@@ -135,6 +136,7 @@ class Served:
     output_tokens: int = 0
     body: dict[str, Any] = field(default_factory=dict)
     fault: str | None = None  # the injected fault's kind
+    key: str = ""  # the key the request presented (OpenAI)
     chunks_sent: int = 0  # of a stream: fewer than the answer's words when the caller hung up
     completed: bool = False  # the whole answer went out (False for errors, cut streams, hang-ups)
 
@@ -284,11 +286,12 @@ class ProviderDouble:
         question = _prompt_text(body.get("messages", []))
         behaviour = self.behaviours.get(model, Behaviour())
         fault = behaviour.fault(question)
-        served = self._log(Served("openai", model, stream, question, 0, body=body, fault=fault and fault.kind))
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        served = self._log(Served("openai", model, stream, question, 0, body=body, fault=fault and fault.kind, key=key))
         await asyncio.sleep(behaviour.delay(question))
-        if behaviour.reject_key:
+        if behaviour.reject_key or key in behaviour.refused_keys:
             served.status = 401
-            return _openai_key_refused(request.headers.get("authorization", ""), behaviour.reject_key)
+            return _openai_key_refused(request.headers.get("authorization", ""), behaviour.reject_key or "masked")
         messages = body.get("messages") or [{}]
         if behaviour.reject_prefill and messages[-1].get("role") == "assistant":
             served.status = 400

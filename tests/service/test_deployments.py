@@ -4,6 +4,7 @@ balancer's shuffle is seeded and the breakers run on a fake clock (``tests.helpe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -182,3 +183,57 @@ async def test_the_openai_door_balances_the_same_deployments(
     assert {r.status_code for r in answers} == {200}
     assert len(b.requests_for(PRIMARY)) == 10
     assert {r.json()["model"] for r in answers} == {PRIMARY}
+
+
+KEY_A2 = "TEST_DEPLOYMENT_KEY_A2"
+REVOKED = "sk-test-deployment-a2-revoked-0123"
+
+
+async def test_a_refused_key_leaves_the_rotation_at_once_is_alerted_once_and_probed_later(
+    make_resilient: Callable[..., Made],
+    deployments: tuple[ProviderDouble, ProviderDouble],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, _ = deployments
+    monkeypatch.setenv(KEY_A2, REVOKED)
+    path = tmp_path / "models.toml"
+    path.write_text(
+        f'[[deployments]]\nalternative = "openai"\nname = "a"\nkind = "openai"\nbase_url = "{a.url}/v1"\n'
+        f'api_key_env = ["{KEY_A}", "{KEY_A2}"]\nmodel = "{PRIMARY}"\n',
+        encoding="utf-8",
+    )
+    app, client, fake = make_resilient(models_file=path, key_probe_s=300, breaker_consecutive_failures=2)
+    a.set(PRIMARY, Behaviour(refused_keys=frozenset({REVOKED})))
+
+    answers = await ask(client, 10)
+
+    assert {(r.status_code, r.headers["x-served-by"], r.headers["x-fallback-rung"]) for r in answers} == {
+        (200, PRIMARY, "0")
+    }, "the other key answers at once, on the same deployment"
+    used = [served.key for served in a.requests_for(PRIMARY)]
+    assert used.count(REVOKED) == 1, "refused once, then out of rotation"
+    assert len(used) == 11
+    assert await breaker_state(client, "a") == "closed", "a refused key says nothing of the endpoint"
+    history = await key_alerts(client)
+    assert [(alert["state"], alert["labels"]["key"]) for alert in history] == [("firing", KEY_A2)]
+    assert REVOKED not in json.dumps(history), "the alert names the variable, never the key"
+    assert not [a for a in (await client.get("/monitoring/alerts")).json()["history"] if a["rule"] == "llm_error"]
+
+    fake.now += 301  # the probe is due: still refused, out again, no second alert
+    await ask(client, 4)
+    assert [served.key for served in a.requests_for(PRIMARY)].count(REVOKED) == 2
+    assert [alert["state"] for alert in await key_alerts(client)] == ["firing"]
+
+    a.set(PRIMARY, Behaviour())  # the key is valid again: the next probe takes it back
+    fake.now += 301
+    await ask(client, 4)
+    assert [served.key for served in a.requests_for(PRIMARY)][-4:].count(REVOKED) == 2, "in turn again"
+    assert sorted(alert["state"] for alert in await key_alerts(client)) == ["firing", "resolved"]
+    calls = await app.state.monitoring.store.find(request_id=answers[0].headers["x-request-id"])
+    assert {c.metadata.get("provider_key") for c in calls} <= {KEY_A, KEY_A2}
+
+
+async def key_alerts(client: httpx.AsyncClient) -> list[dict]:
+    history = (await client.get("/monitoring/alerts")).json()["history"]
+    return [alert for alert in history if alert["rule"] == "provider_key"]

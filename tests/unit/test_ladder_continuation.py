@@ -40,7 +40,7 @@ class Rungs:
                 raise ProviderError(f"{model} was cut", cause=Cause.TRUNCATED_STREAM)
 
         capabilities = frozenset({PREFILL}) if prefill else frozenset()
-        return Rung(ModelSpec(model, "test", model, capabilities), RunnableGenerator(answer, aanswer))
+        return Rung.of(ModelSpec(model, "test", model, capabilities), RunnableGenerator(answer, aanswer))
 
 
 QUESTION = [HumanMessage("Where is Paris?")]

@@ -19,7 +19,8 @@ def written(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_documented_example_loads_as_it_says() -> None:
-    catalog = load_models_file(EXAMPLE, environ={"OPENAI_API_KEY": "sk-a", "OPENAI_API_KEY_2": "sk-b"})
+    environ = {"OPENAI_API_KEY": "sk-a", "OPENAI_API_KEY_2": "sk-b", "OPENAI_API_KEY_3": "sk-c"}
+    catalog = load_models_file(EXAMPLE, environ=environ)
 
     assert catalog.fallback_ladder == ["openai", "gpt4", "local"]
     openai, gpt4 = catalog.deployments["openai"], catalog.deployments["gpt4"]
@@ -28,6 +29,10 @@ def test_the_documented_example_loads_as_it_says() -> None:
         ("openai-b", 1.0, "openai"),
     ]
     assert [e.api_key.get_secret_value() if e.api_key else None for e in openai] == ["sk-a", "sk-b"]
+    assert [(name, key.get_secret_value() if key else None) for name, key in openai[1].more_keys] == [
+        ("OPENAI_API_KEY_3", "sk-c")
+    ]
+    assert [e.key_variable for e in openai[1].keyed()] == ["OPENAI_API_KEY_2", "OPENAI_API_KEY_3"]
     assert (openai[0].spec.requests_per_minute, openai[0].spec.context_window) == (500, 128000)
     azure, vllm = gpt4
     assert (azure.kind, azure.spec.provider, azure.api_version, azure.spec.price_key) == (

@@ -42,6 +42,7 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "ALTERNATIVE": "alternative",
         "DEPLOYMENT": "deployment",
         "PRICE_KEY": "price_key",
+        "PROVIDER_KEY": "provider_key",
         "CONTEXT_WINDOW": "context_window",
         "DOOR": "door",
         "LANGSERVE_DOOR": "langserve",
