@@ -6,6 +6,7 @@ python server.py [--host H] [--port P] [--workers N]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import os
@@ -29,6 +30,7 @@ from api.cross_site import LOCAL_HOSTS, CrossSiteGuard
 from api.errors import AsciiJSONResponse, install_error_handlers
 from api.faults import faults_router
 from api.feedback import routing_router
+from api.models_reload import models_reload_router
 from api.monitoring import monitoring_router
 from api.openai_errors import OpenAIErrorEnvelope
 from api.openai_routes import DoorOptions, openai_router
@@ -45,7 +47,7 @@ from settings import Settings, env_variable, load_env_file
 from settings.models_file import load_models_file
 from wiring.models import own_engine
 from wiring.policy import PolicyParts
-from wiring.server_parts import build_server_parts, wait_for_engine
+from wiring.server_parts import ServerParts, build_server_parts, wait_for_engine
 from wiring.shared_state import SharedState
 
 logger = logging.getLogger("llm_server")
@@ -71,6 +73,7 @@ def create_app(
     settings (tests inject clocks and random generators); ``shared`` replaces the Redis link
     built from ``REDIS_URL``; ``engine`` replaces the local engine the app would start and
     supervise itself (one per server: ``main`` starts it for every worker)."""
+    settings_given = settings
     if settings is None:  # `uvicorn server:create_app --factory` skips main(); loading again changes nothing
         load_env_file()
     settings = settings or Settings()
@@ -80,12 +83,18 @@ def create_app(
     )
     monitoring, ladders, access = parts.monitoring, parts.resilience, parts.policy
 
+    served_by_uvicorn = settings_given is None  # the real server: it owns the process's signals
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_providers(settings)
         _log_access(settings, access)
         await parts.start()
+        if served_by_uvicorn:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_models, parts)
         yield
+        if served_by_uvicorn:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await parts.close()
 
     app = FastAPI(
@@ -147,8 +156,18 @@ def create_app(
     app.include_router(openai_router(parts.door_chains, monitoring.handlers, access.limits, door))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
     app.include_router(faults_router(ladders.faults, control=fault_control))
+    app.include_router(models_reload_router(parts.reload_models))
     install_dashboard(app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control)
     return app
+
+
+def _reload_models(parts: ServerParts) -> None:
+    """SIGHUP: read the models file again; a refused one is logged and alerted, the running
+    configuration kept (uvicorn's own process manager restarts its workers on SIGHUP instead)."""
+    try:
+        parts.reload_models()
+    except ConfigurationError as refused:
+        logger.error("SIGHUP: %s", refused)
 
 
 def _log_providers(settings: Settings) -> None:

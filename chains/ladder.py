@@ -135,17 +135,47 @@ class Deployment:
         return Deployment(self.spec, self.runnable | step, keys)
 
 
-@dataclass(frozen=True)
-class Rung:
-    """One alternative of a ladder and the deployments serving it (a models file may give it
-    several; the balancer orders them per request)."""
+class DeploymentPool:
+    """The deployments serving one alternative, which a reload of the models file replaces while
+    the server runs: every ladder with the alternative shares the pool, and a request takes the
+    deployments current when it reaches the rung, so one in flight keeps the ones it took."""
 
-    deployments: tuple[Deployment, ...]
+    def __init__(self, deployments: tuple[Deployment, ...]):
+        self.deployments = deployments
+        self.version = 0
+
+    def replace(self, deployments: tuple[Deployment, ...]) -> None:
+        self.deployments = deployments
+        self.version += 1
+
+
+class Rung:
+    """One alternative of a ladder: the pool of its deployments (a models file may give it
+    several; the balancer orders them per request), with the steps this ladder puts after each
+    deployment's model (a parser, the quality gate)."""
+
+    __slots__ = ("_made", "pool", "steps")
+
+    def __init__(self, pool: DeploymentPool, steps: tuple[Runnable[Any, Any], ...] = ()):
+        self.pool = pool
+        self.steps = steps
+        self._made: tuple[int, tuple[Deployment, ...]] | None = None
 
     @classmethod
     def of(cls, spec: ModelSpec, runnable: Runnable[Any, Any]) -> Rung:
         """An alternative with one deployment."""
-        return cls((Deployment(spec, runnable),))
+        return cls(DeploymentPool((Deployment(spec, runnable),)))
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        """The pool's deployments with this rung's steps, made again only when the pool changes."""
+        made = self._made
+        if made is None or made[0] != self.pool.version:
+            deployments = self.pool.deployments
+            for step in self.steps:
+                deployments = tuple(deployment.then(step) for deployment in deployments)
+            made = self._made = (self.pool.version, deployments)
+        return made[1]
 
     @property
     def spec(self) -> ModelSpec:
@@ -156,8 +186,8 @@ class Rung:
         return self.deployments[0].runnable
 
     def then(self, step: Runnable[Any, Any]) -> Rung:
-        """This rung with ``step`` after each deployment's model (a parser, the quality gate)."""
-        return Rung(tuple(deployment.then(step) for deployment in self.deployments))
+        """This rung with ``step`` after each deployment's model."""
+        return Rung(self.pool, (*self.steps, step))
 
 
 @dataclass

@@ -85,6 +85,13 @@ class Unauthenticated(RequestError):
     default_status = 401
 
 
+class ModelsFileRefused(RequestError):
+    """A reload of the models file was refused; the running configuration is kept."""
+
+    code = "models_file_refused"
+    default_status = 409
+
+
 class ModelNotAllowed(RequestError):
     code = "model_not_allowed"
     default_status = 403

@@ -119,6 +119,11 @@ class Monitoring:
         labels = {"endpoint": change.endpoint}
         self.engine.signal(Signal("circuit_breaker", change.endpoint, opened, message, severity, labels))
 
+    def models_file_changed(self, path: str, refused: str | None) -> None:
+        """A reload of the models file: refused (the running configuration kept), or applied."""
+        message = f"models file not reloaded: {refused}" if refused else f"models file {path} reloaded"
+        self.engine.signal(Signal("models_file", path, refused is not None, message, "critical", {"file": path}))
+
     def _key_changed(self, change: KeyChange) -> None:
         subject = f"{change.endpoint}/{change.key}"
         message = (

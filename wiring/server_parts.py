@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tracers.langchain import wait_for_all_tracers
 
 from chains.serving_report import report_call
+from errors import ConfigurationError
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from resilience.ladder_policies import LadderPolicies
@@ -46,6 +47,31 @@ class ServerParts:
     chains: Mapping[str, Runnable[Any, Any]]  # the LangServe routes'
     door_chains: Mapping[str, Runnable[Any, Any]]  # the OpenAI-compatible door's, by route
     ladder: Sequence[str]  # the rungs of /fallback and /quality (settings, or the models file)
+    models: ModelRungs
+
+    def reload_models(self) -> dict[str, list[str]]:
+        """Read the models file again and serve its deployments (by alternative, returned); a file
+        that does not validate, or that changes the ladder (built into the routes: a restart's
+        job), raises ``ConfigurationError`` with the running configuration kept, and alerts."""
+        path = self.settings.models_file
+        try:
+            if path is None:
+                raise ConfigurationError("no models file to reload: LLM_SERVER_MODELS_FILE is unset")
+            catalog = load_models_file(path)
+            ladder = list(catalog.fallback_ladder or self.settings.fallback_ladder)
+            if ladder != list(self.ladder):
+                raise ConfigurationError(
+                    f"{path}: the fallback ladder changed from {list(self.ladder)} to {ladder}; a ladder changes "
+                    "with a restart. Nothing was reloaded"
+                )
+        except ConfigurationError as refused:
+            self.monitoring.models_file_changed(str(path), str(refused))
+            raise
+        self.models.reload(catalog)
+        served = {alt: [e.spec.endpoint for e in ends] for alt, ends in self.models.endpoints.items()}
+        self.monitoring.models_file_changed(str(path), None)
+        logger.warning("models file %s reloaded: %s", path, served)
+        return served
 
     async def start(self) -> None:
         await self.monitoring.start()
@@ -100,7 +126,9 @@ def build_server_parts(
     options = ladder_options(settings, ladder)
     chains = chains or served_chains(models, resilience, policy.policy, options)
     doors = door_chains(models, resilience, policy.policy, options)
-    return ServerParts(settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors, ladder)
+    return ServerParts(
+        settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors, ladder, models
+    )
 
 
 def wait_for_engine(supervisor: EngineSupervisor) -> None:

@@ -4,6 +4,7 @@ balancer's shuffle is seeded and the breakers run on a fake clock (``tests.helpe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -237,3 +238,72 @@ async def test_a_refused_key_leaves_the_rotation_at_once_is_alerted_once_and_pro
 async def key_alerts(client: httpx.AsyncClient) -> list[dict]:
     history = (await client.get("/monitoring/alerts")).json()["history"]
     return [alert for alert in history if alert["rule"] == "provider_key"]
+
+
+def only_a(tmp_path: Path, a: ProviderDouble) -> str:
+    return (
+        '[ladders]\nfallback = ["openai", "local"]\n\n'
+        f'[[deployments]]\nalternative = "openai"\nname = "a"\nkind = "openai"\nbase_url = "{a.url}/v1"\n'
+        f'api_key_env = "{KEY_A}"\nmodel = "{PRIMARY}"\n'
+    )
+
+
+async def test_a_reload_adds_a_deployment_under_load_with_no_failed_request_and_keeps_the_breakers(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, b = deployments
+    path = tmp_path / "models.toml"
+    path.write_text(only_a(tmp_path, a), encoding="utf-8")
+    _, client, _ = make_resilient(models_file=path, breaker_consecutive_failures=2)
+    a.set(PRIMARY, Behaviour(fail_status=503))
+    await ask(client, 2)  # a's breaker opens; local answers meanwhile
+    assert await breaker_state(client, "a") == "open"
+
+    async def load() -> list[int]:
+        return [r.status_code for r in await ask(client, 30)]
+
+    background = asyncio.create_task(load())
+    await asyncio.sleep(0)  # the load is under way
+    models_file(tmp_path, a, b)  # the same a, and b
+    reloaded = await client.post("/models/reload", json={})
+    statuses = await background
+
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["deployments"]["openai"] == ["a", "b"]
+    assert set(statuses) == {200}
+    assert len(b.requests_for(PRIMARY)) > 0, "the new deployment takes traffic"
+    assert await breaker_state(client, "a") == "open", "an unchanged deployment keeps its breaker"
+    assert len(a.requests_for(PRIMARY)) == 2
+
+
+@pytest.mark.parametrize(
+    ("broken", "told"),
+    [
+        (
+            '[[deployments]]\nalternative = "openai"\nkind = "openai"\nmodel = "m"\nweight = -1\n',
+            ":1: deployments.0.weight",
+        ),
+        ('[ladders]\nfallback = ["gpt4", "local"]\n', "the fallback ladder changed"),
+    ],
+)
+async def test_a_reload_of_a_broken_file_is_refused_and_the_running_configuration_kept(
+    make_resilient: Callable[..., Made],
+    deployments: tuple[ProviderDouble, ProviderDouble],
+    tmp_path: Path,
+    broken: str,
+    told: str,
+) -> None:
+    a, b = deployments
+    path = models_file(tmp_path, a, b)
+    _, client, _ = make_resilient(models_file=path)
+    path.write_text(broken, encoding="utf-8")
+
+    refused = await client.post("/models/reload", json={})
+    answers = await ask(client, 10)
+
+    assert refused.status_code == 409
+    assert (refused.json()["error"], told in refused.json()["message"]) == ("models_file_refused", True)
+    assert {r.status_code for r in answers} == {200}
+    assert (len(a.requests_for(PRIMARY)), len(b.requests_for(PRIMARY))) == (5, 5), "still both, balanced"
+    firing = (await client.get("/monitoring/alerts")).json()["firing"]
+    assert any(alert["rule"] == "models_file" for alert in firing), firing
