@@ -45,7 +45,7 @@ from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings, env_variable, load_env_file
 from settings.models_file import load_models_file
-from wiring.models import own_engine
+from wiring.models import capabilities_of, own_engine
 from wiring.policy import PolicyParts
 from wiring.server_parts import ServerParts, build_server_parts, wait_for_engine
 from wiring.shared_state import SharedState
@@ -152,10 +152,11 @@ def create_app(
     app.include_router(monitoring_router(monitoring, settings, parts.engine, ladders))
     app.include_router(routing_router(monitoring, access.router))
     ladder_rungs = {name: parts.ladder for name in ("fallback", "quality")}
-    door = DoorOptions(ladder_rungs, settings.max_prompt_chars, settings.max_client_metadata_bytes)
+    capabilities = capabilities_of(parts.models.endpoints)
+    door = DoorOptions(ladder_rungs, settings.max_prompt_chars, settings.max_client_metadata_bytes, capabilities)
     app.include_router(openai_router(parts.door_chains, monitoring.handlers, access.limits, door))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
-    app.include_router(faults_router(ladders.faults, control=fault_control))
+    app.include_router(faults_router(ladders.faults, parts.models.alternatives, control=fault_control))
     app.include_router(models_reload_router(parts.reload_models))
     install_dashboard(app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control)
     return app

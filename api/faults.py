@@ -7,6 +7,7 @@ never with API keys)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,12 +15,11 @@ from fastapi import APIRouter, Request
 from api.roles import ADMIN_ONLY
 from errors import RequestError
 from resilience.faults import FaultPlan, FaultSpec
-from vocabulary import ALTERNATIVES
 
 logger = logging.getLogger("llm_server.faults")
 
 
-def faults_router(plan: FaultPlan, *, control: bool) -> APIRouter:
+def faults_router(plan: FaultPlan, alternatives: Sequence[str], *, control: bool) -> APIRouter:
     api = APIRouter(dependencies=ADMIN_ONLY)
 
     def current() -> dict[str, Any]:
@@ -39,9 +39,9 @@ def faults_router(plan: FaultPlan, *, control: bool) -> APIRouter:
                 "LLM_SERVER_FAULT_CONTROL=true",
                 status=403,
             )
-        unknown = sorted(set(faults) - set(ALTERNATIVES))
+        unknown = sorted(set(faults) - set(alternatives))
         if unknown:
-            raise RequestError(f"no alternatives {unknown}; faults apply to {', '.join(ALTERNATIVES)}")
+            raise RequestError(f"no alternatives {unknown}; faults apply to {', '.join(alternatives)}")
         plan.replace(faults)
         logger.warning("fault injection changed by %s: %s", request.state.caller.user_id, current()["faults"] or "off")
         return current()

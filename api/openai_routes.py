@@ -44,8 +44,8 @@ from errors import ModelNotFound, RequestError, StreamInterrupted, TooLarge
 from policy.keys import Caller
 from policy.limits import CallerLimits, estimate_prompt_tokens
 from policy.request_policy import Access, check_model
-from vocabulary import ALTERNATIVES, AUTO, LOCAL, MODEL_ID, TEMPERATURE_ID
-from vocabulary.models import ENTRIES, TOOLS
+from vocabulary import AUTO, LOCAL, MODEL_ID, TEMPERATURE_ID
+from vocabulary.models import TOOLS
 from vocabulary.run_metadata import NEEDS, OPENAI_DOOR, ROOT_RUN_ID, USER_ID
 
 logger = logging.getLogger("llm_server.openai")
@@ -57,18 +57,20 @@ _FINISH_REASONS = {"max_tokens": "length", "length": "length", "safety": "conten
 
 @dataclass(frozen=True)
 class DoorOptions:
-    """``ladders``: each ladder route's alternatives, to list it for a tier that may use one."""
+    """``ladders``: each ladder route's alternatives, to list it for a tier that may use one;
+    ``alternatives``: every alternative served, with what it can do beyond text."""
 
     ladders: Mapping[str, Sequence[str]]
     max_prompt_chars: int
     max_metadata_bytes: int
+    alternatives: Mapping[str, frozenset[str]]
 
 
-def offered_models(caller: Caller, ladders: Mapping[str, Sequence[str]]) -> list[str]:
+def offered_models(caller: Caller, options: DoorOptions) -> list[str]:
     """The ``model`` names this caller may send: its tier's alternatives, ``auto``, and each ladder
     with at least one rung the tier may use."""
-    models = [alternative for alternative in ALTERNATIVES if caller.tier.allows(alternative)]
-    usable = [name for name, rungs in ladders.items() if any(caller.tier.allows(alt) for alt in rungs)]
+    models = [alternative for alternative in options.alternatives if caller.tier.allows(alternative)]
+    usable = [name for name, rungs in options.ladders.items() if any(caller.tier.allows(alt) for alt in rungs)]
     return [*models, AUTO, *usable]
 
 
@@ -141,11 +143,11 @@ def openai_router(
 
     def prepare(request: Request, body: ChatCompletionRequest) -> tuple[_Run, Caller]:
         caller: Caller = request.state.caller
-        offered = offered_models(caller, options.ladders)
+        offered = offered_models(caller, options)
         sent: dict[str, Any] = {}
         if body.temperature is not None:
             sent[TEMPERATURE_ID] = body.temperature
-        if body.model in (*ALTERNATIVES, AUTO):
+        if body.model in (*options.alternatives, AUTO):
             route, sent[MODEL_ID] = CHAT, body.model
         elif body.model in options.ladders:
             route = body.model
@@ -158,7 +160,7 @@ def openai_router(
         check_model(access, sent.get(MODEL_ID))
         needs = body.needs()
         if needs:
-            _check_capable(needs, _candidates(route, body.model, caller, options.ladders), body)
+            _check_capable(needs, _candidates(route, body.model, caller, options), body, options.alternatives)
         chars = body.text_chars()
         if chars > options.max_prompt_chars:
             raise TooLarge(
@@ -221,12 +223,12 @@ def openai_router(
 
     @api.get("/models")
     async def list_models(request: Request) -> dict[str, Any]:
-        models = offered_models(request.state.caller, options.ladders)
+        models = offered_models(request.state.caller, options)
         return {"object": "list", "data": [_model_card(name) for name in models]}
 
     @api.get("/models/{model}")
     async def get_model(request: Request, model: str) -> dict[str, Any]:
-        offered = offered_models(request.state.caller, options.ladders)
+        offered = offered_models(request.state.caller, options)
         if model not in offered:
             raise ModelNotFound(
                 f"no model {model!r} for you here; the models you may use are {', '.join(offered)}",
@@ -313,23 +315,28 @@ def _error_event(status: int, body: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(openai_error(status, body), ensure_ascii=True).encode("ascii") + b"\n\n"
 
 
-def _candidates(route: str, model: str, caller: Caller, ladders: Mapping[str, Sequence[str]]) -> list[str]:
+def _candidates(route: str, model: str, caller: Caller, options: DoorOptions) -> list[str]:
     """The alternatives that could answer this request: the named one and its local floor, the
     tier's models for ``auto``, or the ladder's rungs; those above the caller's tier left out."""
     if route == CHAT and model == AUTO:
-        names: Sequence[str] = ALTERNATIVES
+        names: Sequence[str] = list(options.alternatives)
     elif route == CHAT:
         names = [model, LOCAL]
     else:
-        names = ladders[route]
+        names = options.ladders[route]
     return [name for name in names if caller.tier.allows(name)]
 
 
-def _check_capable(needs: frozenset[str], candidates: Sequence[str], body: ChatCompletionRequest) -> None:
+def _check_capable(
+    needs: frozenset[str],
+    candidates: Sequence[str],
+    body: ChatCompletionRequest,
+    capabilities: Mapping[str, frozenset[str]],
+) -> None:
     """A 400 when no model this request may use can do what it needs (tools, structured output)."""
-    if any(not needs - ENTRIES[name].capabilities for name in candidates):
+    if any(not needs - capabilities[name] for name in candidates):
         return
-    able = [entry.alternative for entry in ENTRIES.values() if not needs - entry.capabilities]
+    able = [name for name, can in capabilities.items() if not needs - can]
     field = "tools" if TOOLS in needs else "response_format"
     raise RequestError(
         f"{field}: no model that model={body.model!r} may use can do {', '.join(sorted(needs))}; "

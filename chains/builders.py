@@ -31,10 +31,9 @@ from chains.quality import QualityGate
 from errors import ConfigurationError
 from policy.request_policy import RequestPolicy
 from resilience.ladder_policies import LadderPolicies
-from vocabulary import ALTERNATIVES as MODEL_ALTERNATIVES
 from vocabulary import AUTO, DEFAULT_ALTERNATIVE, DEFAULT_STYLE, LOCAL, MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
 
-__all__ = ["AUTO", "LOCAL", "MODEL_ALTERNATIVES", "build_chains"]
+__all__ = ["AUTO", "LOCAL", "build_chains"]
 
 # A plain bounded number: the models' own ``Optional[float]`` becomes ``anyOf: [number, null]``,
 # which the LangServe playground cannot render (its page stays blank).
@@ -45,16 +44,23 @@ TEMPERATURE_FIELD = ConfigurableField(
     description="Sampling temperature, {:g} to {:g}.".format(*TEMPERATURE_RANGE),
     annotation=TEMPERATURE,
 )
-MODEL_FIELD = ConfigurableField(
-    id=MODEL_ID,
-    name="LLM model",
-    description="Which model answers: " + ", ".join(MODEL_ALTERNATIVES) + f"; {AUTO}: the adaptive router picks",
-)
+
+
+def model_field(alternatives: Sequence[str]) -> ConfigurableField:
+    return ConfigurableField(
+        id=MODEL_ID,
+        name="LLM model",
+        description="Which model answers: " + ", ".join(alternatives) + f"; {AUTO}: the adaptive router picks",
+    )
 
 
 class RungSource(Protocol):
     """Each alternative's rung, its chat model built once so ladders share clients and the local
-    engine (``wiring.chains.ModelRungs``)."""
+    engine (``wiring.chains.ModelRungs``); ``alternatives``: every one this server serves (the
+    built-in ones and a models file's)."""
+
+    @property
+    def alternatives(self) -> Sequence[str]: ...
 
     def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung: ...
 
@@ -89,9 +95,10 @@ def _model_switch(models: RungSource, resilience: LadderPolicies) -> Runnable[An
             rungs.append(models.rung(LOCAL))
         return FallbackLadder(ladder=f"chat:{alternative}", rungs=rungs, resilience=resilience)
 
-    others: dict[str, Any] = {alt: ladder(alt) for alt in MODEL_ALTERNATIVES if alt != DEFAULT_ALTERNATIVE}
+    others: dict[str, Any] = {alt: ladder(alt) for alt in models.alternatives if alt != DEFAULT_ALTERNATIVE}
     others[AUTO] = RunnableLambda(_unresolved_auto)  # PolicyApplied always replaces it
-    return ladder(DEFAULT_ALTERNATIVE).configurable_alternatives(MODEL_FIELD, default_key=DEFAULT_ALTERNATIVE, **others)
+    field = model_field(models.alternatives)
+    return ladder(DEFAULT_ALTERNATIVE).configurable_alternatives(field, default_key=DEFAULT_ALTERNATIVE, **others)
 
 
 def _chat_chain(models: RungSource, resilience: LadderPolicies) -> Runnable[Any, str]:

@@ -28,7 +28,7 @@ from policy.classifier import Classification, Complexity, QuestionClassifier, Qu
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier
 from vocabulary import AUTO, MODEL_ID, STYLE_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
-from vocabulary.models import ENTRIES
+from vocabulary.models import REGISTRY
 from vocabulary.run_metadata import ACCESS, API_KEY_ID, NEEDS, ROOT_RUN_ID, TIER, USER_ID
 
 # Precise work wants low temperature, writing wants room; complex questions get a little less.
@@ -107,7 +107,10 @@ class RequestPolicy:
         open_tier: str,
         enabled: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        capabilities: Mapping[str, frozenset[str]] | None = None,
     ):
+        """``capabilities``: what each alternative can do beyond text (the built-in ones' by default)."""
+        self.capabilities = capabilities or {entry.alternative: entry.capabilities for entry in REGISTRY}
         self.classifier = classifier
         self.schedule = schedule
         self.router = router
@@ -187,7 +190,7 @@ class RequestPolicy:
         if force_auto or asked == AUTO or access.default_model == AUTO:
             # A request that needs tools or structured output is routed among the models that can.
             able = (
-                [model for model in access.models if not needs - ENTRIES[model].capabilities]
+                [model for model in access.models if not needs - self.capabilities.get(model, frozenset())]
                 if needs
                 else access.models
             )

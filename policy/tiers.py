@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
@@ -23,9 +24,9 @@ class Tier(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        unknown = sorted(set(self.models) - set(ALTERNATIVES))
-        if unknown or not self.models:
-            raise ValueError(f"tier models must be some of {', '.join(ALTERNATIVES)}; got {self.models}")
+        # Whether the models are alternatives is the settings' to check: a models file may add some.
+        if not self.models:
+            raise ValueError(f"give a tier one or more models, some of {', '.join(ALTERNATIVES)}")
         if self.default_model not in (*self.models, AUTO):
             raise ValueError(f"default_model {self.default_model!r} is not one of the tier's models {self.models}")
         return self
@@ -34,12 +35,14 @@ class Tier(BaseModel):
         return alternative == AUTO or alternative in self.models
 
 
-def default_tiers() -> dict[str, Tier]:
+def default_tiers(more: Mapping[str, Sequence[str]] | None = None) -> dict[str, Tier]:
     """Each tier's models are the registry's rows naming it: free callers get the local model and
-    the cheap OpenAI one; pro adds Gemini; enterprise gets everything, gpt-4o included."""
+    the cheap OpenAI one; pro adds Gemini; enterprise gets everything, gpt-4o included. ``more``:
+    a models file's alternatives of new names, with the tiers they are for."""
 
     def models(tier: str) -> list[str]:
-        return [entry.alternative for entry in REGISTRY if tier in entry.tiers]
+        built_in = [entry.alternative for entry in REGISTRY if tier in entry.tiers]
+        return built_in + [name for name, tiers in (more or {}).items() if tier in tiers]
 
     return {
         "free": Tier(models=models("free"), default_model=LOCAL, requests_per_minute=10, tokens_per_minute=20_000),

@@ -27,6 +27,7 @@ from policy.tiers import Tier, default_tiers
 from resilience.faults import FaultSpec
 from settings.dotenv_file import SDK_VARIABLES
 from settings.dotenv_file import load_env_file as load_env_file
+from settings.models_file import declared_alternatives
 from vocabulary import ALTERNATIVES, DEFAULT_LADDER, FLOOR, GEMINI, GPT4, LOCAL, OPENAI, TEMPERATURE_RANGE
 from vocabulary.models import ENTRIES
 
@@ -359,28 +360,29 @@ class Settings(BaseSettings):
     @field_validator("fallback_ladder")
     @classmethod
     def _usable_ladder(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in ALTERNATIVES]
-        if unknown:
-            raise ValueError(f"unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
         if not value or len(set(value)) != len(value):
             raise ValueError(f"give one or more different alternatives, best ending with {FLOOR} (the floor)")
         return value
 
-    @field_validator("prefill_models")
-    @classmethod
-    def _known_prefill_models(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in ALTERNATIVES]
-        if unknown:
-            raise ValueError(f"unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
-        return value
-
-    @field_validator("faults")
-    @classmethod
-    def _known_fault_targets(cls, value: dict[str, FaultSpec]) -> dict[str, FaultSpec]:
-        unknown = [name for name in value if name not in ALTERNATIVES]
-        if unknown:
-            raise ValueError(f"faults for unknown alternatives {unknown}; use {', '.join(ALTERNATIVES)}")
-        return value
+    @model_validator(mode="after")
+    def _known_alternatives(self) -> Self:
+        """Every alternative a setting names is built in or declared by the models file; tiers
+        left to their default take the file's alternatives too."""
+        declared = declared_alternatives(self.models_file)
+        if "tiers" not in self.model_fields_set and declared:
+            self.tiers = default_tiers(declared)
+        known = [*ALTERNATIVES, *declared]
+        named = {
+            "fallback_ladder": self.fallback_ladder,
+            "prefill_models": self.prefill_models,
+            "faults": list(self.faults),
+            **{f"tiers.{name}.models": tier.models for name, tier in self.tiers.items()},
+        }
+        for setting, names in named.items():
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise ValueError(f"{setting}: unknown alternatives {unknown}; use {', '.join(known)}")
+        return self
 
     @field_validator(
         "alert_email_to",

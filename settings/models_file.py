@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from errors import ConfigurationError
 from vocabulary.models import (
+    ALTERNATIVE_NAME,
     ALTERNATIVES,
+    AUTO,
+    EVERY_TIER,
     FLOOR,
     GEMINI_PROVIDER,
     LOCAL_PROVIDER,
@@ -53,7 +56,7 @@ class DeploymentEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alternative: str = Field(description="The model alternative it serves: " + ", ".join(ALTERNATIVES) + ".")
+    alternative: str = Field(description="The alternative it serves: a built-in one, or one of [alternatives].")
     name: str | None = Field(None, description="Unique; its breaker, metrics and records go by it (kind:model).")
     kind: Kind = Field(description="openai (any OpenAI-compatible endpoint), azure, gemini or local.")
     model: str = Field(description="The model the endpoint serves (Azure: the deployment's name).")
@@ -70,13 +73,6 @@ class DeploymentEntry(BaseModel):
     timeout_s: Annotated[float, Field(gt=0)] | None = None
     first_token_timeout_s: Annotated[float, Field(gt=0)] | None = None
     price: str | None = Field(None, description="Its key in the price table. Default: model.")
-
-    @field_validator("alternative")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in ALTERNATIVES:
-            raise ValueError(f"unknown alternative {value!r}; deployments serve one of {', '.join(ALTERNATIVES)}")
-        return value
 
     @field_validator("api_key_env")
     @classmethod
@@ -107,21 +103,28 @@ class DeploymentEntry(BaseModel):
         return self.name or f"{PROVIDERS[self.kind]}:{self.model}"
 
 
+class AlternativeEntry(BaseModel):
+    """One ``[alternatives.NAME]`` table: an alternative of a new name, and the default tiers that
+    may use it (when ``LLM_SERVER_TIERS`` is not set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[str] = Field(default_factory=lambda: list(EVERY_TIER))
+
+
 class ModelsFileContent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    alternatives: dict[Annotated[str, Field(pattern=ALTERNATIVE_NAME)], AlternativeEntry] = Field(default_factory=dict)
     ladders: dict[Literal["fallback"], list[str]] = Field(default_factory=dict)
     deployments: list[DeploymentEntry] = Field(default_factory=list)
 
-    @field_validator("ladders")
+    @field_validator("alternatives")
     @classmethod
-    def _usable(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, rungs in value.items():
-            unknown = [alt for alt in rungs if alt not in ALTERNATIVES]
-            if unknown or not rungs or len(set(rungs)) != len(rungs):
-                raise ValueError(
-                    f"ladder {name!r}: give one or more different alternatives of {', '.join(ALTERNATIVES)}"
-                )
+    def _new_names(cls, value: dict[str, AlternativeEntry]) -> dict[str, AlternativeEntry]:
+        taken = sorted(set(value) & {*ALTERNATIVES, AUTO})
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: built in already; declare only alternatives of new names")
         return value
 
 
@@ -148,12 +151,14 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ModelsCatalog:
-    """What a models file declares: deployments by alternative (only those it gives any), and the
-    ladder of /fallback and /quality if it names one."""
+    """What a models file declares: deployments by alternative (only those it gives any), the
+    alternatives of new names with their default tiers, and the ladder of /fallback and /quality
+    if it names one."""
 
     deployments: Mapping[str, list[Endpoint]] = field(default_factory=dict)
     fallback_ladder: list[str] | None = None
     source: Path | None = None
+    new_alternatives: Mapping[str, list[str]] = field(default_factory=dict)  # name -> default tiers
 
 
 def _capabilities(entry: DeploymentEntry) -> frozenset[str]:
@@ -221,6 +226,29 @@ def _problems(path: Path, text: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _check_names(path: Path, text: str, content: ModelsFileContent) -> None:
+    """Every name the file uses is an alternative, built in or declared; each declared one served."""
+    known = [*ALTERNATIVES, *content.alternatives]
+    for name, rungs in content.ladders.items():
+        if not rungs or len(set(rungs)) != len(rungs) or set(rungs) - set(known):
+            raise ConfigurationError(
+                f"{path}:{_line_of(text, ('ladders',))}: ladders.{name}: give one or more different "
+                f"alternatives of {', '.join(known)}"
+            )
+    for n, entry in enumerate(content.deployments):
+        if entry.alternative not in known:
+            raise ConfigurationError(
+                f"{path}:{_line_of(text, ('deployments', n))}: deployments.{n}.alternative: unknown alternative "
+                f"{entry.alternative!r}; use one of {', '.join(known)}, "
+                f"or declare it: [alternatives.{entry.alternative}]"
+            )
+    idle = sorted(set(content.alternatives) - {entry.alternative for entry in content.deployments})
+    if idle:
+        raise ConfigurationError(
+            f"{path}: alternatives {', '.join(idle)} have no deployment: give each [[deployments]]"
+        )
+
+
 def load_models_file(path: Path | None, environ: Mapping[str, str] | None = None) -> ModelsCatalog:
     """The catalog ``path`` declares (an empty one without a file); raises ``ConfigurationError``
     naming the file, the line and what to fix."""
@@ -239,6 +267,7 @@ def load_models_file(path: Path | None, environ: Mapping[str, str] | None = None
         content = ModelsFileContent.model_validate(raw)
     except ValidationError as invalid:
         raise ConfigurationError(f"{path} does not validate:\n{_problems(path, text, invalid)}") from None
+    _check_names(path, text, content)
     names: dict[str, int] = {}
     deployments: dict[str, list[Endpoint]] = {}
     for n, entry in enumerate(content.deployments):
@@ -263,4 +292,27 @@ def load_models_file(path: Path | None, environ: Mapping[str, str] | None = None
             ladder,
             FLOOR,
         )
-    return ModelsCatalog(deployments, ladder, path)
+    new = {name: entry.tiers for name, entry in content.alternatives.items()}
+    return ModelsCatalog(deployments, ladder, path, new)
+
+
+def declared_alternatives(path: Path | None) -> dict[str, list[str]]:
+    """The alternatives of new names a models file declares, with their default tiers, read
+    leniently (for the settings' own checks; ``load_models_file`` reports what is wrong)."""
+    if path is None:
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    declared = raw.get("alternatives")
+    if not isinstance(declared, dict):
+        return {}
+    result: dict[str, list[str]] = {}
+    for name, table in declared.items():
+        tiers = table.get("tiers") if isinstance(table, dict) else None
+        if isinstance(tiers, list) and all(isinstance(t, str) for t in tiers):
+            result[str(name)] = [str(t) for t in tiers]
+        else:
+            result[str(name)] = list(EVERY_TIER)
+    return result

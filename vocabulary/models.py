@@ -22,6 +22,7 @@ GEMINI_PROVIDER = "google_genai"
 LOCAL_PROVIDER = "local"
 
 EVERY_TIER = ("free", "pro", "enterprise")  # the default tiers (``policy.tiers.default_tiers``)
+ALTERNATIVE_NAME = r"^[a-z][a-z0-9_-]{0,31}$"  # what a models file may call an alternative of its own
 
 # What a request may need of a model beyond text (the OpenAI-compatible door's ``tools`` and
 # ``response_format``); a rung whose model cannot is skipped with ``Cause.UNSUPPORTED``.

@@ -33,6 +33,10 @@ class ModelRungs:
         self._built: dict[tuple[Endpoint, float | None], Runnable[Any, Any]] = {}
         self._pools: dict[tuple[str, float | None], DeploymentPool] = {}
 
+    @property
+    def alternatives(self) -> list[str]:
+        return list(self.endpoints)
+
     def rung(self, alternative: str, *, timeout_s: float | None = None) -> Rung:
         key = (alternative, timeout_s)
         if key not in self._pools:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from resilience.faults import FaultPlan
 from settings import Settings
 from settings.models_file import Endpoint, ModelsCatalog
 from vocabulary.models import (
+    ALTERNATIVES,
     DEFAULT_LADDER,
     ENTRIES,
     GEMINI_PROVIDER,
@@ -63,12 +64,21 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
 
 def endpoints(settings: Settings, catalog: ModelsCatalog | None = None) -> dict[str, list[Endpoint]]:
     """Every alternative's deployments: the models file's for those it gives any, else the one the
-    settings describe; in the seed's ladder order, then the rest of the registry."""
+    settings describe; in the registry's order, then the file's alternatives of new names."""
     declared = catalog.deployments if catalog is not None else {}
-    return {
-        alternative: list(declared.get(alternative) or [_builtin_endpoint(settings, spec)])
-        for alternative, spec in model_specs(settings).items()
+    specs = model_specs(settings)
+    served = {
+        alternative: list(declared.get(alternative) or [_builtin_endpoint(settings, specs[alternative])])
+        for alternative in ALTERNATIVES
     }
+    for alternative in catalog.new_alternatives if catalog is not None else ():
+        served[alternative] = list(declared[alternative])
+    return served
+
+
+def capabilities_of(served: Mapping[str, Sequence[Endpoint]]) -> dict[str, frozenset[str]]:
+    """What each alternative can do beyond text: what any of its deployments can."""
+    return {alt: frozenset().union(*(e.spec.capabilities for e in ends)) for alt, ends in served.items()}
 
 
 def _builtin_endpoint(settings: Settings, spec: ModelSpec) -> Endpoint:

@@ -4,7 +4,7 @@ key ring, per-key limits, the request policy and the adaptive router it consults
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,10 +36,12 @@ class PolicyParts:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         shared: SharedState | None = None,
+        capabilities: Mapping[str, frozenset[str]] | None = None,
     ) -> PolicyParts:
         """``available``: the alternatives that can answer; ``rng`` drives the bandit's
         exploration and ``clock`` the time-of-day styles (tests pass fixed ones); ``shared``
-        shares limits and routing statistics with other replicas."""
+        shares limits and routing statistics with other replicas; ``capabilities``: what each
+        alternative can do beyond text (the built-in ones' by default)."""
         shared = shared or SharedState()
         bandit = ModelBandit(exploration=settings.routing_exploration, discount=settings.routing_discount, rng=rng)
         shared.share(bandit)
@@ -52,6 +54,7 @@ class PolicyParts:
             open_tier=settings.open_tier,
             enabled=settings.policy_enabled,
             clock=clock,
+            capabilities=capabilities,
         )
         limits = CallerLimits(shared.limit_counters())
         return cls(

@@ -26,7 +26,7 @@ from settings import Settings
 from settings.models_file import load_models_file
 from vocabulary.models import FLOOR
 from wiring.chains import ModelRungs, door_chains, ladder_options, served_chains
-from wiring.models import configured_alternatives, engine_client, own_engine
+from wiring.models import capabilities_of, configured_alternatives, endpoints, engine_client, own_engine
 from wiring.monitoring import Monitoring
 from wiring.policy import PolicyParts
 from wiring.resilience import build_ladder_policies
@@ -59,6 +59,12 @@ class ServerParts:
                 raise ConfigurationError("no models file to reload: LLM_SERVER_MODELS_FILE is unset")
             catalog = load_models_file(path)
             ladder = list(catalog.fallback_ladder or self.settings.fallback_ladder)
+            alternatives = list(endpoints(self.settings, catalog))
+            if alternatives != self.models.alternatives:
+                raise ConfigurationError(
+                    f"{path}: the alternatives changed from {self.models.alternatives} to {alternatives}; "
+                    "alternatives change with a restart. Nothing was reloaded"
+                )
             if ladder != list(self.ladder):
                 raise ConfigurationError(
                     f"{path}: the fallback ladder changed from {list(self.ladder)} to {ladder}; a ladder changes "
@@ -117,7 +123,8 @@ def build_server_parts(
         link.on_health = lambda healthy, detail: monitoring.shared_state_changed(healthy, detail, link.where)
     catalog = load_models_file(settings.models_file)  # a bad file refuses the start
     configured = configured_alternatives(settings, catalog)
-    policy = policy or PolicyParts.from_settings(settings, configured, shared=shared)
+    capabilities = capabilities_of(endpoints(settings, catalog))
+    policy = policy or PolicyParts.from_settings(settings, configured, shared=shared, capabilities=capabilities)
     monitoring.feed(policy.router.observe, policy.meter, report_call)  # report_call: what a request used
     models = ModelRungs(settings, engine, resilience, catalog)
     ladder = catalog.fallback_ladder or settings.fallback_ladder

@@ -307,3 +307,49 @@ async def test_a_reload_of_a_broken_file_is_refused_and_the_running_configuratio
     assert (len(a.requests_for(PRIMARY)), len(b.requests_for(PRIMARY))) == (5, 5), "still both, balanced"
     firing = (await client.get("/monitoring/alerts")).json()["firing"]
     assert any(alert["rule"] == "models_file" for alert in firing), firing
+
+
+def groq_file(tmp_path: Path, double: ProviderDouble) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[alternatives.groq]\ntiers = ["pro", "enterprise"]\n\n[ladders]\nfallback = ["groq", "local"]\n\n'
+        f'[[deployments]]\nalternative = "groq"\nkind = "openai"\nbase_url = "{double.url}/v1"\n'
+        f'api_key_env = "{KEY_A}"\nmodel = "llama-3.3-70b"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_an_alternative_of_a_new_name_serves_both_doors_and_the_ladder(
+    make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
+) -> None:
+    a, _ = deployments
+    _, client, _ = make_resilient(models_file=groq_file(tmp_path, a))
+    chosen = {"input": {"question": "Hi?"}, "config": {"configurable": {"llm_model": "groq"}}}
+
+    chat = await client.post("/chat/invoke", json=chosen)
+    ladder = await client.post("/fallback/invoke", json=QUESTION)
+    door = await client.post(
+        "/v1/chat/completions", json={"model": "groq", "messages": [{"role": "user", "content": "Hi?"}]}
+    )
+    listed = (await client.get("/v1/models")).json()["data"]
+    schema = (await client.get("/chat/config_schema")).text
+
+    assert (chat.status_code, chat.headers["x-served-by"]) == (200, "llama-3.3-70b")
+    assert (ladder.status_code, ladder.headers["x-served-by"]) == (200, "llama-3.3-70b")
+    assert (door.status_code, door.json()["model"]) == (200, "llama-3.3-70b")
+    assert "groq" in [model["id"] for model in listed]
+    assert '"groq"' in schema, "the playground offers it"
+    assert len(a.requests_for("llama-3.3-70b")) == 3
+
+
+def test_settings_naming_an_alternative_neither_built_in_nor_declared_are_refused(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    with pytest.raises(ValidationError, match=r"fallback_ladder: unknown alternatives \['groq'\]"):
+        Settings(_env_file=None, fallback_ladder=["groq", "local"])
+    declared = groq_file(tmp_path, ProviderDouble())
+    settings = Settings(_env_file=None, fallback_ladder=["groq", "local"], models_file=declared)
+    assert "groq" in settings.tiers["pro"].models and "groq" not in settings.tiers["free"].models

@@ -21,13 +21,14 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, Response, expect
 from playwright.async_api import Error as PlaywrightError
 
-from chains.builders import AUTO, MODEL_ALTERNATIVES
 from chains.prompts import PROMPT_STYLES, TEMPLATES
 from policy.keys import hash_key
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.browser import chromium, page_problems
 from tests.helpers.processes import serving
 from tests.helpers.provider_double import Behaviour, ProviderDouble
+from vocabulary import ALTERNATIVES as MODEL_ALTERNATIVES
+from vocabulary import AUTO
 
 WAIT_MS = 15_000  # an answer: the page's own fetches, the chain, the double
 QUESTION = "What is DNS?"

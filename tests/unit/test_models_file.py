@@ -43,6 +43,8 @@ def test_the_documented_example_loads_as_it_says() -> None:
     )
     assert azure.api_key is None, "its variable is unset here: it fails as not configured"
     assert (vllm.key_variable, vllm.spec.capabilities, vllm.spec.weight) == (None, frozenset(), 0.25)
+    assert dict(catalog.new_alternatives) == {"groq": ["pro", "enterprise"]}
+    assert [e.spec.model for e in catalog.deployments["groq"]] == ["llama-3.3-70b-versatile"]
 
 
 def test_without_a_file_nothing_is_declared() -> None:
@@ -61,7 +63,7 @@ def test_without_a_file_nothing_is_declared() -> None:
             "[ladders]\nfallback = ['openai']\n\n"
             "[[deployments]]\nalternative = 'openai'\nkind = 'openai'\nmodel = 'a'\n\n"
             "[[deployments]]\nalternative = 'mistral'\nkind = 'openai'\nmodel = 'b'\n",
-            ":9: deployments.1.alternative: Value error, unknown alternative 'mistral'",
+            ":9: deployments.1.alternative: unknown alternative 'mistral'",
         ),
         ("[[deployments]]\nalternative = 'gpt4'\nkind = 'azure'\nmodel = 'm'\n", "needs base_url"),
         (
@@ -72,7 +74,7 @@ def test_without_a_file_nothing_is_declared() -> None:
             "[[deployments]]\nalternative = 'openai'\nkind = 'openai'\nmodel = 'm'\ncolour = 'red'\n",
             "deployments.0.colour",
         ),
-        ("[ladders]\nfallback = ['openai', 'openai']\n", ":1: ladders: Value error, ladder 'fallback': give one"),
+        ("[ladders]\nfallback = ['openai', 'openai']\n", ":1: ladders.fallback: give one or more different"),
         ("[[deployments]\n", "not valid TOML"),
         (
             "[[deployments]]\nalternative = 'openai'\nkind = 'openai'\nmodel = 'm'\n"

@@ -71,8 +71,11 @@ def test_a_missing_key_file_is_a_configuration_error(tmp_path: Path) -> None:
 def test_a_tier_must_include_its_default_and_only_known_models() -> None:
     with pytest.raises(ValidationError, match="default_model"):
         Tier(models=["local"], default_model="gpt4")
-    with pytest.raises(ValidationError, match="tier models"):
-        Tier(models=["claude"], default_model="claude")
+    with pytest.raises(ValidationError, match="one or more models"):
+        Tier(models=[], default_model="auto")
+    claude = {"free": {"models": ["claude"], "default_model": "claude"}}
+    with pytest.raises(ValidationError, match=r"tiers\.free\.models: unknown alternatives \['claude'\]"):
+        Settings(_env_file=None, tiers=claude, open_tier="free")
 
 
 def test_settings_refuse_an_open_tier_that_does_not_exist() -> None:

@@ -180,7 +180,7 @@ def test_old_import_paths_name_the_same_objects() -> None:
     import vocabulary
 
     assert errors.Cause is errors.causes.Cause is vocabulary.Cause
-    assert policy.tiers.ALTERNATIVES is chains.builders.MODEL_ALTERNATIVES is vocabulary.ALTERNATIVES
+    assert policy.tiers.ALTERNATIVES is vocabulary.ALTERNATIVES
     assert policy.tiers.AUTO is chains.builders.AUTO is vocabulary.AUTO
     assert chains.prompts.PROMPT_STYLES is vocabulary.PROMPT_STYLES
     assert set(chains.prompts.TEMPLATES) == set(vocabulary.PROMPT_STYLES)
