@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from starlette.types import ASGIApp
 
-from benchmarks.load import server_settings
+from benchmarks.load import server_settings, sse_events
 from chains.continuation import CONTINUE_PROMPT
 from tests.helpers.processes import server_process, uvicorn_process
 from tests.helpers.provider_double import Behaviour, Fault, ProviderDouble
@@ -173,16 +173,8 @@ async def send(http: httpx.AsyncClient, kind: Kind, n: int, number: int) -> Resu
     began = time.perf_counter()
     async with http.stream("POST", kind.path, json=body, headers={"x-request-id": request_id}) as response:
         result.status = response.status_code
-        event: str | None = None
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif not line and (event or data):
-                result.events.append((event or "message", "\n".join(data), time.perf_counter() - began))
-                event, data = None, []
+        async for name, payload in sse_events(response):
+            result.events.append((name, payload, time.perf_counter() - began))
     result.records = await records_of(http, request_id, kind.calls)
     return result
 

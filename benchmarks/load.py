@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +230,23 @@ async def _batch(http: httpx.AsyncClient, outcome: Outcome, questions: list[str]
     outcome.answers = answers
 
 
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """A streamed response's server-sent events as they arrive: (event, data), a last unfinished
+    one included."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and (event or data):
+            yield event or "message", "\n".join(data)
+            event, data = None, []
+    if event or data:
+        yield event or "message", "\n".join(data)
+
+
 async def _stream(http: httpx.AsyncClient, outcome: Outcome, questions: list[str], began: float) -> None:
     body = {"input": {"question": questions[0]}, "config": {"metadata": {"load_id": outcome.ids[0]}}}
     headers = {"x-request-id": outcome.request_id}
@@ -240,20 +257,10 @@ async def _stream(http: httpx.AsyncClient, outcome: Outcome, questions: list[str
             await response.aread()
             outcome.failure = f"HTTP {response.status_code}: {response.text[:300]}"
             return
-        event: str | None = None
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif not line and (event or data):
-                if event == "data" and outcome.first_event_s is None:
-                    outcome.first_event_s = time.perf_counter() - began
-                events.append((event or "message", "\n".join(data)))
-                event, data = None, []
-        if event or data:
-            events.append((event or "message", "\n".join(data)))
+        async for event in sse_events(response):
+            if event[0] == "data" and outcome.first_event_s is None:
+                outcome.first_event_s = time.perf_counter() - began
+            events.append(event)
     errors = [payload for name, payload in events if name == "error"]
     if errors:
         outcome.failure = f"error event: {errors[0][:300]}"
