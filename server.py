@@ -106,6 +106,7 @@ def create_app(
     app.state.settings = settings
     app.state.monitoring = monitoring
     app.state.engine = parts.engine
+    app.state.http_clients = parts.models.clients
     app.state.resilience = ladders
     app.state.policy = access
     install_error_handlers(app, default_retry_after=settings.retry_after_s)

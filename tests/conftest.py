@@ -115,7 +115,8 @@ def local_engine(local_supervisor: EngineSupervisor) -> EngineClient:
 @asynccontextmanager
 async def _app_builder(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
     """Builds apps on the shared local model (or, with own_engine=True, on the one the settings
-    name) and closes their monitoring at the end: SQLite connections, alert deliveries."""
+    name) and closes their monitoring at the end (SQLite connections, alert deliveries) and the
+    providers' HTTP connections."""
     apps: list[FastAPI] = []
 
     def make(
@@ -137,6 +138,7 @@ async def _app_builder(local_engine: EngineClient) -> AsyncIterator[AppFactory]:
     finally:
         for app in apps:
             await app.state.monitoring.close()
+            await app.state.http_clients.aclose()
 
 
 @pytest.fixture

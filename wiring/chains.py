@@ -15,7 +15,7 @@ from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
 from settings.models_file import Endpoint, ModelsCatalog
-from wiring.models import build_chat_model, endpoints
+from wiring.models import HttpClients, build_chat_model, endpoints
 
 
 class ModelRungs:
@@ -32,6 +32,7 @@ class ModelRungs:
         self.endpoints = endpoints(settings, catalog)
         self._built: dict[tuple[Endpoint, float | None], Runnable[Any, Any]] = {}
         self._pools: dict[tuple[str, float | None], DeploymentPool] = {}
+        self.clients = HttpClients()
 
     @property
     def alternatives(self) -> list[str]:
@@ -67,7 +68,9 @@ class ModelRungs:
         key = (endpoint, timeout_s)
         if key not in self._built:
             faults = self.resilience.faults
-            model = build_chat_model(endpoint, self.settings, self.engine, timeout_s=timeout_s, faults=faults)
+            model = build_chat_model(
+                endpoint, self.settings, self.engine, timeout_s=timeout_s, faults=faults, clients=self.clients
+            )
             self._built[key] = with_temperature(model)
         return self._built[key]
 

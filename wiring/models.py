@@ -136,7 +136,7 @@ def engine_client(settings: Settings, folder: Path | None) -> EngineClient:
     return EngineClient(folder, settings.resolved_local_model_path(), queue_size=settings.local_queue_size)
 
 
-Builder = Callable[[Endpoint, Settings, EngineClient, float, Guard], BaseChatModel]
+Builder = Callable[[Endpoint, Settings, EngineClient, float, Guard, "HttpClients"], BaseChatModel]
 
 
 def build_chat_model(
@@ -146,9 +146,11 @@ def build_chat_model(
     *,
     timeout_s: float | None = None,
     faults: FaultPlan | None = None,
+    clients: HttpClients | None = None,
 ) -> BaseChatModel:
     """The chat model of one deployment; ``timeout_s``: the ladder's for it (the deployment's own
-    wins), else the provider timeout."""
+    wins), else the provider timeout; ``clients``: the HTTP clients it shares with the server's
+    other models (a new one of its own without)."""
     spec = endpoint.spec
     # No first-token limit for the local model: its first token waits for its queue, which has its own.
     first_token_s = (
@@ -167,11 +169,16 @@ def build_chat_model(
             provider=spec.provider, model_name=spec.model, missing_setting=endpoint.key_variable
         )
     timeout = endpoint.timeout_s or timeout_s or settings.provider_timeout_s
-    return _BUILDERS[endpoint.kind](endpoint, settings, engine, timeout, guard)
+    return _BUILDERS[endpoint.kind](endpoint, settings, engine, timeout, guard, clients or HttpClients())
 
 
 def _local(
-    endpoint: Endpoint, settings: Settings, engine: EngineClient, _timeout_s: float, guard: Guard
+    endpoint: Endpoint,
+    settings: Settings,
+    engine: EngineClient,
+    _timeout_s: float,
+    guard: Guard,
+    _clients: HttpClients,
 ) -> BaseChatModel:
     return GuardedLocalChatModel(
         engine=engine,
@@ -193,7 +200,12 @@ def _remote_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
 
 
 def _openai(
-    endpoint: Endpoint, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+    endpoint: Endpoint,
+    settings: Settings,
+    _engine: EngineClient,
+    timeout_s: float,
+    guard: Guard,
+    clients: HttpClients,
 ) -> BaseChatModel:
     from providers.remote import GuardedChatOpenAI
 
@@ -204,13 +216,18 @@ def _openai(
         api_key=endpoint.api_key or SecretStr("none"),
         base_url=endpoint.base_url,
         stream_usage=True,
-        http_async_client=_openai_http_client(endpoint.base_url),
+        http_async_client=clients.openai(endpoint.base_url),
         **_remote_options(settings, timeout_s),
     )
 
 
 def _azure(
-    endpoint: Endpoint, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+    endpoint: Endpoint,
+    settings: Settings,
+    _engine: EngineClient,
+    timeout_s: float,
+    guard: Guard,
+    clients: HttpClients,
 ) -> BaseChatModel:
     from providers.remote import GuardedAzureChatOpenAI
 
@@ -221,21 +238,34 @@ def _azure(
         api_version=endpoint.api_version,
         api_key=endpoint.api_key,
         stream_usage=True,
-        http_async_client=_openai_http_client(endpoint.base_url),
+        http_async_client=clients.openai(endpoint.base_url),
         **_remote_options(settings, timeout_s),
     )
 
 
-@functools.cache
-def _openai_http_client(_base_url: str | None) -> httpx2.AsyncClient:
-    """The async HTTP client of every OpenAI model on ``_base_url``, with the SDK's defaults (pool
-    limits, redirects) and the hook that skips stream events that are not JSON. One per base URL,
-    as langchain-openai keeps its own: models are rebuilt per request and must share the pool."""
-    import openai
+class HttpClients:
+    """The async HTTP clients of the OpenAI models one server builds: one per base URL, as
+    langchain-openai keeps its own, so every model of an endpoint shares the connection pool; with
+    the SDK's defaults (pool limits, redirects) and the hook that skips stream events that are not
+    JSON. Per server, not per process: a pool's connections belong to the event loop they were
+    opened in."""
 
-    from providers.sse_tolerance import tolerate_bad_chunks
+    def __init__(self) -> None:
+        self._clients: dict[str | None, httpx2.AsyncClient] = {}
 
-    return openai.DefaultAsyncHttpxClient(event_hooks={"response": [tolerate_bad_chunks]})
+    def openai(self, base_url: str | None) -> httpx2.AsyncClient:
+        if base_url not in self._clients:
+            import openai
+
+            from providers.sse_tolerance import tolerate_bad_chunks
+
+            self._clients[base_url] = openai.DefaultAsyncHttpxClient(event_hooks={"response": [tolerate_bad_chunks]})
+        return self._clients[base_url]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
 
 @functools.cache
@@ -248,7 +278,12 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _gemini(
-    endpoint: Endpoint, settings: Settings, _engine: EngineClient, timeout_s: float, guard: Guard
+    endpoint: Endpoint,
+    settings: Settings,
+    _engine: EngineClient,
+    timeout_s: float,
+    guard: Guard,
+    _clients: HttpClients,
 ) -> BaseChatModel:
     from providers.remote import GuardedChatGoogleGenerativeAI
 

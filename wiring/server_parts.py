@@ -94,6 +94,7 @@ class ServerParts:
         await self.policy.meter.drain()
         await self.monitoring.close()
         await self.shared.close()
+        await self.models.clients.aclose()
         await self.engine.aclose()
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop)

@@ -8,7 +8,8 @@ secret could take: invoke, stream, batch, stream_log and stream_events with keys
 Bearer and Basic; wrong keys (401), a model above the tier (403), a rate limit (429), 413 and 422;
 providers refusing the key (OpenAI's 401 names its first 8 and last 4 characters, a careless
 compatible server repeats it whole, Gemini answers 400 API_KEY_INVALID), 429, 500 and 503 from
-providers; every rung failing (503 body, stream error event); a stream cut after text (502 event);
+providers; every rung failing (503 body, stream error event); a stream cut after text (continued,
+its provenance event) and a tool-call stream cut (the interrupted error event);
 feedback, fault control, alerts delivered to every sink (one delivery failing), and Redis going
 away. Then every place the server writes to or answers from is searched for each secret, its body
 without the public prefix, every 8-character piece of that body, and key masks such as
@@ -295,7 +296,11 @@ def _serve_and_collect(
         )
         post("too long", "/chat/invoke", pro, ask(question="why " * 200))
         double.set("gpt-4o", Behaviour(cut_stream=True))
-        post("stream cut after text", "/chat/stream", enterprise, ask("gpt4"))
+        post("stream cut after text", "/chat/stream", enterprise, ask("gpt4"))  # the local model continues it
+        double.set("gpt-4o", Behaviour(tool_calls=[("get_weather", {"city": "Paris"})], cut_stream=True))
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        called = {"model": "gpt4", "messages": [{"role": "user", "content": "Weather?"}], "stream": True}
+        post("tool stream cut", "/v1/chat/completions", enterprise, {**called, "tools": [tool]})
         # Providers refusing the key, failing and rate limiting.
         double.set("gpt-4o-mini", Behaviour(reject_key="masked"))
         post("openai masks the key", "/chat/invoke", pro, ask("openai"))
@@ -400,7 +405,8 @@ def test_the_run_went_through_every_path(run: tuple[list[Secret], Evidence]) -> 
     causes = [a["cause"] for a in evidence.responses["every rung failed"].json()["attempts"]]
     assert causes == ["auth", "auth", "server_error", "server_error"], causes
     assert "event: error" in evidence.responses["every rung failed (stream)"].text
-    assert '"status_code": 502' in evidence.responses["stream cut after text"].text
+    assert '"outcome": "continued"' in evidence.responses["stream cut after text"].text
+    assert '"code": "stream_interrupted"' in evidence.responses["tool stream cut"].text
     assert len(evidence.places["alert webhooks"]) >= 3 and evidence.places["alert email"]
     alerts = evidence.responses["/monitoring/alerts?limit=1000"].json()["history"]
     failed = [d for alert in alerts for d in alert["deliveries"] if not d["ok"]]
