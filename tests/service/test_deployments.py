@@ -17,6 +17,9 @@ from tests.helpers.resilient import PRIMARY, Made, breaker_state
 
 KEY_A, KEY_B = "TEST_DEPLOYMENT_KEY_A", "TEST_DEPLOYMENT_KEY_B"
 QUESTION = {"input": {"question": "What is a load balancer?"}}
+# A primary timeout these tests are not about: on a loaded machine 1 s can pass before an answer,
+# and a timeout would move a request to another deployment.
+SLACK = {"primary_timeout_s": 10}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ async def test_equal_weights_share_the_traffic_within_ten_percent(
     make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
 ) -> None:
     a, b = deployments
-    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b))
+    _, client, _ = make_resilient(**SLACK, models_file=models_file(tmp_path, a, b))
 
     answers = await ask(client, 200)
 
@@ -77,7 +80,7 @@ async def test_weights_set_the_shares(
     make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
 ) -> None:
     a, b = deployments
-    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b, for_a="weight = 3"))
+    _, client, _ = make_resilient(**SLACK, models_file=models_file(tmp_path, a, b, for_a="weight = 3"))
 
     await ask(client, 200)
 
@@ -89,7 +92,7 @@ async def test_a_down_deployment_costs_no_request_is_skipped_once_its_breaker_op
 ) -> None:
     a, b = deployments
     _, client, fake = make_resilient(
-        models_file=models_file(tmp_path, a, b), breaker_consecutive_failures=3, breaker_open_s=30
+        **SLACK, models_file=models_file(tmp_path, a, b), breaker_consecutive_failures=3, breaker_open_s=30
     )
     a.set(PRIMARY, Behaviour(fail_status=503))
 
@@ -114,7 +117,7 @@ async def test_a_deployment_at_its_requests_per_minute_passes_its_traffic_to_the
     make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
 ) -> None:
     a, b = deployments
-    _, client, fake = make_resilient(models_file=models_file(tmp_path, a, b, for_a="requests_per_minute = 5"))
+    _, client, fake = make_resilient(**SLACK, models_file=models_file(tmp_path, a, b, for_a="requests_per_minute = 5"))
 
     await ask(client, 30)
 
@@ -129,7 +132,7 @@ async def test_a_prompt_longer_than_a_deployments_window_skips_it_without_a_call
     make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
 ) -> None:
     a, b = deployments
-    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b, for_a="context_window = 200"))
+    _, client, _ = make_resilient(**SLACK, models_file=models_file(tmp_path, a, b, for_a="context_window = 200"))
     long_question = {"input": {"question": "Why is the sky blue? " * 60}}
 
     answers = await ask(client, 10, long_question)
@@ -152,7 +155,7 @@ async def test_a_two_rung_ladder_between_two_endpoints_falls_over_and_has_no_flo
         f'api_key_env = "{KEY_B}"\nmodel = "gpt-4o"\n',
         encoding="utf-8",
     )
-    _, client, _ = make_resilient(models_file=path)
+    _, client, _ = make_resilient(**SLACK, models_file=path)
     a.set(PRIMARY, Behaviour(fail_status=503))
 
     (fell_over,) = await ask(client, 1)
@@ -175,7 +178,7 @@ async def test_the_openai_door_balances_the_same_deployments(
     make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
 ) -> None:
     a, b = deployments
-    _, client, _ = make_resilient(models_file=models_file(tmp_path, a, b))
+    _, client, _ = make_resilient(**SLACK, models_file=models_file(tmp_path, a, b))
     body = {"model": "openai", "messages": [{"role": "user", "content": "What is a load balancer?"}]}
     a.set(PRIMARY, Behaviour(fail_status=503))
 
@@ -204,7 +207,7 @@ async def test_a_refused_key_leaves_the_rotation_at_once_is_alerted_once_and_pro
         f'api_key_env = ["{KEY_A}", "{KEY_A2}"]\nmodel = "{PRIMARY}"\n',
         encoding="utf-8",
     )
-    app, client, fake = make_resilient(models_file=path, key_probe_s=300, breaker_consecutive_failures=2)
+    app, client, fake = make_resilient(**SLACK, models_file=path, key_probe_s=300, breaker_consecutive_failures=2)
     a.set(PRIMARY, Behaviour(refused_keys=frozenset({REVOKED})))
 
     answers = await ask(client, 10)
@@ -254,7 +257,7 @@ async def test_a_reload_adds_a_deployment_under_load_with_no_failed_request_and_
     a, b = deployments
     path = tmp_path / "models.toml"
     path.write_text(only_a(tmp_path, a), encoding="utf-8")
-    _, client, _ = make_resilient(models_file=path, breaker_consecutive_failures=2)
+    _, client, _ = make_resilient(**SLACK, models_file=path, breaker_consecutive_failures=2)
     a.set(PRIMARY, Behaviour(fail_status=503))
     await ask(client, 2)  # a's breaker opens; local answers meanwhile
     assert await breaker_state(client, "a") == "open"
@@ -295,7 +298,7 @@ async def test_a_reload_of_a_broken_file_is_refused_and_the_running_configuratio
 ) -> None:
     a, b = deployments
     path = models_file(tmp_path, a, b)
-    _, client, _ = make_resilient(models_file=path)
+    _, client, _ = make_resilient(**SLACK, models_file=path)
     path.write_text(broken, encoding="utf-8")
 
     refused = await client.post("/models/reload", json={})
@@ -324,7 +327,7 @@ async def test_an_alternative_of_a_new_name_serves_both_doors_and_the_ladder(
     make_resilient: Callable[..., Made], deployments: tuple[ProviderDouble, ProviderDouble], tmp_path: Path
 ) -> None:
     a, _ = deployments
-    _, client, _ = make_resilient(models_file=groq_file(tmp_path, a))
+    _, client, _ = make_resilient(**SLACK, models_file=groq_file(tmp_path, a))
     chosen = {"input": {"question": "Hi?"}, "config": {"configurable": {"llm_model": "groq"}}}
 
     chat = await client.post("/chat/invoke", json=chosen)

@@ -56,7 +56,10 @@ async def test_a_caller_error_is_neither_retried_nor_failed_over(
 async def test_a_hard_down_primary_opens_its_breaker_is_skipped_and_closes_after_a_probe(
     make_resilient: Callable[..., Made], double: ProviderDouble
 ) -> None:
-    _, client, fake = make_resilient(retry_attempts=1, breaker_consecutive_failures=3, breaker_open_s=30)
+    # A primary timeout the test is not about: on a loaded machine 1 s can pass before the 503 arrives.
+    _, client, fake = make_resilient(
+        retry_attempts=1, breaker_consecutive_failures=3, breaker_open_s=30, primary_timeout_s=10
+    )
     double.set(PRIMARY, Behaviour(fail_status=503))
 
     for _ in range(3):
