@@ -28,7 +28,8 @@ from langchain_core.runnables import Runnable
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
-from chains.ladder import FallbackLadder, Rung
+from chains.ladder import FallbackLadder
+from chains.rungs import Rung
 from monitoring.pricing import PriceTable
 from settings import Settings
 from tests.helpers.provider_double import Behaviour, ProviderDouble

@@ -24,10 +24,11 @@ from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
 
 from chains.cached_fields import CachedConfigurableFields
 from chains.config_schema import FormReadyConfig
-from chains.ladder import FallbackLadder, Rung
+from chains.ladder import FallbackLadder
 from chains.policy_applied import PolicyApplied
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
+from chains.rungs import Rung
 from errors import ConfigurationError
 from policy.request_policy import RequestPolicy
 from resilience.ladder_policies import LadderPolicies

@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.runnables import Runnable
 
 from chains.builders import LadderOptions, build_chains, build_message_chains, with_temperature
-from chains.ladder import Deployment, DeploymentPool, Rung
+from chains.rungs import Deployment, DeploymentPool, Rung
 from policy.request_policy import RequestPolicy
 from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies

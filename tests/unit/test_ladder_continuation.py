@@ -11,7 +11,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableGenerator
 
 from chains.continuation import CONTINUE_PROMPT
-from chains.ladder import FallbackLadder, Rung
+from chains.ladder import FallbackLadder
+from chains.rungs import Rung
 from chains.serving_report import collect_serving_report
 from errors import Cause, ProviderError, StreamInterrupted
 from resilience.ladder_policies import LadderPolicies

@@ -11,7 +11,7 @@ from typing import get_args
 
 import pytest
 
-from chains.ladder import _account
+from chains.trial import account
 from monitoring.alert_rules import ErrorRate, LLMError
 from monitoring.pricing import PriceTable
 from policy.adaptive_router import PREFERENCES, RewardModel
@@ -86,7 +86,7 @@ def test_retry_policy_retries_exactly_the_transient_causes(cause: Cause) -> None
 @pytest.mark.parametrize("cause", list(Cause))
 def test_ladder_counts_against_the_breaker_exactly_the_unhealthy_causes(cause: Cause) -> None:
     breaker = CircuitBreaker("openai:gpt-4o-mini", BreakerPolicy(), clock=lambda: 0.0)
-    _account(breaker, cause, breaker.begin())
+    account(breaker, cause, breaker.begin())
     assert (breaker.snapshot()["failures_in_a_row"] == 1) == cause.counts_against_breaker
 
 
