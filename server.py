@@ -24,6 +24,7 @@ from langserve import add_routes
 
 from api.access import AccessMiddleware
 from api.body_guard import SizeLimits, body_guard
+from api.budgets import budgets_router
 from api.config_guard import config_guard, stamp_root_run
 from api.context import RequestContextMiddleware
 from api.cross_site import LOCAL_HOSTS, CrossSiteGuard
@@ -109,6 +110,8 @@ def create_app(
     app.state.http_clients = parts.models.clients
     app.state.resilience = ladders
     app.state.policy = access
+    app.state.budgets = parts.budgets
+    app.state.caching = parts.caching
     install_error_handlers(app, default_retry_after=settings.retry_after_s)
     routes = parts.chains
     open_tier = settings.tiers[settings.open_tier]
@@ -146,7 +149,11 @@ def create_app(
             path=f"/{name}",
             config_keys=("configurable", "tags", "metadata"),
             per_req_config_modifier=config_guard(
-                name, chain.config_specs, max_metadata_bytes=settings.max_client_metadata_bytes
+                name,
+                chain.config_specs,
+                max_metadata_bytes=settings.max_client_metadata_bytes,
+                budgets=parts.budgets,
+                cache=parts.caching.switch,
             ),
             dependencies=[Depends(body_guard(chain.input_schema, sizes, access.limits)), Depends(playground_guard)],
         )
@@ -155,11 +162,16 @@ def create_app(
     ladder_rungs = {name: parts.ladder for name in ("fallback", "quality")}
     capabilities = capabilities_of(parts.models.endpoints)
     door = DoorOptions(ladder_rungs, settings.max_prompt_chars, settings.max_client_metadata_bytes, capabilities)
-    app.include_router(openai_router(parts.door_chains, monitoring.handlers, access.limits, door))
+    app.include_router(
+        openai_router(parts.door_chains, monitoring.handlers, access.limits, door, parts.budgets, parts.caching.switch)
+    )
+    app.include_router(budgets_router(parts.budgets))
     fault_control = settings.fault_control if settings.fault_control is not None else access.keys.empty
     app.include_router(faults_router(ladders.faults, parts.models.alternatives, control=fault_control))
     app.include_router(models_reload_router(parts.reload_models))
-    install_dashboard(app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control)
+    install_dashboard(
+        app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control, budgets=parts.budgets
+    )
     return app
 
 
@@ -209,6 +221,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.workers > 1:
         _share_metrics(settings.metrics_dir)
+        if settings.redis_url is None and settings.budgets:
+            # Each worker would hold the whole budget: N workers could spend N times the limit.
+            parser.error(
+                f"{args.workers} workers share budgets only through Redis: set REDIS_URL, or run one worker "
+                "(LLM_SERVER_BUDGETS is set)"
+            )
         if settings.redis_url is None:
             logger.warning(
                 "%d workers without REDIS_URL: each keeps its own breakers, limits, spend and routing", args.workers

@@ -20,6 +20,7 @@ for one of them. ``stamp_root_run`` adds ``root_run_id`` to every run, batch ite
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -29,20 +30,26 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 from langserve.lzstring import LZString
 
+from api.cache_stamp import cache_stamp, reserved_share
 from api.client_metadata import check_client_metadata
 from api.context import current_request_id
-from errors import RequestError
+from caching.cache_switch import CacheSwitch
+from errors import RequestError, TagNotAllowed
+from policy.budget_book import BudgetBook
+from policy.budgets import TAG_PATTERN
 from policy.keys import Caller
 from policy.request_policy import Access, check_model
 from vocabulary import MODEL_ID, TEMPERATURE_ID, TEMPERATURE_RANGE
 from vocabulary.run_metadata import (
     ACCESS,
     API_KEY_ID,
+    BUDGET_TAG,
     CLIENT,
     CLIENT_USER_ID,
     DOOR,
     LANGSERVE_DOOR,
     REQUEST_ID,
+    RESPONSE_CACHE,
     ROOT_RUN_ID,
     ROUTE,
     TIER,
@@ -111,12 +118,34 @@ def _identity(caller: Caller, sent: dict[str, Any]) -> dict[str, Any]:
     return identity
 
 
+def budget_tag_of(caller: Caller, client_metadata: dict[str, Any]) -> str | None:
+    """The budget tag the client names (``budget_tag`` in its metadata), if its key may charge it:
+    a keyed caller only the tags of its key, an open server's any well-formed one."""
+    tag = client_metadata.get(BUDGET_TAG)
+    if tag is None:
+        return None
+    if not isinstance(tag, str) or not re.match(TAG_PATTERN, tag):
+        raise RequestError(
+            f"metadata.{BUDGET_TAG} must be a budget tag: 1 to 64 letters, digits, '.', '_' or '-'",
+            details={"parameter": f"metadata.{BUDGET_TAG}"},
+        )
+    if caller.authenticated and tag not in caller.tags:
+        allowed = sorted(caller.tags)
+        raise TagNotAllowed(
+            f"this API key may not charge the budget tag {tag!r}; "
+            + (f"it may charge {', '.join(allowed)}" if allowed else "it may charge none (tags in the keys file)"),
+            details={"allowed": allowed},
+        )
+    return tag
+
+
 def stamped_metadata(
     route: str, caller: Caller, access: Access, client_metadata: dict[str, Any], door: str
 ) -> dict[str, Any]:
     """A run's metadata as the server stamps it, on either door: the route and request id, who is
-    calling, what they may use, and the client's own metadata apart, under ``client``."""
-    return {
+    calling, what they may use, the budget tag they charge, and the client's own metadata apart,
+    under ``client``."""
+    metadata = {
         ROUTE: route,
         DOOR: door,
         REQUEST_ID: current_request_id(),
@@ -124,9 +153,22 @@ def stamped_metadata(
         ACCESS: access.as_metadata(),
         CLIENT: client_metadata,  # apart from everything the server stamps
     }
+    tag = budget_tag_of(caller, client_metadata)
+    if tag is not None:
+        metadata[BUDGET_TAG] = tag
+    return metadata
 
 
-def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], *, max_metadata_bytes: int) -> ConfigModifier:
+def config_guard(
+    route: str,
+    specs: Iterable[ConfigurableFieldSpec],
+    *,
+    max_metadata_bytes: int,
+    budgets: BudgetBook | None = None,
+    cache: CacheSwitch | None = None,
+) -> ConfigModifier:
+    """``budgets``: each run is admitted against the caller's money budgets before it starts;
+    ``cache``: which runs the response cache serves (stamped as ``RESPONSE_CACHE``)."""
     allowed = {spec.id: spec for spec in specs}
 
     async def modifier(config: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -150,6 +192,11 @@ def config_guard(route: str, specs: Iterable[ConfigurableFieldSpec], *, max_meta
         access = Access.of_tier(caller.tier_name, caller.tier, sent)
         check_model(access, sent.get(MODEL_ID))
         metadata = stamped_metadata(route, caller, access, dict(config.get("metadata") or {}), LANGSERVE_DOOR)
+        stamp = cache_stamp(cache, caller, request, reserved_share(body, index))
+        if stamp is not None:
+            metadata[RESPONSE_CACHE] = stamp
+        if budgets is not None and budgets.enabled:
+            await budgets.admit(metadata)
         if request.url.path.endswith("/batch"):
             # LangServe names each item's run after this (``stamp_root_run`` records it).
             return {**config, "metadata": metadata}

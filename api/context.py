@@ -3,7 +3,9 @@ answered.
 
 It opens a ``collect_serving_report()`` block around the request, so the fallback ladders report
 into it, then adds ``X-Request-Id``, ``X-Served-By`` (the model), ``X-Fallback-Rung`` and
-``X-Attempts`` (the model calls it took) to the response, and to a LangServe route's body what
+``X-Attempts`` (the model calls it took) and ``X-Budget-Downgraded`` (the budgets that could not
+cover a rung, so a cheaper one answered) and ``X-Cache`` (the response cache's ``hit``, ``miss`` or
+``bypass``, one per run) to the response, and to a LangServe route's body what
 the request got (``api.served_metadata``). On streams it also replaces LangServe's
 scrubbed ``500 Internal Server Error`` event with the real answer: 503 with the retry hint and each
 attempt's cause when every rung failed, 502 naming the model and cause when a stream broke off
@@ -185,9 +187,11 @@ def _route_of(scope: Scope) -> str:
 
 
 def _served_headers(outcomes: ServingReport) -> list[tuple[bytes, bytes]]:
+    cache = [(b"x-cache", ",".join(outcomes.cache).encode())] if outcomes.cache else []
     served = outcomes.served or ([outcomes.streaming] if outcomes.streaming else [])
     if not served:
-        return []
+        return cache
+    downgraded = [(b"x-budget-downgraded", ",".join(outcomes.downgraded).encode())] if outcomes.downgraded else []
     models = ",".join(s.model for s in served)
     rungs = ",".join(str(s.rung) for s in served)
     tries = ",".join(str(s.tries) for s in served)
@@ -195,4 +199,6 @@ def _served_headers(outcomes: ServingReport) -> list[tuple[bytes, bytes]]:
         (b"x-served-by", models.encode()),
         (b"x-fallback-rung", rungs.encode()),
         (b"x-attempts", tries.encode()),
+        *downgraded,
+        *cache,
     ]

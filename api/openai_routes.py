@@ -33,20 +33,23 @@ from langchain_core.messages import BaseMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from api.cache_stamp import cache_stamp
 from api.client_metadata import check_client_metadata
 from api.config_guard import stamped_metadata
 from api.context import current_request_id, interrupted_body
 from api.errors import AsciiJSONResponse
 from api.openai_errors import openai_error
 from api.openai_schema import ChatCompletionRequest, parse_request, request_body_openapi
+from caching.cache_switch import CacheSwitch
 from chains.serving_report import current_serving_report
 from errors import ModelNotFound, RequestError, StreamInterrupted, TooLarge
+from policy.budget_book import BudgetBook
 from policy.keys import Caller
 from policy.limits import CallerLimits, estimate_prompt_tokens
 from policy.request_policy import Access, check_model
 from vocabulary import AUTO, LOCAL, MODEL_ID, TEMPERATURE_ID
 from vocabulary.models import TOOLS
-from vocabulary.run_metadata import NEEDS, OPENAI_DOOR, ROOT_RUN_ID, USER_ID
+from vocabulary.run_metadata import NEEDS, OPENAI_DOOR, RESPONSE_CACHE, ROOT_RUN_ID, USER_ID
 
 logger = logging.getLogger("llm_server.openai")
 
@@ -138,7 +141,11 @@ def openai_router(
     handlers: Sequence[BaseCallbackHandler],
     limits: CallerLimits,
     options: DoorOptions,
+    budgets: BudgetBook | None = None,
+    cache: CacheSwitch | None = None,
 ) -> APIRouter:
+    """``budgets``: each request is admitted against the caller's money budgets before it runs;
+    ``cache``: which requests the response cache serves (stamped as ``RESPONSE_CACHE``)."""
     api = APIRouter(prefix="/v1", tags=["openai"])
 
     def prepare(request: Request, body: ChatCompletionRequest) -> tuple[_Run, Caller]:
@@ -176,6 +183,10 @@ def openai_router(
         metadata = stamped_metadata(route, caller, access, client_metadata, OPENAI_DOOR)
         if needs:
             metadata[NEEDS] = sorted(needs)
+        messages = body.langchain_messages()
+        stamp = cache_stamp(cache, caller, request, estimate_prompt_tokens("\n".join(m.text for m in messages)))
+        if stamp is not None:
+            metadata[RESPONSE_CACHE] = stamp
         config: RunnableConfig = {
             "run_id": run_id,
             "run_name": route,
@@ -183,7 +194,7 @@ def openai_router(
             "configurable": sent,
             "metadata": {**metadata, ROOT_RUN_ID: str(run_id)},
         }
-        run = _Run(chains[route], body.langchain_messages(), config, body.generation_options(), str(run_id), body.model)
+        run = _Run(chains[route], messages, config, body.generation_options(), str(run_id), body.model)
         return run, caller
 
     @api.post("/chat/completions", response_model=None, openapi_extra=request_body_openapi())
@@ -195,6 +206,8 @@ def openai_router(
         body = parse_request(raw)
         run, caller = prepare(request, body)
         text = "\n".join(message.text for message in run.messages)
+        if budgets is not None and budgets.enabled:
+            await budgets.admit(run.config.get("metadata") or {})
         await limits.admit(caller, tokens=estimate_prompt_tokens(text), request_id=current_request_id())
         created = int(time.time())
         if body.stream:

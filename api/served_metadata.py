@@ -10,7 +10,7 @@ used (``usage``: calls, tokens, cost, failed attempts included), from the reques
   as the last event, before ``end`` (or before the ``error`` event of a stream that broke off),
   ``usage`` and ``provenance``: how the answer came to be (``chains.serving_report.provenance``:
   complete from one model, continued by another after a break, or interrupted), with each
-  contributing model's part and usage.
+  contributing model's part and usage; and ``cache``, the response cache's word, when it was asked.
 """
 
 from __future__ import annotations
@@ -93,7 +93,10 @@ class StreamAnnotator:
         usage = self.report.usage.get(run_id)
         if usage is None and len(self.report.usage) == 1:
             usage = next(iter(self.report.usage.values()))
-        return {
+        final: dict[str, Any] = {
             "usage": usage.as_dict() if usage is not None else None,
             "provenance": self.report.provenance_for(run_id),
         }
+        if self.report.cache:  # X-Cache left with the headers, before the ladder asked the cache
+            final["cache"] = ",".join(self.report.cache)
+        return final

@@ -24,6 +24,7 @@ from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResu
 from callbacks.usage import answer_of, model_of, usage_of
 from errors import classify, describe
 from monitoring.pricing import PriceTable, Usage
+from policy.limits import estimate_prompt_tokens
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
 from vocabulary.run_metadata import (
@@ -36,6 +37,7 @@ from vocabulary.run_metadata import (
     REQUEST_ID,
     ROOT_RUN_ID,
     ROUTE,
+    USAGE_ESTIMATED,
 )
 
 logger = logging.getLogger("llm_server.monitoring")
@@ -82,9 +84,15 @@ class _Call:
     usage_input: int = 0
     usage_output: int = 0
     text_chunks: int = 0
+    prompt: str | None = None  # kept by reference, to estimate the prompt's tokens if the call ends early
 
     def usage_so_far(self) -> Usage:
-        return Usage(input_tokens=self.usage_input, output_tokens=max(self.usage_output, self.text_chunks))
+        """What a call cut short is billed for: the usage its chunks reported; without it, once
+        the model answered, its prompt (estimated: the provider read it all) and a token a chunk."""
+        input_tokens = self.usage_input
+        if not input_tokens and self.first_token is not None and self.prompt:
+            input_tokens = estimate_prompt_tokens(self.prompt)
+        return Usage(input_tokens=input_tokens, output_tokens=max(self.usage_output, self.text_chunks))
 
 
 class CallRecorder(AsyncCallbackHandler):
@@ -150,8 +158,9 @@ class CallRecorder(AsyncCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        chars = sum(len(m.text) for batch in messages for m in batch)
-        self._begin(chars, run_id, tags, metadata)
+        texts = [m.text for batch in messages for m in batch]
+        self._begin(sum(map(len, texts)), run_id, tags, metadata)
+        self._calls[run_id].prompt = "\n".join(texts) if len(texts) > 1 else (texts[0] if texts else "")
 
     async def on_llm_start(
         self,
@@ -188,7 +197,7 @@ class CallRecorder(AsyncCallbackHandler):
         usage = usage_of(response)
         cost = self.prices.cost(call.price_key or model_of(response) or call.model, usage)
         bad_chunks = _bad_chunks_of(response)
-        self._publish(
+        self.publish(
             self._record(
                 call,
                 run_id,
@@ -214,7 +223,7 @@ class CallRecorder(AsyncCallbackHandler):
         # the tokens streamed until then.
         usage = call.usage_so_far()
         cost = self.prices.cost(call.price_key or call.model, usage) if usage.total_tokens else None
-        self._publish(
+        self.publish(
             self._record(
                 call,
                 run_id,
@@ -224,10 +233,13 @@ class CallRecorder(AsyncCallbackHandler):
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cost=cost,
+                # No column of its own: kept with the metadata, as the bad chunks are.
+                extra={USAGE_ESTIMATED: True} if usage.input_tokens and not call.usage_input else None,
             )
         )
 
-    def _publish(self, record: CallRecord) -> None:
+    def publish(self, record: CallRecord) -> None:
+        """Hand ``record`` to every listener: each call's, and a record made elsewhere (a cache hit's)."""
         for listener in self.listeners:
             try:
                 listener(record)

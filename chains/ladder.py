@@ -14,7 +14,12 @@ switched off) or that no rung could continue raises ``StreamInterrupted``. With
 - skips a rung whose circuit breaker is open, at once (the last rung, the floor, is always tried);
 - retries transient failures on the same rung with backoff, within the request's deadline;
 - starts every model call inside the request's deadline scope, so calls are cut at it (see
-  ``providers.guard``).
+  ``providers.guard``);
+- on the async paths, holds each call's most cost on the caller's money budgets before making it
+  (``SpendGate``: a budget that cannot cover it refuses the request, or skips the rung for a
+  cheaper one), holds the call to the output it paid for, and settles what the call cost from its
+  records (``CallCosts``) when the try ends;
+- answers from the response cache when it has the answer (``AnswerCache``), and keeps fresh ones.
 
 Each rung runs as a child of the ladder's run, with ``ladder``, ``ladder_rung`` (0 is the first
 choice) and ``alternative`` in its metadata so monitoring can tell a primary from a fallback.
@@ -45,16 +50,17 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_con
 from pydantic import BaseModel, ConfigDict
 
 from chains.rungs import Rung
-from chains.serving_report import (
-    report_streaming,
-)
+from chains.serving_report import Served, report_cache, report_served, report_streaming
 from chains.trial import Trial, Try, Verdict
+from errors import BudgetExhausted
 from resilience.breaker import CircuitBreaker
 from resilience.deadline import deadline_scope
-from resilience.ladder_policies import LadderPolicies
+from resilience.ladder_policies import CacheLookup, LadderPolicies
+from resilience.output_cap import output_cap_scope
 from vocabulary.run_metadata import (
     ALTERNATIVE,
     ANSWER_SO_FAR,
+    CALL_TICKET,
     CONTEXT_WINDOW,
     CONTINUES,
     DEPLOYMENT,
@@ -62,6 +68,7 @@ from vocabulary.run_metadata import (
     LADDER_RUNG,
     PRICE_KEY,
     PROVIDER_KEY,
+    ROOT_RUN_ID,
 )
 
 _END: Any = object()  # end of a rung's stream
@@ -108,6 +115,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             metadata[CONTEXT_WINDOW] = attempt.spec.context_window
         if attempt.key_name is not None:
             metadata[PROVIDER_KEY] = attempt.key_name
+        if attempt.ticket is not None:
+            metadata[CALL_TICKET] = attempt.ticket
         if attempt.form is not None:
             # The gate and the keyword filter judge the whole answer; the record says whose it continues.
             metadata[ANSWER_SO_FAR] = trial.answer.text
@@ -171,6 +180,49 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             await self._pull(attempt.breaker)
         return trial.admit(attempt)
 
+    async def _ahold(
+        self,
+        trial: Trial,
+        attempt: Try,
+        asked: Any,
+        options: dict[str, Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+    ) -> bool:
+        """Hold the most ``attempt`` can cost on the caller's budgets; False: a budget that
+        downgrades could not cover it, and the ladder moves on (one that refuses ends the run)."""
+        gate = self.resilience.spend if self.resilience is not None else None
+        if gate is None:
+            return True
+        try:
+            attempt.hold = await gate.hold(trial.metadata, *trial.spend_ask(attempt, asked, options))
+        except BudgetExhausted as refused:
+            verdict = trial.over_budget(attempt, refused)
+            if verdict.error is not None:
+                await self._afail(run_manager, verdict.error)
+            return False
+        return True
+
+    async def _alookup(self, input: Any, config: RunnableConfig, options: dict[str, Any]) -> CacheLookup | None:
+        """The response cache's word on this request (None: caching is off for it)."""
+        cache = self.resilience.answers if self.resilience is not None else None
+        if cache is None:
+            return None
+        lookup = await cache.lookup(self.ladder, input, config, options)
+        if lookup is not None:
+            report_cache(lookup.result)
+        return lookup
+
+    def _from_cache(self, lookup: CacheLookup, config: RunnableConfig) -> Served:
+        run_id = (config.get("metadata") or {}).get(ROOT_RUN_ID)
+        return Served(self.ladder, 0, lookup.alternative, lookup.model, tries=0, run_id=run_id)
+
+    def _remember(self, lookup: CacheLookup | None, trial: Trial, attempt: Try, output: Any) -> None:
+        """Keep a fresh answer for the next identical request, when the cache may."""
+        cache = self.resilience.answers if self.resilience is not None else None
+        if cache is not None and lookup is not None and lookup.store:
+            spec = attempt.spec
+            cache.remember(lookup, output, model=spec.model, alternative=spec.alternative, cost=trial.cost)
+
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
@@ -211,11 +263,18 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         trial = Trial(self, input, config)
         config, run_manager = await self._astart(input, config)
+        lookup = await self._alookup(input, config, kwargs)
+        if lookup is not None and lookup.result == "hit":
+            report_served(self._from_cache(lookup, config))
+            await run_manager.on_chain_end(lookup.output)
+            return lookup.output
         for attempt in trial.tries():
             if not await self._aadmit(trial, attempt):
                 continue
+            if not await self._ahold(trial, attempt, input, kwargs, run_manager):
+                continue
             try:
-                with deadline_scope(trial.deadline.at):
+                with deadline_scope(trial.deadline.at), output_cap_scope(attempt.cap):
                     output = await attempt.runnable.ainvoke(
                         input, self._rung_config(config, trial, attempt, run_manager), **kwargs
                     )
@@ -226,6 +285,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 raise
             else:
                 trial.succeeded(attempt)
+                self._remember(lookup, trial, attempt, output)
                 await self._push(attempt.breaker)
                 await run_manager.on_chain_end(output)
                 return output
@@ -265,16 +325,27 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         trial = Trial(self, input, config)
         config, run_manager = await self._astart(input, config)
+        lookup = await self._alookup(input, config, kwargs)
+        if lookup is not None and lookup.result == "hit":
+            served = self._from_cache(lookup, config)
+            report_streaming(served)
+            for piece in lookup.chunks():
+                yield piece
+            report_served(served)
+            await run_manager.on_chain_end(lookup.output)
+            return
         for attempt in trial.tries():
             if not await self._aadmit(trial, attempt):
                 continue
             asked = trial.request(attempt, input)
+            if not await self._ahold(trial, attempt, asked, kwargs, run_manager):
+                continue
             try:
                 rung_config = self._rung_config(config, trial, attempt, run_manager)
                 achunks = aiter(attempt.runnable.astream(asked, rung_config, **kwargs))
                 # The scope must not span a yield (the consumer may resume us in another
-                # context); the model's stream starts, and reads the deadline, on the first chunk.
-                with deadline_scope(trial.deadline.at):
+                # context); the model's stream starts, and reads the deadline and cap, on the first chunk.
+                with deadline_scope(trial.deadline.at), output_cap_scope(attempt.cap):
                     chunk = await anext(achunks, _END)
                 if chunk is not _END and trial.answer.final is None:
                     report_streaming(trial.serving(attempt))
@@ -293,6 +364,7 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
                 raise
             else:
                 trial.succeeded(attempt)
+                self._remember(lookup, trial, attempt, trial.answer.final)
                 await self._push(attempt.breaker)
                 await run_manager.on_chain_end(trial.answer.final)
                 return

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from errors import AllRungsFailed, RequestError, StreamInterrupted
+from vocabulary import Outcome
 from vocabulary.records import CallRecord
 
 Failure = AllRungsFailed | RequestError | StreamInterrupted
@@ -51,7 +52,7 @@ class RunUsage:
     cost_usd: Decimal | None = None  # None while no call was priced
 
     def add(self, record: CallRecord) -> None:
-        self.calls += 1
+        self.calls += record.outcome != Outcome.CACHED  # an answer from the response cache called no model
         self.input_tokens += record.input_tokens
         self.output_tokens += record.output_tokens
         self.cached_input_tokens += record.cached_input_tokens
@@ -117,6 +118,8 @@ class ServingReport:
     streaming: Served | None = None  # the rung whose stream reached the client, while it streams
     usage: dict[str | None, RunUsage] = field(default_factory=dict)  # by root run id
     contributions: list[Contribution] = field(default_factory=list)  # of streamed answers, in order
+    downgraded: list[str] = field(default_factory=list)  # budgets that moved the request to cheaper rungs
+    cache: list[str] = field(default_factory=list)  # the response cache's word on each run: hit, miss, bypass
     _records: list[CallRecord] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -206,6 +209,21 @@ def report_streaming(served: Served) -> None:
     outcomes = _current.get()
     if outcomes is not None:
         outcomes.streaming = served
+
+
+def report_downgrade(budget: str) -> None:
+    """Tell the host, if any, that ``budget`` could not cover a rung, so a cheaper one answers."""
+    outcomes = _current.get()
+    if outcomes is not None and budget not in outcomes.downgraded:
+        outcomes.downgraded.append(budget)
+
+
+def report_cache(result: str) -> None:
+    """Tell the host, if any, what the response cache said: ``hit``, ``miss`` or ``bypass``."""
+    outcomes = _current.get()
+    if outcomes is not None:
+        with outcomes._lock:
+            outcomes.cache.append(result)
 
 
 def report_failure(failure: _F) -> _F:

@@ -2,25 +2,29 @@
 the caller may use and in what order, which deployments and tries to make (``tries``), whether
 the breaker, the deadline, the context window and the capacity admit one (``admit``), what a
 failure means (``failed``: end the run, retry after a wait, move to another deployment or rung,
-continue a broken stream; whether it counts against the breaker) and the error when every rung
-failed (``exhausted``). The ladder's entry points only make the calls and do what the trial
-decided.
+continue a broken stream; whether it counts against the breaker), what a budget that cannot
+cover a try means (``over_budget``), what each try cost (settled on its budget when it ends) and
+the error when every rung failed (``exhausted``). The ladder's entry points only make the calls
+and do what the trial decided.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from chains.continuation import PREFILL, USER_TURN, Form, continuation_input, other_form, prompt_text
+from chains.continuation import PREFILL, USER_TURN, Form, continuation_input, messages_of, other_form, prompt_text
 from chains.rungs import Deployment, Rung
 from chains.serving_report import (
     Contribution,
     Served,
     report_contribution,
+    report_downgrade,
     report_failure,
     report_served,
 )
@@ -28,6 +32,7 @@ from chains.streamed_answer import StreamedAnswer
 from errors import (
     AllRungsFailed,
     Attempt,
+    BudgetExhausted,
     Cause,
     ContentBlocked,
     ContentRefused,
@@ -38,6 +43,7 @@ from errors import (
     describe,
     retry_after_of,
 )
+from policy.budget_book import prompt_tokens_at_most
 from policy.limits import estimate_prompt_tokens
 from policy.request_policy import Access
 from resilience.breaker import BreakerState, CircuitBreaker
@@ -96,6 +102,14 @@ class Try:
     switched: bool = False  # the rung rejected one form and is asked in the other
     started: bool = False  # counted as in flight by the balancer
     key: int | None = None  # which of the deployment's keys, when it has several
+    ticket: str | None = None  # the try's ticket for its calls' cost (``resilience.call_costs``)
+    hold: Any = None  # the money a budget holds for the try in flight
+    cost: Decimal | None = None  # what the try's calls cost, once it ended
+
+    @property
+    def cap(self) -> int | None:
+        """The output tokens the try is held to by its budget hold."""
+        return None if self.hold is None else int(self.hold.cap)
 
     @property
     def spec(self) -> ModelSpec:
@@ -136,6 +150,7 @@ class Trial:
         # Real monotonic time: the models' guards read the same clock (see resilience.deadline).
         self.deadline = Deadline(self.resilience.deadline_s if self.resilience else None)
         metadata = (config or {}).get("metadata") or {}
+        self.metadata: dict[str, Any] = metadata
         self.run_id: str | None = metadata.get(ROOT_RUN_ID)
         self.needs = frozenset(metadata.get(NEEDS) or ())
         rungs = allowed_rungs(ladder, metadata)
@@ -150,6 +165,8 @@ class Trial:
         self.last_part: Contribution | None = None  # the latest rung's part of it
         self.input = input
         self._prompt_tokens: int | None = None
+        self.budget_refusal: BudgetExhausted | None = None  # a budget that made the ladder skip a rung
+        self.cost: Decimal | None = None  # what every try so far cost: what a cached answer saves
 
     def tries(self) -> Iterator[Try]:
         """The tries to make, in order: for each rung, its deployments in the balancer's order,
@@ -203,7 +220,32 @@ class Trial:
         if self.resilience is not None:
             self.resilience.balancer.started(attempt.spec, self.prompt_tokens())
             attempt.started = True
+            attempt.ticket = self.resilience.costs.open()
         return True
+
+    def spend_ask(self, attempt: Try, asked: Any, options: dict[str, Any]) -> tuple[str, int, int | None]:
+        """What a budget needs to hold the most ``attempt`` can cost: the price table's key for its
+        model, an upper bound on its prompt's tokens (tools' schemas included) and its ``max_tokens``."""
+        text = prompt_text(asked)
+        if options.get("tools"):
+            text += json.dumps(options["tools"])
+        try:
+            messages = len(messages_of(asked))
+        except TypeError:
+            messages = 1
+        max_tokens = options.get("max_tokens")
+        return attempt.spec.price_key or attempt.spec.model, prompt_tokens_at_most(text, messages), max_tokens
+
+    def over_budget(self, attempt: Try, refused: BudgetExhausted) -> Verdict:
+        """A budget cannot cover ``attempt``: the request is refused, or, when the budget
+        downgrades, the rung is skipped so a cheaper one (down to the free floor) answers."""
+        self.release(attempt)
+        if not refused.downgrades:
+            return Verdict(error=report_failure(refused))
+        self._record(attempt, Cause.BUDGET_EXHAUSTED, refused.message)
+        self.budget_refusal = refused
+        report_downgrade(str(refused.details.get("budget")))
+        return Verdict()
 
     def prompt_tokens(self) -> int:
         """The prompt's tokens, estimated once (for context windows and tokens per minute)."""
@@ -212,9 +254,20 @@ class Trial:
         return self._prompt_tokens
 
     def _ended(self, attempt: Try) -> None:
-        if attempt.started and self.resilience is not None:
+        if self.resilience is None:
+            return
+        if attempt.started:
             self.resilience.balancer.ended(attempt.spec)
             attempt.started = False
+        if attempt.ticket is not None:
+            attempt.cost = self.resilience.costs.close(attempt.ticket)
+            attempt.ticket = None
+            if attempt.cost is not None:
+                self.cost = (self.cost or Decimal(0)) + attempt.cost
+            # The try's records came in before its end reached the ladder: its cost is known.
+            if self.resilience.spend is not None:
+                self.resilience.spend.settle(attempt.hold, attempt.cost, self.metadata)
+            attempt.hold = None
 
     def request(self, attempt: Try, input: Any) -> Any:
         """What ``attempt`` asks its model: the caller's input, or, once part of a streamed answer
@@ -328,10 +381,14 @@ class Trial:
             attempt.breaker.release(attempt.call)
         self._ended(attempt)
 
-    def exhausted(self) -> AllRungsFailed | StreamInterrupted:
+    def exhausted(self) -> AllRungsFailed | StreamInterrupted | BudgetExhausted:
         """Every rung failed (or was skipped): the error listing every attempt; a streamed answer
         that broke is interrupted, since no rung could continue it."""
         broken = self.broken
+        if self.budget_refusal is not None and all(a.cause is Cause.BUDGET_EXHAUSTED for a in self.attempts):
+            refusal = self.budget_refusal.downgrading(False)  # no rung was cheap enough
+            report_failure(refusal)
+            return refusal
         if broken is not None:
             continued = [a for a in self.attempts if a is not broken]
             return report_failure(StreamInterrupted(broken.model, broken.cause, broken.detail, continued))

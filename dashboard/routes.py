@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api.roles import ADMIN_ONLY
 from dashboard.snapshot import snapshot
 from policy.adaptive_router import AdaptiveRouter
+from policy.budget_book import BudgetBook
 from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from wiring.monitoring import Monitoring
@@ -36,6 +37,12 @@ def _recent_call(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _budgets(book: BudgetBook | None) -> list[dict[str, Any]]:
+    if book is None or not book.enabled:
+        return []
+    return [status.as_dict() for status in await book.statuses(await book.known_lines())]
+
+
 def install_dashboard(
     app: FastAPI,
     suite: Monitoring,
@@ -44,6 +51,7 @@ def install_dashboard(
     engine: EngineClient,
     *,
     fault_control: bool,
+    budgets: BudgetBook | None = None,
 ) -> None:
     api = APIRouter(tags=["dashboard"], dependencies=ADMIN_ONLY)
 
@@ -58,7 +66,7 @@ def install_dashboard(
         tag: str | None = Query(None, description="Recent calls with this tag only."),
         user_id: str | None = Query(None, description="Recent calls of this user only."),
     ) -> dict[str, Any]:
-        """Charts, breakers, the local engine, alerts, faults, routing decisions and recent calls, as of now."""
+        """Charts, breakers, budgets, the local engine, alerts, faults, routing and recent calls, as of now."""
         now = datetime.now(UTC)
         records = await suite.store.window(now - timedelta(seconds=window_s))
         recent = await suite.store.find(model=model or None, tag=tag or None, user_id=user_id or None, limit=50)
@@ -67,6 +75,7 @@ def install_dashboard(
             "now": now.isoformat(),
             **snapshot(records, now=now, window_s=window_s),
             "breakers": kit.breakers.snapshot(),
+            "budgets": await _budgets(budgets),
             "local_engine": await engine.status(),
             "alerts": {"firing": suite.engine.firing(), "history": [alert.as_dict() for alert in history]},
             "faults": {

@@ -39,10 +39,12 @@ def timeline(records: Sequence[CallRecord], *, now: datetime, window_s: float) -
         answered = [r for r in bucket if r.outcome == Outcome.OK]
         latency = percentiles([r.duration_s for r in answered])
         first_token = percentiles([r.first_token_s for r in answered if r.first_token_s is not None])
+        hits = sum(1 for r in bucket if r.outcome == Outcome.CACHED)
         points.append(
             {
                 "at": (start + timedelta(seconds=(index + 1) * step)).isoformat(),
-                "calls": len(bucket),
+                "calls": len(bucket) - hits,  # model calls; the response cache's answers apart
+                "cache_hits": hits,
                 "errors": sum(1 for r in bucket if r.outcome == Outcome.ERROR),
                 "fallback_answers": sum(1 for r in answered if (r.rung or 0) > 0),
                 "latency_p50_s": latency["p50"],
@@ -56,7 +58,7 @@ def timeline(records: Sequence[CallRecord], *, now: datetime, window_s: float) -
 
 
 def snapshot(records: Sequence[CallRecord], *, now: datetime, window_s: float) -> dict[str, Any]:
-    failed = [r for r in records if r.outcome != Outcome.OK]
+    failed = [r for r in records if r.outcome not in (Outcome.OK, Outcome.CACHED)]
     return {
         "window_s": window_s,
         "bucket_s": bucket_seconds(window_s),

@@ -10,7 +10,9 @@
     │   ├── ModelNotFound       404: a model name the OpenAI-compatible door does not offer; names those it does
     │   ├── TooLarge            413: body, prompt or batch over its limit; names the limit
     │   ├── UnsupportedMediaType 415: a body that is not sent as JSON
-    │   └── RateLimited         429: the caller's requests or tokens per minute are used up
+    │   ├── TagNotAllowed       403: a budget tag the caller's key may not charge; names those it may
+│   ├── RateLimited         429: the caller's requests or tokens per minute are used up
+│   └── BudgetExhausted     429: a money budget cannot cover the call; names it, what was spent, when it resets
     ├── ProviderError           one model attempt failed; carries the model and a Cause
     │   ├── NotConfigured       no key for that provider: fails at once, the ladder moves on
     │   ├── ContentBlocked      our keyword filter refused an answer: the next model is asked
@@ -35,6 +37,7 @@ __all__ = [
     "AdminOnly",
     "AllRungsFailed",
     "Attempt",
+    "BudgetExhausted",
     "Cause",
     "ConfigurationError",
     "ContentBlocked",
@@ -49,6 +52,7 @@ __all__ = [
     "RequestError",
     "ServerError",
     "StreamInterrupted",
+    "TagNotAllowed",
     "TooLarge",
     "Unauthenticated",
     "UnsupportedMediaType",
@@ -129,6 +133,23 @@ class RateLimited(RequestError):
     def __init__(self, message: str, *, retry_after: float, details: dict[str, Any] | None = None):
         super().__init__(message, details={**(details or {}), "retry_after": max(1, math.ceil(retry_after))})
         self.retry_after = max(1, math.ceil(retry_after))
+
+
+class BudgetExhausted(RateLimited):
+    """A budget in money is spent, or has too little left for the call at its model's price;
+    ``retry_after``: when its window resets."""
+
+    code = "budget_exhausted"
+    downgrades = False  # the budget serves the request from the cheap alternative instead of refusing it
+
+    def downgrading(self, downgrades: bool) -> BudgetExhausted:
+        self.downgrades = downgrades
+        return self
+
+
+class TagNotAllowed(RequestError):
+    code = "tag_not_allowed"
+    default_status = 403
 
 
 class ProviderError(ServerError):

@@ -30,10 +30,11 @@ def _is_incident(record: CallRecord) -> bool:
 
 
 def _says_nothing(record: CallRecord) -> bool:
-    """A call that says nothing about a model's health: the client left, or a cause that is no
-    incident (no key set, the caller's own bad input)."""
+    """A call that says nothing about a model's health: the client left, an answer from the
+    response cache (no model was called), or a cause that is no incident (no key set, the caller's
+    own bad input)."""
     cause = cause_of(record.cause)
-    return record.outcome == Outcome.CANCELLED or (cause is not None and not cause.is_incident)
+    return record.outcome in (Outcome.CANCELLED, Outcome.CACHED) or (cause is not None and not cause.is_incident)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class LongPrompt:
     name: str = "long_prompt"
 
     def evaluate(self, record: CallRecord, now: float) -> Iterable[Signal]:
+        if record.outcome == Outcome.CACHED:
+            return []  # the prompt went to no model
         window = record.metadata.get(CONTEXT_WINDOW)
         if isinstance(window, int) and window > 0:
             tokens = record.input_tokens or math.ceil(record.prompt_chars / 4)

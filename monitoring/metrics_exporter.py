@@ -83,8 +83,30 @@ class MetricsExporter:
             "alert_deliveries", "Alert deliveries by destination and outcome (delivered, failed, dropped, elsewhere)",
             ["sink", "outcome"], registry=r,
         )  # fmt: skip
+        # Budgets: the shared totals as this process last read them (every replica reads the same with Redis).
+        budget = ["budget", "subject"]
+        self.budget_spent = Gauge(
+            "llm_budget_spent_usd", "Spent in the budget's current window", budget, registry=r,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.budget_remaining = Gauge(
+            "llm_budget_remaining_usd", "Left of the budget's limit in its current window",
+            budget, registry=r, multiprocess_mode="livemin",
+        )  # fmt: skip
+        self.budget_limit = Gauge(
+            "llm_budget_limit_usd", "The budget's limit per window", budget, registry=r, multiprocess_mode="livemax"
+        )
+        self.cache_lookups = Counter(
+            "llm_cache_lookups", "Response cache lookups by result (hit, miss, bypass)", ["result", "route"], registry=r
+        )
+        self.cache_saved = Counter(
+            "llm_cache_saved_usd", "What answering from the response cache saved, at the cached answer's cost",
+            ["route"], registry=r,
+        )  # fmt: skip
 
     def observe(self, record: CallRecord) -> None:
+        if record.outcome == Outcome.CACHED:
+            return  # no model call: the cache's own counters (observe_cache) count it
         model = record.model
         door = str(record.metadata.get(DOOR, LANGSERVE_DOOR))
         self.llm_calls.labels(model, record.provider, record.outcome, door).inc()
@@ -136,6 +158,18 @@ class MetricsExporter:
         else:
             outcome = "elsewhere" if result.ok else "dropped"
         self.alert_deliveries.labels(result.sink, outcome).inc()
+
+    def observe_budget(
+        self, budget: str, subject: str, spent_usd: float, remaining_usd: float, limit_usd: float
+    ) -> None:
+        self.budget_spent.labels(budget, subject).set(spent_usd)
+        self.budget_remaining.labels(budget, subject).set(remaining_usd)
+        self.budget_limit.labels(budget, subject).set(limit_usd)
+
+    def observe_cache(self, result: str, route: str, saved_usd: float = 0.0) -> None:
+        self.cache_lookups.labels(result, route).inc()
+        if saved_usd:
+            self.cache_saved.labels(route).inc(saved_usd)
 
     def set_firing(self, counts: Mapping[str, int]) -> None:
         for rule, count in counts.items():

@@ -9,6 +9,7 @@ from typing import Any
 
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
+from vocabulary.run_metadata import CACHE_HIT
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -20,7 +21,10 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
 
 
-def _summary(records: list[CallRecord]) -> dict[str, Any]:
+def _summary(every: list[CallRecord]) -> dict[str, Any]:
+    # An answer from the response cache is no model call: counted apart, with what it saved.
+    hits = [r for r in every if r.outcome == Outcome.CACHED]
+    records = [r for r in every if r.outcome != Outcome.CACHED]
     errors = sum(1 for r in records if r.outcome == Outcome.ERROR)
     answers = [r for r in records if r.outcome == Outcome.OK]
     fallbacks = sum(1 for r in answers if (r.rung or 0) > 0)
@@ -40,12 +44,25 @@ def _summary(records: list[CallRecord]) -> dict[str, Any]:
         "unpriced_calls": sum(1 for r in answers if r.cost_usd is None),
         "fallback_answers": fallbacks,
         "fallback_rate": fallbacks / len(answers) if answers else 0.0,
+        "cache_hits": len(hits),
+        "cache_saved_usd": str(sum((saved_usd(r) for r in hits), Decimal(0))),
     }
+
+
+def saved_usd(record: CallRecord) -> Decimal:
+    """What a response-cache hit saved: the cost of the answer it served (0 when not priced)."""
+    cache = record.metadata.get(CACHE_HIT)
+    saved = cache.get("saved_usd") if isinstance(cache, dict) else None
+    try:
+        return Decimal(str(saved)) if saved is not None else Decimal(0)
+    except ArithmeticError:
+        return Decimal(0)
 
 
 def summarize(records: Iterable[CallRecord]) -> dict[str, Any]:
     """Totals and per-model figures: calls, errors, latency and first-token percentiles,
-    tokens, cost, and the share of answers that came from a fallback rung."""
+    tokens, cost, the share of answers that came from a fallback rung, and the answers the response
+    cache gave instead of the model (``cache_hits``) with the money they saved."""
     records = list(records)
     by_model: dict[str, list[CallRecord]] = {}
     for record in records:

@@ -66,8 +66,8 @@ class RewardModel:
 
     def of_call(self, record: CallRecord) -> float | None:
         cause = cause_of(record.cause)
-        if record.outcome == Outcome.CANCELLED or (cause is not None and cause.is_callers_fault):
-            return None  # the client left, or its own input failed: says nothing about the model
+        if record.outcome in (Outcome.CANCELLED, Outcome.CACHED) or (cause is not None and cause.is_callers_fault):
+            return None  # the client left, the cache answered, or its own input failed: says nothing of the model
         if record.outcome != Outcome.OK:
             return 0.0
         slowness = min(1.0, record.duration_s / self.slow_s)
@@ -125,7 +125,8 @@ class AdaptiveRouter:
         reward = self.rewards.of_call(record)
         if reward is not None:
             self.bandit.observe(kind, record.alternative, reward, prior=prior_of(kind, record.alternative))
-        if record.outcome == Outcome.OK and record.root_run_id:
+        # A cached answer is the model's answer too: a person may rate it, under its own run id.
+        if record.outcome in (Outcome.OK, Outcome.CACHED) and record.root_run_id:
             user = record.metadata.get(USER_ID)
             answer = Answer(kind, record.alternative, record.model, None if user is None else str(user))
             self.answers.remember(record.root_run_id, answer)

@@ -6,10 +6,12 @@
     sha256 = "9f86d081..."   # hex SHA-256 of the key (preferred: the file then holds no secret)
     # key = "lsk_..."        # or the key itself
     # admin = true           # may read every user's monitoring and change faults (default: false)
+    # tags = ["search"]      # budget tags the key may charge (metadata budget_tag; default: none)
+    # cache = true           # the response cache on (false: off, whatever a client asks; default: its tier's)
 
 Keys are looked up by their SHA-256, so the ring never holds a presented key and the lookup
-does not leak where two keys differ. ``python -m policy.keys new --user alice --tier pro [--admin]``
-prints a fresh key and the lines to add.
+does not leak where two keys differ. ``python -m policy.keys new --user alice --tier pro [--admin]
+[--tag search]`` prints a fresh key and the lines to add.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from errors import ConfigurationError
 from errors.secrets import withhold
+from policy.budgets import TAG_PATTERN
 from policy.tiers import Tier
 
 KEY_PREFIX = "lsk_"
@@ -38,13 +42,16 @@ def hash_key(key: str) -> str:
 class Caller:
     """Who is calling. ``key_id`` names the key in limits and logs without revealing it; an
     unauthenticated caller (the server runs open) has none. ``admin``: may read every user's
-    monitoring, the metrics and the dashboard, and change faults."""
+    monitoring, the metrics and the dashboard, and change faults. ``tags``: the budget tags its
+    requests may name. ``cache``: the response cache for its requests, over its tier's (None: as the tier)."""
 
     user_id: str
     tier_name: str
     tier: Tier
     key_id: str | None
     admin: bool = False
+    tags: frozenset[str] = frozenset()  # budget tags the key may charge (``policy.budgets``)
+    cache: bool | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -104,11 +111,30 @@ class ApiKeyRing:
                     f"{path}: key #{number} ({user}) has `admin` = {admin!r}, which is not a boolean; "
                     "write admin = true (or leave it out for an ordinary key)"
                 )
-            callers[digest] = Caller(user_id=user, tier_name=tier, tier=tiers[tier], key_id=digest[:12], admin=admin)
+            tags = _tags_of(entry, path, number, user)
+            cache = entry.get("cache")
+            if cache is not None and not isinstance(cache, bool):
+                raise ConfigurationError(
+                    f"{path}: key #{number} ({user}) has `cache` = {cache!r}, which is not a boolean; write "
+                    "cache = true or cache = false (or leave it out: its tier decides)"
+                )
+            callers[digest] = Caller(
+                user_id=user, tier_name=tier, tier=tiers[tier], key_id=digest[:12], admin=admin, tags=tags, cache=cache
+            )
         return cls(callers)
 
 
-ENTRY_FIELDS = frozenset({"user", "tier", "sha256", "key", "admin"})
+ENTRY_FIELDS = frozenset({"user", "tier", "sha256", "key", "admin", "tags", "cache"})
+
+
+def _tags_of(entry: dict[str, object], path: Path, number: int, user: str) -> frozenset[str]:
+    tags = entry.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and re.match(TAG_PATTERN, t) for t in tags):
+        raise ConfigurationError(
+            f"{path}: key #{number} ({user}) has `tags` = {tags!r}; write a list of budget tags, each 1 to 64 "
+            'letters, digits, ".", "_" or "-", e.g. tags = ["search"]'
+        )
+    return frozenset(tags)
 
 
 def _digest_of(entry: object, path: Path, number: int) -> str:
@@ -137,14 +163,20 @@ def main(tiers: Mapping[str, Tier]) -> None:
     parser.add_argument(
         "--admin", action="store_true", help="may read every user's monitoring, the dashboard and /metrics"
     )
+    parser.add_argument("--tag", action="append", default=[], help="a budget tag the key may charge (repeatable)")
     args = parser.parse_args()
     if args.tier not in tiers:
         parser.error(f"no tier {args.tier!r}; the tiers are {', '.join(tiers)} (LLM_SERVER_TIERS)")
+    bad = [tag for tag in args.tag if not re.match(TAG_PATTERN, tag)]
+    if bad:
+        parser.error(f"budget tags are 1 to 64 letters, digits, '.', '_' or '-'; not {', '.join(map(repr, bad))}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     print(f"# give this key to {json.dumps(args.user)}; it is not stored anywhere:\n#   {key}")
     # JSON's string escapes are TOML's: a crafted name stays one string, never a second entry.
     user, tier, digest = (json.dumps(value) for value in (args.user, args.tier, hash_key(key)))
-    print(f"[[keys]]\nuser = {user}\ntier = {tier}\nsha256 = {digest}" + ("\nadmin = true" if args.admin else ""))
+    tags = f"\ntags = {json.dumps(sorted(set(args.tag)))}" if args.tag else ""
+    admin = "\nadmin = true" if args.admin else ""
+    print(f"[[keys]]\nuser = {user}\ntier = {tier}\nsha256 = {digest}{admin}{tags}")
 
 
 if __name__ == "__main__":

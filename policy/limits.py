@@ -32,8 +32,9 @@ from errors import RateLimited
 from monitoring.background_tasks import BackgroundTasks
 from policy.keys import Caller
 from policy.tiers import Tier
+from vocabulary import Outcome
 from vocabulary.records import CallRecord
-from vocabulary.run_metadata import API_KEY_ID, TIER
+from vocabulary.run_metadata import API_KEY_ID, CACHE_RESERVED_TOKENS, RESPONSE_CACHE, TIER
 
 T = TypeVar("T")
 Unit = Literal["requests", "tokens", "feedback"]
@@ -68,7 +69,8 @@ class Reservations:
         self._clock = clock
         self._capacity = capacity
         self._ttl_s = ttl_s
-        self._left: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
+        # (tokens left, expiry, when reserved: the window they were counted in)
+        self._left: OrderedDict[tuple[str, str], tuple[int, float, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._left)
@@ -77,8 +79,8 @@ class Reservations:
         now = self._clock()
         self._expire(now)
         # Added to, not replaced: a client that sends one request id twice is charged both.
-        left, _ = self._left.pop((key_id, request_id), (0, now))
-        self._left[(key_id, request_id)] = (left + tokens, now + self._ttl_s)
+        left, _, _ = self._left.pop((key_id, request_id), (0, now, now))
+        self._left[(key_id, request_id)] = (left + tokens, now + self._ttl_s, now)
         while len(self._left) > self._capacity:
             self._left.popitem(last=False)
 
@@ -88,17 +90,31 @@ class Reservations:
         self._expire(self._clock())
         if request_id is None or (entry := self._left.get((key_id, request_id))) is None:
             return tokens
-        left, expires = entry
+        left, expires, at = entry
         covered = min(left, tokens)
         if left > covered:
-            self._left[(key_id, request_id)] = (left - covered, expires)
+            self._left[(key_id, request_id)] = (left - covered, expires, at)
         else:
             del self._left[(key_id, request_id)]
         return tokens - covered
 
+    def release(self, key_id: str, request_id: str | None, tokens: int) -> tuple[int, float]:
+        """Take up to ``tokens`` of the request's reservation back, for a run that called no model:
+        how many were taken, and when they were reserved."""
+        self._expire(self._clock())
+        if request_id is None or (entry := self._left.get((key_id, request_id))) is None:
+            return 0, 0.0
+        left, expires, at = entry
+        taken = min(left, tokens)
+        if left > taken:
+            self._left[(key_id, request_id)] = (left - taken, expires, at)
+        else:
+            del self._left[(key_id, request_id)]
+        return taken, at
+
     def _expire(self, now: float) -> None:
         while self._left:
-            _, expires = next(iter(self._left.values()))
+            _, expires, _ = next(iter(self._left.values()))
             if expires > now:
                 return
             self._left.popitem(last=False)
@@ -328,6 +344,14 @@ class CallerLimits:
         if tokens > 0:
             await self._run(lambda storage: self._carry(storage, key_id, tokens_per_minute, tokens))
 
+    async def refund(self, key_id: str, request_id: str | None, tokens: int) -> None:
+        """Give back up to ``tokens`` of a request's reservation for a run that called no model (a
+        response-cache hit): taken out of the window they were counted in, they no longer weigh on
+        the key's tokens per minute."""
+        taken, at = self.reservations.release(key_id, request_id, tokens)
+        if taken > 0:
+            await self._run(lambda storage: self._give_back(storage, at, "tokens", key_id, taken))
+
     async def _carry(self, storage: Storage, key_id: str, allowed: int, tokens: int) -> None:
         window = _Window.at(self._clock())
         previous = await storage.get(_key("tokens", key_id, window.index - 1))
@@ -352,7 +376,7 @@ class CallerLimits:
 
 class TokenMeter:
     """Call-record listener: charges each call's tokens, beyond its request's reservation, to the
-    API key that made it."""
+    API key that made it; for a response-cache hit, gives the run's reservation back."""
 
     def __init__(self, limits: CallerLimits, tiers: Mapping[str, Tier]):
         self.limits = limits
@@ -361,6 +385,11 @@ class TokenMeter:
 
     def __call__(self, record: CallRecord) -> None:
         key_id, tier = record.metadata.get(API_KEY_ID), self.tiers.get(str(record.metadata.get(TIER)))
+        if key_id and record.outcome == Outcome.CACHED:
+            reserved = _reserved_tokens(record)
+            if reserved > 0:
+                self._tasks.start(self.limits.refund(str(key_id), record.request_id, reserved), "cache hit's tokens")
+            return
         if key_id and tier is not None and record.total_tokens > 0:
             charge = self.limits.charge_tokens(
                 str(key_id), tier.tokens_per_minute, record.total_tokens, request_id=record.request_id
@@ -370,3 +399,10 @@ class TokenMeter:
     async def drain(self) -> None:
         """Wait until every charge made so far is counted (at shutdown, and in tests)."""
         await self._tasks.drain()
+
+
+def _reserved_tokens(record: CallRecord) -> int:
+    """The prompt tokens the run's admission reserved, as its door stamped them for the cache."""
+    directive = record.metadata.get(RESPONSE_CACHE)
+    value = directive.get(CACHE_RESERVED_TOKENS) if isinstance(directive, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

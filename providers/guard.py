@@ -35,6 +35,7 @@ from errors import Cause, ProviderError, classify, describe, retry_after_of
 from providers.sse_tolerance import BadChunkTally, active_tally
 from resilience.deadline import current_deadline_at
 from resilience.faults import FaultPlan, FaultSpec
+from resilience.output_cap import current_output_cap
 from vocabulary.run_metadata import BAD_CHUNKS
 
 
@@ -150,6 +151,9 @@ class GuardedStream(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        cap = current_output_cap()
+        if cap is not None and not kwargs.get("max_tokens"):
+            kwargs = {**kwargs, "max_tokens": cap}  # what the call's budget hold paid for
         chunks = super()._astream(messages, stop, run_manager, **self.provider_options(kwargs))
         if self.guard is not None:
             chunks = self.guard.stream(chunks)

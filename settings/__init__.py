@@ -16,12 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import quote, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from errors.secrets import MIN_LENGTH
 from monitoring.pricing import SHIPPED_PRICES
+from policy.budgets import Budget
 from policy.schedule import StyleSchedule
 from policy.tiers import Tier, default_tiers
 from resilience.faults import FaultSpec
@@ -224,6 +226,49 @@ class Settings(BaseSettings):
         "per minute (feedback_per_minute, default 30).",
     )
     open_tier: str = Field("enterprise", description="The tier every caller gets while no API keys are configured.")
+
+    # Budgets in money (policy.budgets): per key, user, tier or budget tag, each with its window.
+    budgets: list[Budget] = Field(
+        default_factory=list,
+        description='Budgets as JSON: [{"name": "team-daily", "scope": "key|user|tier|tag", "subject": "* or one", '
+        '"limit_usd": "5", "window": "daily|monthly|rolling", "days": 7 (rolling), "soft": [0.8, 0.95], '
+        '"action": "refuse|downgrade"}]; empty: no budgets.',
+    )
+    budget_timezone: str = Field("UTC", description="Time zone whose midnights start budget days and months.")
+    budget_max_output_tokens: int = Field(
+        4096,
+        ge=1,
+        description="Output tokens a budget holds money for when a request names no max_tokens; "
+        "calls under a budget are held to it.",
+    )
+    budget_hold_ttl_s: float = Field(
+        900.0, gt=0, description="Money held for a call is given back after this, if its replica never settles it."
+    )
+
+    # Response cache (caching): exact-match answers, off unless a tier, a key or a request asks for it.
+    cache_tiers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Tiers whose requests are answered from the response cache by default, comma-separated; "
+        "a key's `cache = true|false` in the keys file overrides its tier's. Empty: only keys and requests "
+        "that ask for it.",
+    )
+    cache_ttl_s: float = Field(
+        3600.0, gt=0, description="How long a cached answer is served; Cache-Control: max-age=N asks for a younger one."
+    )
+    cache_shared: bool = Field(
+        False,
+        description="One response cache for every API key (answers still kept apart per tier) instead of one per "
+        "key: a question one key asked is answered for free to the others.",
+    )
+    cache_requests: bool = Field(
+        True,
+        description="A request may switch the response cache on for itself with Cache-Control: max-age=N "
+        "(no-cache and no-store ask for a fresh answer whenever it is on).",
+    )
+    cache_db_path: Path = Field(
+        Path("var/response_cache.sqlite3"),
+        description="SQLite file of the response cache's answers while REDIS_URL is unset (with it, Redis keeps them).",
+    )
     allow_open_network: bool = Field(
         False, description="Let the server run without API keys on an address other than localhost."
     )
@@ -391,6 +436,7 @@ class Settings(BaseSettings):
         "quality_forbidden_words",
         "allowed_hosts",
         "prefill_models",
+        "cache_tiers",
         mode="before",
     )
     @classmethod
@@ -410,8 +456,29 @@ class Settings(BaseSettings):
     def _consistent_policy(self) -> Self:
         if self.open_tier not in self.tiers:
             raise ValueError(f"open_tier {self.open_tier!r} is not one of the tiers {sorted(self.tiers)}")
+        unknown = [tier for tier in self.cache_tiers if tier not in self.tiers]
+        if unknown:
+            raise ValueError(f"cache_tiers: unknown tiers {unknown}; the tiers are {', '.join(self.tiers)}")
         StyleSchedule.parse(self.policy_prompt_styles, self.policy_timezone)  # raises with what to fix
         return self
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"no time zone {value!r}: use an IANA name such as UTC or Asia/Seoul") from None
+        return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _distinct_budgets(cls, value: list[Budget]) -> list[Budget]:
+        names = [budget.name for budget in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"budget names must differ; repeated: {', '.join(repeated)}")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -36,6 +36,7 @@ class Cause(StrEnum):
     ENGINE_CRASHED = "engine_crashed"  # the local engine's process died or is restarting
     CANCELLED = "cancelled"  # the client went away; nobody failed
     UNSUPPORTED = "unsupported"  # the rung's model cannot do what the request needs (tools, structured output)
+    BUDGET_EXHAUSTED = "budget_exhausted"  # the caller's money budget cannot cover the call at this model's price
     UNKNOWN = "unknown"
 
     @property
@@ -84,6 +85,7 @@ _MEANINGS: dict[Cause, _Meaning] = {
     Cause.ENGINE_CRASHED: _Meaning(False, False, False, True),
     Cause.CANCELLED: _Meaning(False, False, False, False),
     Cause.UNSUPPORTED: _Meaning(False, False, False, False),
+    Cause.BUDGET_EXHAUSTED: _Meaning(False, False, False, False),
     Cause.UNKNOWN: _Meaning(False, True, False, True),
 }
 

@@ -7,13 +7,14 @@ from typing import Literal
 
 from vocabulary.causes import Cause
 
-OutcomeName = Literal["ok", "error", "cancelled"]  # the same values, for FastAPI query parameters
+OutcomeName = Literal["ok", "error", "cancelled", "cached"]  # the same values, for FastAPI query parameters
 
 
 class Outcome(StrEnum):
     OK = "ok"  # the model answered
     ERROR = "error"  # the call failed; its record carries the cause
     CANCELLED = "cancelled"  # the client went away: nobody failed
+    CACHED = "cached"  # answered from the response cache: no model was called
 
     @classmethod
     def of_failure(cls, cause: Cause) -> Outcome:

@@ -20,6 +20,10 @@ TIER: Final = "tier"
 API_KEY_ID: Final = "api_key_id"
 CLIENT_USER_ID: Final = "client_user_id"  # the user_id a keyed client sent, kept apart
 
+# Which budget tag the request charges: a team or project the client names as ``budget_tag`` in
+# its metadata and its key may charge (api.config_guard)
+BUDGET_TAG: Final = "budget_tag"
+
 # What the caller may use: ``policy.request_policy.Access.as_metadata`` (read back with ``Access.from_metadata``)
 ACCESS: Final = "access"
 
@@ -38,10 +42,22 @@ PRICE_KEY: Final = "price_key"  # the deployment's key in the price table, when 
 PROVIDER_KEY: Final = "provider_key"  # the variable holding the key a call used, of a deployment with several
 CONTEXT_WINDOW: Final = "context_window"  # the deployment's, in tokens, when its models file gives one
 
+# One try of a ladder rung, so the costs of its calls can be told apart from every other's
+# (``resilience.call_costs``): its records' cost settles the try's budget hold and prices a cached answer
+CALL_TICKET: Final = "call_ticket"
+
 # Which front door a request came through: LangServe's routes, or the OpenAI-compatible API
 DOOR: Final = "door"
 LANGSERVE_DOOR: Final = "langserve"
 OPENAI_DOOR: Final = "openai"
+
+# The response cache's instructions for a run, decided by the door from the settings, the key and
+# the client's Cache-Control header (``caching.cache_switch.CacheDirective``); absent: no caching.
+# Its ``reserved_tokens`` are the prompt tokens the run's admission reserved, given back on a hit.
+RESPONSE_CACHE: Final = "response_cache"
+CACHE_RESERVED_TOKENS: Final = "reserved_tokens"
+# On a hit's call record (outcome ``cached``): ``saved_usd``, what the answer cost when it was made, and ``age_s``.
+CACHE_HIT: Final = "cache"
 
 # What a request needs of a model beyond text (vocabulary.models.TOOLS, STRUCTURED_OUTPUT)
 NEEDS: Final = "needs"
@@ -57,3 +73,7 @@ ANSWER_SO_FAR: Final = "__answer_so_far"
 # Chunks of the call's stream that were not valid JSON and were skipped (providers.sse_tolerance):
 # in the model's generation info, and on the call's record when there were any.
 BAD_CHUNKS: Final = "bad_chunks"
+
+# A call cut short before the provider reported its usage: its prompt's tokens on the record are
+# estimated (the provider read the whole prompt and bills it), kept on the call's record.
+USAGE_ESTIMATED: Final = "usage_estimated"

@@ -95,6 +95,10 @@ class Monitoring:
         """Hand every call record to ``listeners`` too (routing statistics, token limits)."""
         self.performance.listeners.extend(listeners)
 
+    def publish(self, record: CallRecord) -> None:
+        """Hand a record no callback made (a response-cache hit's) to every call-record listener."""
+        self.performance.publish(record)
+
     def shared_state_changed(self, healthy: bool, detail: str, where: str) -> None:
         """Alert while Redis is away: replicas then run on their own state (breakers, limits, spend)."""
         message = (

@@ -1,9 +1,11 @@
 """``ServerParts``: the object graph of one server process, built from settings, started and
 closed in order. ``server.create_app`` mounts it; tests and benchmarks replace single parts.
 
-    shared state (Redis) -> monitoring (spend, alert claims), breaker sync, limits, routing
+    shared state (Redis) -> monitoring (spend, alert claims), breaker sync, limits, routing, budgets
+    call records -> each ladder try's cost -> budgets (holds settled, late calls charged)
     monitoring <- breaker changes, call latencies; -> the router and the token meter
     local engine (supervised by this process, or another's) -> the chains' local rungs
+    response cache (Redis, or a SQLite file) -> the ladders' answers; its hits -> the call records
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from langchain_core.tracers.langchain import wait_for_all_tracers
 
 from chains.serving_report import report_call
 from errors import ConfigurationError
+from policy.budget_book import BudgetBook
 from providers.engine_client import EngineClient
 from providers.engine_supervisor import EngineSupervisor
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
 from settings.models_file import load_models_file
 from vocabulary.models import FLOOR
+from wiring.budgets import build_budget_book, gate_ladders
+from wiring.caching import Caching, build_caching
 from wiring.chains import ModelRungs, door_chains, ladder_options, served_chains
 from wiring.models import capabilities_of, configured_alternatives, endpoints, engine_client, own_engine
 from wiring.monitoring import Monitoring
@@ -48,6 +53,8 @@ class ServerParts:
     door_chains: Mapping[str, Runnable[Any, Any]]  # the OpenAI-compatible door's, by route
     ladder: Sequence[str]  # the rungs of /fallback and /quality (settings, or the models file)
     models: ModelRungs
+    budgets: BudgetBook
+    caching: Caching
 
     def reload_models(self) -> dict[str, list[str]]:
         """Read the models file again and serve its deployments (by alternative, returned); a file
@@ -92,6 +99,8 @@ class ServerParts:
         # Traces still queued in langsmith's background thread would be lost at exit.
         await asyncio.to_thread(wait_for_all_tracers)
         await self.policy.meter.drain()
+        await self.budgets.drain()
+        await self.caching.close()  # before monitoring: its last writes are done, its hits recorded
         await self.monitoring.close()
         await self.shared.close()
         await self.models.clients.aclose()
@@ -127,6 +136,10 @@ def build_server_parts(
     capabilities = capabilities_of(endpoints(settings, catalog))
     policy = policy or PolicyParts.from_settings(settings, configured, shared=shared, capabilities=capabilities)
     monitoring.feed(policy.router.observe, policy.meter, report_call)  # report_call: what a request used
+    budgets = build_budget_book(settings, monitoring, shared)
+    gate_ladders(budgets, resilience, monitoring)
+    caching = build_caching(settings, monitoring, shared)
+    resilience.answers = caching.answers
     models = ModelRungs(settings, engine, resilience, catalog)
     ladder = catalog.fallback_ladder or settings.fallback_ladder
     if ladder[-1] != FLOOR:
@@ -135,8 +148,9 @@ def build_server_parts(
     chains = chains or served_chains(models, resilience, policy.policy, options)
     doors = door_chains(models, resilience, policy.policy, options)
     return ServerParts(
-        settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors, ladder, models
-    )
+        settings, engine, supervisor, shared, monitoring, resilience, policy, chains, doors, ladder, models, budgets,
+        caching,
+    )  # fmt: skip
 
 
 def wait_for_engine(supervisor: EngineSupervisor) -> None:

@@ -10,6 +10,7 @@ from policy.bandit import ModelBandit
 from settings import Settings
 from shared_state.alerts import RedisAlertClaim
 from shared_state.breakers import BreakerSync
+from shared_state.budgets import RedisBudgetLedger
 from shared_state.limits import RedisCounters
 from shared_state.link import RedisLink
 from shared_state.routing_stats import BanditSync, RedisAnswerBook
@@ -37,6 +38,9 @@ class SharedState:
 
     def alert_claim(self, cooldown_s: float) -> RedisAlertClaim | None:
         return RedisAlertClaim(self.link, cooldown_s) if self.link else None
+
+    def budget_ledger(self, hold_ttl_s: float) -> RedisBudgetLedger | None:
+        return RedisBudgetLedger(self.link, hold_ttl_s=hold_ttl_s) if self.link else None
 
     def limit_counters(self) -> RedisCounters | None:
         return RedisCounters(self.link) if self.link else None

@@ -114,6 +114,18 @@ function renderBreakers(breakers) {
   ]);
 }
 
+function renderBudgets(budgets) {
+  $("budgets-empty").hidden = budgets.length > 0;
+  fillTable("budgets", budgets, (b) => {
+    const state = b.used >= 1 ? "open" : b.used >= Math.min(...b.soft, 1) ? "half_open" : "closed";
+    return [
+      [b.budget], [`${b.scope} ${b.subject}`], [b.window], [usd(b.spent_usd)], [usd(b.limit_usd)],
+      [percent(Math.min(b.used, 9.99)), `state-${state}`], [usd(b.held_usd)], [b.action],
+      [new Date(b.resets_at).toLocaleString([], { hour12: false })],
+    ];
+  });
+}
+
 function renderEngine(engine) {
   $("engine-state").textContent = engine.state;
   $("engine-state").className = `state-${engine.state === "ready" ? "closed" : "open"}`;
@@ -163,6 +175,7 @@ async function refresh() {
     renderCharts(data);
     renderAlerts(data.alerts);
     renderBreakers(data.breakers);
+    renderBudgets(data.budgets);
     renderEngine(data.local_engine);
     renderFaults(data.faults);
     renderRouting(data.routing);

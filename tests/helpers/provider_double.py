@@ -305,7 +305,9 @@ class ProviderDouble:
             message = f"double says {fault.status}" + (f": {code}" if code else "")
             error = {"error": {"message": message, "type": "double", "code": code}}
             return JSONResponse(error, status_code=fault.status, headers=headers)
-        answer = self._answer(model, question)
+        answer, finish = _within(
+            self._answer(model, question), body.get("max_completion_tokens") or body.get("max_tokens")
+        )
         calls = self._calls(model, _openai_tools(body))
         completion = _arguments_words(calls) if calls else _words(answer)
         usage = {"prompt_tokens": _words(question), "completion_tokens": completion}
@@ -319,7 +321,7 @@ class ProviderDouble:
         if calls:
             return _openai_tool_answer(served, behaviour, fault, base, calls, stream, usage, body)
         if not stream:
-            choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": finish}
             served.completed = True
             return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -349,7 +351,7 @@ class ProviderDouble:
                 served.chunks_sent += 1
                 if behaviour.chunk_delay_s:
                     await asyncio.sleep(behaviour.chunk_delay_s)
-            choice = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            choice = {"index": 0, "delta": {}, "finish_reason": finish}
             yield _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
             if include_usage:
                 yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
@@ -538,6 +540,15 @@ def _gemini_key_refused(key: str, how: str) -> Response:
     message = f"API key not valid{told}. Please pass a valid API key."
     error = {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT", "details": [reason]}}
     return JSONResponse(error, status_code=400)
+
+
+def _within(answer: str, max_tokens: int | None) -> tuple[str, str]:
+    """The answer cut to ``max_tokens`` (a word a token, as the double counts usage), and its
+    finish reason: ``length`` when cut, as a provider stops at the request's limit."""
+    words = answer.split(" ")
+    if max_tokens and len(words) > max_tokens:
+        return " ".join(words[:max_tokens]), "length"
+    return answer, "stop"
 
 
 def _sse(data: dict[str, Any], sep: bytes = b"\n\n") -> bytes:

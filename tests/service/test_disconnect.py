@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from policy.budgets import Budget
 from providers.engine_client import EngineClient
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.engine import engine_status_until
@@ -83,3 +85,24 @@ async def test_hanging_up_mid_stream_closes_the_providers_stream_and_keeps_the_t
     assert served.chunks_sent < words / 2  # the provider's stream was closed, not read to the end
     assert (record.model, record.outcome, record.cause) == ("gpt-4o-mini", "cancelled", "cancelled")
     assert received <= record.output_tokens <= served.chunks_sent
+
+
+async def test_a_stream_the_client_abandons_is_billed_to_its_budget_prompt_and_tokens_streamed(
+    double: ProviderDouble, make_app: AppFactory
+) -> None:
+    double.set("gpt-4o-mini", Behaviour(text=" ".join(["word"] * 200), chunk_delay_s=0.02))
+    budget = Budget(name="all", scope="user", limit_usd=1)
+    app = make_app(settings_for(double, budgets=[budget]))
+    recorded: asyncio.Queue[CallRecord] = asyncio.Queue()
+    app.state.monitoring.feed(recorded.put_nowait)
+
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        await read_then_hang_up(http, {"question": "count"}, {}, chunks=3)
+        record = await asyncio.wait_for(recorded.get(), 30)
+        await app.state.budgets.drain()
+        [standing] = (await http.get("/budgets")).json()["budgets"]
+
+    assert record.outcome == "cancelled" and record.metadata["usage_estimated"] is True
+    assert record.input_tokens > 0, "the provider read the whole prompt: it bills it"
+    assert record.cost_usd is not None and Decimal(standing["spent_usd"]) == record.cost_usd > 0
+    assert Decimal(standing["held_usd"]) == 0, "the abandoned call's hold was released"

@@ -418,7 +418,7 @@ async def test_a_bearer_key_from_the_sdk_identifies_its_owner(
 # -- one record, whichever door ------------------------------------------------------------------
 
 _PER_REQUEST = ("run_id", "root_run_id", "request_id", "started_at", "duration_s", "first_token_s")
-_PER_REQUEST_METADATA = ("door", "request_id", "root_run_id")
+_PER_REQUEST_METADATA = ("door", "request_id", "root_run_id", "call_ticket")
 
 
 def _comparable(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The dashboard end to end in headless Chromium (Debian's, driven by Playwright): it loads with
 no console errors, its charts fill in after traffic, and after a fault is injected from its own
-panel the fallback, the open breaker and the alert appear, all without a reload. With API keys
-it opens for an admin key (as the browser's password) and no other.
+panel the fallback, the open breaker and the alert appear, all without a reload; a budget's row
+fills in as calls spend from it. With API keys it opens for an admin key (as the browser's
+password) and no other.
 
 Set LLM_SERVER_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's picture.
 """
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from policy.budgets import Budget
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.browser import chromium, page_problems
 from tests.helpers.keys import KEYS, as_tier, keys_file
@@ -141,3 +143,26 @@ async def test_with_keys_the_dashboard_opens_for_an_admin_key_and_for_no_other(
     assert refused.status_code == 403 and refused.json()["error"] == "admin_only"
     assert denied is not None and denied.status == 403
     assert problems == [], "no console errors for the admin"
+
+
+async def test_the_budgets_panel_shows_each_budgets_spend_as_calls_come_in(
+    double: ProviderDouble, make_app: AppFactory, browser: Browser
+) -> None:
+    budgets = [Budget(name="per-user", scope="user", limit_usd="0.00005", window="daily", soft=[0.2])]
+    app = make_app(settings_for(double, budgets=budgets, budget_max_output_tokens=40))
+    async with serving(app) as url:
+        page, problems = await open_dashboard(browser, url, 1280, 900)
+        await expect(page.locator("#budgets-empty")).to_be_visible(timeout=WAIT_MS)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            config = {"metadata": {"user_id": "erin"}}
+            answer = await http.post("/chat/invoke", json={"input": {"question": "What is DNS?"}, "config": config})
+        row = page.locator("#budgets tbody tr")
+
+        assert answer.status_code == 200
+        await expect(row).to_have_count(1, timeout=WAIT_MS)
+        await expect(row).to_contain_text("per-user")
+        await expect(row).to_contain_text("user erin")
+        await expect(row.locator("td.state-half_open")).to_be_visible()  # past its soft share, under the limit
+        await expect(page.locator("#budgets-empty")).to_be_hidden()
+        await expect(page.locator("#firing")).to_contain_text("budget per-user (user erin) reached 20%")
+        assert problems == [], "no console errors"

@@ -1,5 +1,5 @@
-"""``python -m policy.keys new --admin`` writes an admin entry. (Admin keys through the HTTP API:
-``tests/service/test_roles.py``.)"""
+"""``python -m policy.keys new --admin`` writes an admin entry, and ``--tag`` the budget tags.
+(Admin keys through the HTTP API: ``tests/service/test_roles.py``.)"""
 
 from __future__ import annotations
 
@@ -40,3 +40,13 @@ def test_policy_keys_new_with_admin_writes_an_admin_entry(tmp_path: Path) -> Non
     assert admin is not None and admin.admin and admin.user_id == 'ops "root"\nadmin = true'
     assert plain is not None and not plain.admin, "a crafted name did not make its own `admin = true` line"
     assert [entry.get("admin") for entry in tomllib.loads(path.read_text())["keys"]] == [True, None]
+
+
+def test_policy_keys_new_with_tags_writes_the_budget_tags_the_key_may_charge(tmp_path: Path) -> None:
+    key, entry = new_key("--user", "erin", "--tier", "pro", "--tag", "search", "--tag", "ads")
+    path = tmp_path / "api_keys.toml"
+    path.write_text(entry)
+
+    caller = ApiKeyRing.from_file(path, default_tiers()).authenticate(key)
+
+    assert caller is not None and caller.tags == frozenset({"search", "ads"})

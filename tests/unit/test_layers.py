@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"errors"},
     {"monitoring"},
     {"resilience"},
-    {"providers", "policy"},
+    {"providers", "policy", "caching"},
     {"chains", "callbacks", "shared_state"},
     {"settings"},
     {"wiring"},

@@ -56,6 +56,8 @@ def test_a_key_file_maps_keys_by_hash_or_in_clear_to_users_and_tiers(tmp_path: P
         ('[[key]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\n', "unknown table or key \\['key'\\]"),
         ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\nadmn = true\n', "unknown fields"),
         ("keys = []\n", "holds no"),
+        ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\ntags = "search"\n', "list of budget tags"),
+        ('[[keys]]\nuser = "a"\ntier = "free"\nkey = "lsk_0123456789abcdef"\ntags = ["a b"]\n', "list of budget tags"),
     ],
 )
 def test_a_bad_key_file_says_what_to_fix(tmp_path: Path, text: str, complaint: str) -> None:

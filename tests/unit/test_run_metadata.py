@@ -51,4 +51,10 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "CONTINUES": "continues",
         "ANSWER_SO_FAR": "__answer_so_far",
         "BAD_CHUNKS": "bad_chunks",
+        "BUDGET_TAG": "budget_tag",
+        "CALL_TICKET": "call_ticket",
+        "USAGE_ESTIMATED": "usage_estimated",
+        "RESPONSE_CACHE": "response_cache",
+        "CACHE_RESERVED_TOKENS": "reserved_tokens",
+        "CACHE_HIT": "cache",
     }

@@ -51,8 +51,9 @@ UNHEALTHY = {
 }
 TRANSIENT = {Cause.RATE_LIMITED, Cause.SERVER_ERROR, Cause.CONNECTION}
 # UNSUPPORTED is new with the OpenAI-compatible door: asking a model for what it cannot do (tools)
-# is nobody's incident, and says nothing of the endpoint's health.
-NOT_INCIDENTS = {Cause.NOT_CONFIGURED, Cause.CANCELLED, Cause.BAD_REQUEST, Cause.UNSUPPORTED}
+# is nobody's incident, and says nothing of the endpoint's health; nor does a budget that cannot
+# cover a rung (BUDGET_EXHAUSTED: the budget alert tells the operator).
+NOT_INCIDENTS = {Cause.NOT_CONFIGURED, Cause.CANCELLED, Cause.BAD_REQUEST, Cause.UNSUPPORTED, Cause.BUDGET_EXHAUSTED}
 
 
 def test_each_cause_has_the_meaning_it_had() -> None:
@@ -139,7 +140,7 @@ def test_the_router_learns_nothing_from_the_callers_fault_or_a_client_that_left(
 
 
 def test_outcomes_keep_their_stored_strings() -> None:
-    assert [o.value for o in Outcome] == ["ok", "error", "cancelled"]
+    assert [o.value for o in Outcome] == ["ok", "error", "cancelled", "cached"]
     assert set(get_args(OutcomeName)) == {o.value for o in Outcome}
     assert Outcome.of_failure(Cause.CANCELLED) is Outcome.CANCELLED
     assert Outcome.of_failure(Cause.TIMEOUT) is Outcome.ERROR
