@@ -23,6 +23,7 @@ view is the best account of the spend before the loss, and nothing is counted tw
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -183,6 +184,7 @@ class RedisBudgetLedger:
         self._epoch = ""  # Redis's epoch as this replica last saw it ("": not yet)
         self._lost = False  # Redis's epoch changed: it lost its data, floors to restore
         self._outages_seen = link.outages
+        self._syncing = asyncio.Lock()
         self._reserve = link.client.register_script(_RESERVE)
         self._settle = link.client.register_script(_SETTLE)
         self._sync = link.client.register_script(_SYNC)
@@ -199,30 +201,44 @@ class RedisBudgetLedger:
             return Down()
         return await self.link.attempt(lambda r: script(keys=keys, args=[uuid.uuid4().hex, *args], client=r))
 
+    def _in_step(self) -> bool:
+        return (
+            self.link.outages == self._outages_seen and not self._lost and not self.local.spent and not self._releases
+        )
+
     async def _synced(self) -> bool:
         """Redis gets what was spent while it was away (and, if it lost its data, the floors back)
-        before any other step, so no step reads a total missing it."""
-        outages = self.link.outages
-        if outages == self._outages_seen and not self._lost and not self.local.spent and not self._releases:
+        before any other step, so no step reads a total missing it. One sync at a time: steps that
+        wait for it find nothing left to send."""
+        if self._in_step():
             return True
-        buckets = sorted(set(self.local.spent) | set(self._seen))
-        keys: list[str] = [EPOCH]
-        args: list[Any] = [uuid.uuid4().hex, self._epoch]
-        for key in buckets:
-            keys += _bucket_keys(*key)
-            lifetime = self._lifetimes.get(key, _DEFAULT_LIFETIME_S)
-            args += [self.local.spent.get(key, 0), self._seen.get(key, 0), lifetime, key[0]]
-        epoch = await self.link.attempt(lambda r: self._sync(keys=[*keys, LINES], args=args, client=r))
-        if isinstance(epoch, Down):
-            return False
-        for lines, hold_id in self._releases:
-            if isinstance(await self._release(lines, hold_id), Down):
+        async with self._syncing:
+            if self._in_step():
+                return True
+            outages = self.link.outages
+            sent = dict(self.local.spent)  # what settles locally meanwhile waits for the next sync
+            buckets = sorted(set(sent) | set(self._seen))
+            keys: list[str] = [EPOCH]
+            args: list[Any] = [uuid.uuid4().hex, self._epoch]
+            for key in buckets:
+                keys += _bucket_keys(*key)
+                lifetime = self._lifetimes.get(key, _DEFAULT_LIFETIME_S)
+                args += [sent.get(key, 0), self._seen.get(key, 0), lifetime, key[0]]
+            epoch = await self.link.attempt(lambda r: self._sync(keys=[*keys, LINES], args=args, client=r))
+            if isinstance(epoch, Down):
                 return False
-        for key in buckets:
-            self._seen[key] = self._seen.get(key, 0) + self.local.spent.pop(key, 0)
-        self._releases.clear()
-        self._epoch, self._lost, self._outages_seen = str(epoch), False, outages
-        return True
+            for key, amount in sent.items():
+                self._seen[key] = self._seen.get(key, 0) + amount
+                self.local.spent[key] -= amount
+                if not self.local.spent[key]:
+                    del self.local.spent[key]
+            self._epoch, self._lost, self._outages_seen = str(epoch), False, outages
+            while self._releases:
+                lines, hold_id = self._releases[0]
+                if isinstance(await self._release(lines, hold_id), Down):
+                    return False
+                self._releases.pop(0)
+            return True
 
     def _standings(self, lines: Sequence[Counted], reply: list[str], now: float) -> list[Standing]:
         """Each line's standing from a reserve reply (its held, then each bucket's total), noting

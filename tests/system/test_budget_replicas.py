@@ -154,12 +154,17 @@ def test_with_redis_killed_mid_run_the_overshoot_stays_within_the_stated_bound(
     def spent_as_told(url: str) -> Decimal:
         return Decimal(httpx.get(f"{url}/budgets", headers=as_tier("pro")).json()["budgets"][0]["spent_usd"])
 
+    def sharing_again(url: str) -> bool:
+        firing = httpx.get(f"{url}/monitoring/alerts", headers=as_tier("admin")).json()["firing"]
+        return not any(alert["rule"] == "shared_state" for alert in firing)
+
     def counted_again() -> bool:  # a request through each replica syncs it, once it sees Redis back
         if not refused_by_both(replicas):
             return False
         told = {spent_as_told(url) for url in replicas}
         return told == {shared_total(own_redis)}
 
+    eventually(lambda: all(sharing_again(url) for url in replicas), "both replicas see Redis back")
     eventually(counted_again, "both replicas read one total from Redis again")
     shared = shared_total(own_redis)
 
