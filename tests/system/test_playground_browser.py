@@ -126,12 +126,26 @@ async def options(select: Locator) -> list[str]:
     return [value for value in values if value]  # "" is the select's "None"
 
 
+async def fill_number(field: Locator, value: str) -> None:
+    """Type ``value`` into a number field as a person would: again if the form, re-rendering after
+    an earlier pick (the playground's forms do, under load), emptied it before it took."""
+    for _ in range(3):
+        await field.fill(value)
+        await field.press("Tab")  # committed on change, as when a person leaves the field
+        try:
+            await expect(field).to_have_value(value, timeout=2_000)
+            return
+        except AssertionError:
+            continue
+    await expect(field).to_have_value(value)
+
+
 async def ask(page: Page, url: str, route: str, picks: dict[str, str], temperature: str | None) -> Response:
     """Fill the form, press Start, wait for the answer; returns the playground's stream_log call."""
     for config_id, value in picks.items():
         await page.get_by_label(LABELS[config_id]).select_option(value)
     if temperature is not None:
-        await page.get_by_label(LABELS["llm_temperature"]).fill(temperature)
+        await fill_number(page.get_by_label(LABELS["llm_temperature"]), temperature)
     await page.get_by_label("Question").fill(QUESTION)
     start = page.get_by_role("button", name="Start")
     await expect(start).to_be_enabled()  # the form found no fault in its own data
