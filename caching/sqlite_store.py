@@ -21,6 +21,7 @@ from pathlib import Path
 import aiosqlite
 
 from caching.answer_store import StoredAnswer
+from monitoring.sqlite_files import open_database
 
 logger = logging.getLogger("llm_server.cache")
 
@@ -51,17 +52,7 @@ class SqliteAnswerStore:
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path, timeout=1.0)  # another worker's write waits at most this
-            try:
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=NORMAL")
-                await db.executescript(_SCHEMA)
-                await db.commit()
-            except BaseException:
-                await db.close()
-                raise
-            self._db = db
+            self._db = await open_database(self.path, _SCHEMA, timeout_s=1.0)  # a cache miss beats a long wait
         return self._db
 
     async def get(self, key: str, now: float) -> StoredAnswer | None:

@@ -35,6 +35,7 @@ from monitoring.alert_dispatcher import DeliveryResult
 from monitoring.call_query import CallCursor, CallFilter, CallPage, epoch, order_key, record_bytes
 from monitoring.pending_writes import Batch, PendingWrites
 from monitoring.record_tables import ALERTS, CALLS, DELIVERIES, FEEDBACK, SCHEMA, TABLES, Op, Table, Where
+from monitoring.sqlite_files import open_database
 from vocabulary.records import CallRecord, FeedbackRecord
 
 logger = logging.getLogger("llm_server.storage")
@@ -152,17 +153,8 @@ class CallStore:
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path)
-            try:
-                db.row_factory = aiosqlite.Row
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=NORMAL")
-                await db.executescript(SCHEMA)
-                await db.commit()
-            except BaseException:
-                await db.close()
-                raise
+            db = await open_database(self.path, SCHEMA)
+            db.row_factory = aiosqlite.Row
             self._db = db
         return self._db
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from policy.keys import hash_key
@@ -28,6 +29,17 @@ def keys_file(folder: Path) -> Path:
         f'[[keys]]\nuser = "carol"\ntier = "enterprise"\nkey = "{KEYS["enterprise"]}"\n\n'
         f'[[keys]]\nuser = "dana"\ntier = "free"\nkey = "{KEYS["admin"]}"\nadmin = true\n'
     )
+    return path
+
+
+def write_keys(folder: Path, *entries: dict[str, object]) -> Path:
+    """A keys file of ``entries``, each one ``[[keys]]`` table (strings, booleans, lists of strings)."""
+    path = folder / "api_keys.toml"
+    # JSON's strings, booleans and lists are TOML's.
+    tables = [
+        "[[keys]]\n" + "".join(f"{name} = {json.dumps(value)}\n" for name, value in entry.items()) for entry in entries
+    ]
+    path.write_text("\n".join(tables))
     return path
 
 

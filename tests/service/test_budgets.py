@@ -20,7 +20,7 @@ from policy.budgets import Budget
 from policy.keys import hash_key
 from tests.helpers.apps import AppFactory, settings_for, sse_events
 from tests.helpers.clock import FakeClock
-from tests.helpers.keys import KEYS, as_tier, roomy_tiers
+from tests.helpers.keys import KEYS, as_tier, roomy_tiers, write_keys
 from tests.helpers.provider_double import Behaviour, ProviderDouble
 from vocabulary.run_metadata import API_KEY_ID, BUDGET_TAG, TIER, USER_ID
 
@@ -31,13 +31,12 @@ MAX_OUTPUT = 40  # output tokens a budget holds for a request that names no max_
 
 
 def keys_with_tags(folder: Path) -> Path:
-    path = folder / "api_keys.toml"
-    path.write_text(
-        f'[[keys]]\nuser = "bob"\ntier = "pro"\nkey = "{KEYS["pro"]}"\ntags = ["search"]\n\n'
-        f'[[keys]]\nuser = "carol"\ntier = "enterprise"\nkey = "{KEYS["enterprise"]}"\n\n'
-        f'[[keys]]\nuser = "dana"\ntier = "free"\nsha256 = "{hash_key(KEYS["admin"])}"\nadmin = true\n'
+    return write_keys(
+        folder,
+        {"user": "bob", "tier": "pro", "key": KEYS["pro"], "tags": ["search"]},
+        {"user": "carol", "tier": "enterprise", "key": KEYS["enterprise"]},
+        {"user": "dana", "tier": "free", "sha256": hash_key(KEYS["admin"]), "admin": True},
     )
-    return path
 
 
 def budgeted(

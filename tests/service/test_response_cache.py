@@ -21,7 +21,7 @@ from openai import AsyncOpenAI
 from policy.keys import hash_key
 from tests.helpers.apps import AppFactory, calls_for, settings_for, sse_events
 from tests.helpers.clock import FakeClock
-from tests.helpers.keys import limited_tiers, roomy_tiers
+from tests.helpers.keys import limited_tiers, roomy_tiers, write_keys
 from tests.helpers.limits import START, app_on
 from tests.helpers.provider_double import Behaviour, ProviderDouble
 from vocabulary.run_metadata import RESPONSE_CACHE
@@ -40,16 +40,15 @@ KEYS = {
 
 
 def keys_file(folder: Path) -> Path:
-    path = folder / "api_keys.toml"
-    path.write_text(
-        f'[[keys]]\nuser = "alice"\ntier = "free"\nkey = "{KEYS["alice"]}"\ncache = true\n\n'
-        f'[[keys]]\nuser = "bob"\ntier = "pro"\nkey = "{KEYS["bob"]}"\n\n'
-        f'[[keys]]\nuser = "erin"\ntier = "pro"\nsha256 = "{hash_key(KEYS["erin"])}"\n\n'
-        f'[[keys]]\nuser = "carol"\ntier = "enterprise"\nkey = "{KEYS["carol"]}"\ncache = false\n\n'
-        f'[[keys]]\nuser = "frank"\ntier = "enterprise"\nkey = "{KEYS["frank"]}"\n\n'
-        f'[[keys]]\nuser = "dana"\ntier = "free"\nkey = "{KEYS["dana"]}"\nadmin = true\n'
+    return write_keys(
+        folder,
+        {"user": "alice", "tier": "free", "key": KEYS["alice"], "cache": True},
+        {"user": "bob", "tier": "pro", "key": KEYS["bob"]},
+        {"user": "erin", "tier": "pro", "sha256": hash_key(KEYS["erin"])},
+        {"user": "carol", "tier": "enterprise", "key": KEYS["carol"], "cache": False},
+        {"user": "frank", "tier": "enterprise", "key": KEYS["frank"]},
+        {"user": "dana", "tier": "free", "key": KEYS["dana"], "admin": True},
     )
-    return path
 
 
 def key(user: str, **headers: str) -> dict[str, str]:
