@@ -36,6 +36,7 @@ from api.monitoring import monitoring_router
 from api.openai_errors import OpenAIErrorEnvelope
 from api.openai_routes import DoorOptions, openai_router
 from api.playground_guard import playground_guard
+from api.request_tracing import trace_requests
 from chains.config_schema import FormReadyConfig
 from dashboard.routes import install_dashboard
 from errors import ConfigurationError
@@ -129,12 +130,16 @@ def create_app(
         admitted_by_routes=[*(f"/{name}" for name in routes), "/v1/chat"],
     )
     app.add_middleware(OpenAIErrorEnvelope)
+    telemetry = monitoring.telemetry
     app.add_middleware(  # added last: outermost, so even a 401 carries a request id
         RequestContextMiddleware,
         default_retry_after=settings.retry_after_s,
         on_response=monitoring.metrics.observe_request,
         client_ids=access.keys.empty,
+        trace_ids=telemetry is not None and telemetry.tracer_provider is not None,
     )
+    if telemetry is not None:  # the server span wraps every middleware above
+        trace_requests(app, telemetry)
 
     sizes = SizeLimits(max_prompt_chars=settings.max_prompt_chars, max_batch_inputs=settings.max_batch_inputs)
     for name, chain in routes.items():
@@ -170,7 +175,14 @@ def create_app(
     app.include_router(faults_router(ladders.faults, parts.models.alternatives, control=fault_control))
     app.include_router(models_reload_router(parts.reload_models))
     install_dashboard(
-        app, monitoring, ladders, access.router, parts.engine, fault_control=fault_control, budgets=parts.budgets
+        app,
+        monitoring,
+        ladders,
+        access.router,
+        parts.engine,
+        fault_control=fault_control,
+        budgets=parts.budgets,
+        trace_ui_url=settings.trace_ui_url,
     )
     return app
 

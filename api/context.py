@@ -4,12 +4,12 @@ answered.
 It opens a ``collect_serving_report()`` block around the request, so the fallback ladders report
 into it, then adds ``X-Request-Id``, ``X-Served-By`` (the model), ``X-Fallback-Rung`` and
 ``X-Attempts`` (the model calls it took) and ``X-Budget-Downgraded`` (the budgets that could not
-cover a rung, so a cheaper one answered) and ``X-Cache`` (the response cache's ``hit``, ``miss`` or
-``bypass``, one per run) to the response, and to a LangServe route's body what
-the request got (``api.served_metadata``). On streams it also replaces LangServe's
-scrubbed ``500 Internal Server Error`` event with the real answer: 503 with the retry hint and each
-attempt's cause when every rung failed, 502 naming the model and cause when a stream broke off
-after text was sent.
+cover a rung, so a cheaper one answered), ``X-Cache`` (the response cache's ``hit``, ``miss`` or
+``bypass``, one per run) and, when tracing is on, ``X-Trace-Id`` to the response, and to a
+LangServe route's body what the request got (``api.served_metadata``). On streams it also
+replaces LangServe's scrubbed ``500 Internal Server Error`` event with the real answer: 503 with
+the retry hint and each attempt's cause when every rung failed, 502 naming the model and cause
+when a stream broke off after text was sent.
 A plain ASGI middleware (not ``BaseHTTPMiddleware``) so streams pass through unbuffered and the
 context reaches the endpoint's task.
 """
@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.held_response import HeldResponse
+from api.request_tracing import current_trace_id
 from api.served_metadata import StreamAnnotator, annotate_response, route_kind
 from chains.serving_report import ServingReport, collect_serving_report
 from errors import AllRungsFailed, RequestError, StreamInterrupted
@@ -46,7 +47,7 @@ def current_request_id() -> str | None:
 
 def failure_body(error: AllRungsFailed, retry_after: int, request_id: str | None) -> dict[str, object]:
     return {
-        "error": "all_models_failed",
+        "error": error.code,
         "message": f"{error}. Retry after {retry_after}s, or pick another model.",
         "status_code": 503,
         "ladder": error.ladder,
@@ -60,7 +61,7 @@ def interrupted_body(error: StreamInterrupted) -> dict[str, object]:
     """A stream that broke off, for its error event on either door: whose answer broke, why, and
     each model that was asked to continue it and could not."""
     return {
-        "error": "stream_interrupted",
+        "error": error.code,
         "message": str(error),
         "model": error.model,
         "cause": error.cause.value,
@@ -77,15 +78,18 @@ class RequestContextMiddleware:
         on_response: Callable[[str, str, int, float], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         client_ids: bool = True,
+        trace_ids: bool = False,
     ):
         """``client_ids``: whether a well-formed ``X-Request-Id`` from the client becomes the
         request's id. With API keys it does not (one key could file its calls under another's
-        id): the server names every request and echoes the client's as ``X-Client-Request-Id``."""
+        id): the server names every request and echoes the client's as ``X-Client-Request-Id``.
+        ``trace_ids``: tracing is on, and the response names its trace."""
         self.app = app
         self.default_retry_after = default_retry_after
         self.on_response = on_response  # (route, method, status, seconds), for metrics
         self._clock = clock
         self.client_ids = client_ids
+        self.trace_ids = trace_ids
 
     @staticmethod
     def _client_id_of(scope: Scope) -> str | None:
@@ -103,6 +107,9 @@ class RequestContextMiddleware:
         client_id = self._client_id_of(scope)
         request_id = client_id if client_id and self.client_ids else uuid.uuid4().hex
         echoed = [(b"x-client-request-id", client_id.encode())] if client_id and client_id != request_id else []
+        trace_id = current_trace_id() if self.trace_ids else None  # the server span is active here
+        if trace_id is not None:
+            echoed.append((b"x-trace-id", trace_id.encode()))
         scope[REQUEST_ID_SCOPE_KEY] = request_id  # for handlers that run outside this middleware
         token = _request_id.set(request_id)
         started = finished = False

@@ -28,12 +28,14 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
+from opentelemetry import trace
 
 from caching.answer_store import AnswerStore, StoredAnswer
 from caching.cache_key import KeyParts, cache_key
 from caching.cache_switch import CacheDirective
 from caching.cached_answer import CachedAnswer
 from monitoring.background_tasks import BackgroundTasks
+from tracing.call_spans import span_ids
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
 from vocabulary.run_metadata import (
@@ -48,7 +50,9 @@ from vocabulary.run_metadata import (
     RESPONSE_CACHE,
     ROOT_RUN_ID,
     ROUTE,
+    SPAN_ID,
     TIER,
+    TRACE_ID,
 )
 
 logger = logging.getLogger("llm_server.cache")
@@ -184,6 +188,9 @@ class ResponseCache:
         kept = {k: v for k, v in metadata.items() if k not in _COLUMNS and not k.startswith(("__", "ls_"))}
         saved = None if answer.cost_usd is None else str(answer.cost_usd)
         kept[CACHE_HIT] = {"saved_usd": saved, "age_s": round(age_s, 3)}
+        ids = span_ids(trace.get_current_span())  # the ladder's, when tracing is on: the hit's trace
+        if ids is not None:
+            kept[TRACE_ID], kept[SPAN_ID] = ids
         return CallRecord(
             run_id=str(uuid.uuid4()),
             root_run_id=metadata.get(ROOT_RUN_ID),

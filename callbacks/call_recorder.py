@@ -1,5 +1,7 @@
 """``CallRecorder``: one ``CallRecord`` per LLM attempt, handed to every listener (the
-store, the alert engine, the metrics exporter, the slow-call log).
+store, the alert engine, the metrics exporter, the slow-call log), and, when tracing is on, one
+span per attempt (``tracing.call_spans``), ended from the same record; the record keeps the
+span's trace and span ids.
 
 State: ``_calls`` holds the calls in flight, keyed by run id and dropped when the call ends.
 Every call has its own start time, so concurrent calls never share one (the seed's bug).
@@ -20,11 +22,14 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
+from opentelemetry.trace import Span
 
-from callbacks.usage import answer_of, model_of, usage_of
+from callbacks.usage import answer_of, finish_reasons_of, model_of, response_id_of, usage_of
 from errors import classify, describe
 from monitoring.pricing import PriceTable, Usage
 from policy.limits import estimate_prompt_tokens
+from resilience.output_cap import current_output_cap
+from tracing.call_spans import Answer, CallSpans, Message, span_ids
 from vocabulary import Outcome
 from vocabulary.records import CallRecord
 from vocabulary.run_metadata import (
@@ -37,6 +42,8 @@ from vocabulary.run_metadata import (
     REQUEST_ID,
     ROOT_RUN_ID,
     ROUTE,
+    SPAN_ID,
+    TRACE_ID,
     USAGE_ESTIMATED,
 )
 
@@ -85,6 +92,7 @@ class _Call:
     usage_output: int = 0
     text_chunks: int = 0
     prompt: str | None = None  # kept by reference, to estimate the prompt's tokens if the call ends early
+    span: Span | None = None  # the call's trace span, when tracing is on
 
     def usage_so_far(self) -> Usage:
         """What a call cut short is billed for: the usage its chunks reported; without it, once
@@ -108,9 +116,12 @@ class CallRecorder(AsyncCallbackHandler):
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        spans: CallSpans | None = None,
     ):
+        """``spans``: trace each call (None: tracing is off)."""
         self.listeners = list(listeners)
         self.prices = prices
+        self.spans = spans
         self._clock = clock
         self._wall_clock = wall_clock
         self._calls: dict[UUID, _Call] = {}
@@ -132,6 +143,7 @@ class CallRecorder(AsyncCallbackHandler):
         run_id: UUID,
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
+        messages: list[Message] | None = None,
     ) -> None:
         metadata = dict(metadata or {})
         call = self._calls[run_id] = _Call(
@@ -146,6 +158,13 @@ class CallRecorder(AsyncCallbackHandler):
             price_key=metadata.get(PRICE_KEY),
         )
         self._running[call.model] += 1
+        if self.spans is not None:
+            # Started where the call starts, so its parent is the ladder's span (active there).
+            max_tokens = metadata.get("ls_max_tokens") or current_output_cap()
+            call.span = self.spans.start(
+                provider=call.provider, model=call.model, metadata=metadata, max_tokens=max_tokens,
+                messages=messages or (),
+            )  # fmt: skip
 
     async def on_chat_model_start(
         self,
@@ -159,7 +178,8 @@ class CallRecorder(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         texts = [m.text for batch in messages for m in batch]
-        self._begin(sum(map(len, texts)), run_id, tags, metadata)
+        shown = [Message(m.type, m.text) for batch in messages for m in batch] if self.spans is not None else None
+        self._begin(sum(map(len, texts)), run_id, tags, metadata, shown)
         self._calls[run_id].prompt = "\n".join(texts) if len(texts) > 1 else (texts[0] if texts else "")
 
     async def on_llm_start(
@@ -183,6 +203,8 @@ class CallRecorder(AsyncCallbackHandler):
             return
         if call.first_token is None:
             call.first_token = self._clock()
+            if call.span is not None and self.spans is not None:
+                self.spans.first_token(call.span)
         if token:
             call.text_chunks += 1
         usage = getattr(getattr(chunk, "message", None), "usage_metadata", None)
@@ -197,21 +219,24 @@ class CallRecorder(AsyncCallbackHandler):
         usage = usage_of(response)
         cost = self.prices.cost(call.price_key or model_of(response) or call.model, usage)
         bad_chunks = _bad_chunks_of(response)
-        self.publish(
-            self._record(
-                call,
-                run_id,
-                outcome=Outcome.OK,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_input_tokens=usage.cached_input_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost=cost,
-                answer_chars=len(answer_of(response)),
-                # No column of its own (the SQLite file has no migrations): kept with the metadata.
-                extra={BAD_CHUNKS: bad_chunks} if bad_chunks else None,
-            )
+        record = self._record(
+            call,
+            run_id,
+            outcome=Outcome.OK,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost=cost,
+            answer_chars=len(answer_of(response)),
+            # No column of its own (the SQLite file has no migrations): kept with the metadata.
+            extra={BAD_CHUNKS: bad_chunks} if bad_chunks else None,
         )
+        if call.span is not None and self.spans is not None:
+            answer = Answer(model_of(response), finish_reasons_of(response), response_id_of(response),
+                            answer_of(response) if self.spans.capture_content else "")  # fmt: skip
+            self.spans.end(call.span, record, answer)
+        self.publish(record)
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         call = self._end(run_id)
@@ -223,20 +248,21 @@ class CallRecorder(AsyncCallbackHandler):
         # the tokens streamed until then.
         usage = call.usage_so_far()
         cost = self.prices.cost(call.price_key or call.model, usage) if usage.total_tokens else None
-        self.publish(
-            self._record(
-                call,
-                run_id,
-                outcome=outcome,
-                cause=cause.value,
-                error=describe(error),
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cost=cost,
-                # No column of its own: kept with the metadata, as the bad chunks are.
-                extra={USAGE_ESTIMATED: True} if usage.input_tokens and not call.usage_input else None,
-            )
+        record = self._record(
+            call,
+            run_id,
+            outcome=outcome,
+            cause=cause.value,
+            error=describe(error),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=cost,
+            # No column of its own: kept with the metadata, as the bad chunks are.
+            extra={USAGE_ESTIMATED: True} if usage.input_tokens and not call.usage_input else None,
         )
+        if call.span is not None and self.spans is not None:
+            self.spans.end(call.span, record)
+        self.publish(record)
 
     def publish(self, record: CallRecord) -> None:
         """Hand ``record`` to every listener: each call's, and a record made elsewhere (a cache hit's)."""
@@ -266,6 +292,9 @@ class CallRecorder(AsyncCallbackHandler):
         client_meta = {k: v for k, v in meta.items() if k not in _SERVER_KEYS and not k.startswith(("__", "ls_"))}
         if extra:
             client_meta.update(extra)
+        ids = span_ids(call.span) if call.span is not None else None
+        if ids is not None:
+            client_meta[TRACE_ID], client_meta[SPAN_ID] = ids
         rung = meta.get(LADDER_RUNG)
         return CallRecord(
             run_id=str(run_id),

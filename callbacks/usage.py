@@ -50,3 +50,29 @@ def model_of(response: LLMResult) -> str | None:
                 if name:
                     return str(name)
     return None
+
+
+def finish_reasons_of(response: LLMResult) -> tuple[str, ...]:
+    """Why each generation ended, as the provider said (``stop``, ``length``, ``tool_calls``...)."""
+    reasons = []
+    for generations in response.generations:
+        for generation in generations:
+            info = generation.generation_info or {}
+            reason = info.get("finish_reason")
+            if reason is None and isinstance(generation, ChatGeneration):
+                reason = generation.message.response_metadata.get("finish_reason")
+            if reason:
+                reasons.append(str(reason))
+    return tuple(reasons)
+
+
+def response_id_of(response: LLMResult) -> str | None:
+    """The provider's id of its answer, when it gave one."""
+    for generations in response.generations:
+        for generation in generations:
+            if isinstance(generation, ChatGeneration):
+                # LangChain names a message it assembled ``run-...``/``lc_run-...``: not the provider's id.
+                value = generation.message.response_metadata.get("id") or generation.message.id
+                if value and not str(value).startswith(("run-", "lc_run-")):
+                    return str(value)
+    return None

@@ -19,7 +19,9 @@ switched off) or that no rung could continue raises ``StreamInterrupted``. With
   (``SpendGate``: a budget that cannot cover it refuses the request, or skips the rung for a
   cheaper one), holds the call to the output it paid for, and settles what the call cost from its
   records (``CallCosts``) when the try ends;
-- answers from the response cache when it has the answer (``AnswerCache``), and keeps fresh ones.
+- answers from the response cache when it has the answer (``AnswerCache``), and keeps fresh ones;
+- when tracing is on, runs in a span of its own (``tracing.ladder_spans``), the parent of each
+  model call's span, with every skip, retry and continuation on it.
 
 Each rung runs as a child of the ladder's run, with ``ladder``, ``ladder_rung`` (0 is the first
 choice) and ``alternative`` in its metadata so monitoring can tell a primary from a fallback.
@@ -60,6 +62,7 @@ from resilience.output_cap import output_cap_scope
 from vocabulary.run_metadata import (
     ALTERNATIVE,
     ANSWER_SO_FAR,
+    BREAKER_STATE,
     CALL_TICKET,
     CONTEXT_WINDOW,
     CONTINUES,
@@ -117,6 +120,8 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             metadata[PROVIDER_KEY] = attempt.key_name
         if attempt.ticket is not None:
             metadata[CALL_TICKET] = attempt.ticket
+        if attempt.breaker is not None and trial.traced:
+            metadata[BREAKER_STATE] = attempt.breaker.state.value
         if attempt.form is not None:
             # The gate and the keyword filter judge the whole answer; the record says whose it continues.
             metadata[ANSWER_SO_FAR] = trial.answer.text
@@ -202,14 +207,20 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
             return False
         return True
 
-    async def _alookup(self, input: Any, config: RunnableConfig, options: dict[str, Any]) -> CacheLookup | None:
+    async def _alookup(
+        self, trial: Trial, input: Any, config: RunnableConfig, options: dict[str, Any]
+    ) -> CacheLookup | None:
         """The response cache's word on this request (None: caching is off for it)."""
         cache = self.resilience.answers if self.resilience is not None else None
         if cache is None:
             return None
-        lookup = await cache.lookup(self.ladder, input, config, options)
+        with trial.span.current():  # a hit's record is the ladder span's
+            lookup = await cache.lookup(self.ladder, input, config, options)
         if lookup is not None:
             report_cache(lookup.result)
+            trial.span.cache(lookup.result)
+            if lookup.result == "hit":
+                trial.span.served(lookup.model, 0, 0)
         return lookup
 
     def _from_cache(self, lookup: CacheLookup, config: RunnableConfig) -> Served:
@@ -240,132 +251,137 @@ class FallbackLadder(RunnableSerializable[Any, Any]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         trial = Trial(self, input, config)
-        config, run_manager = self._start(input, config)
-        for attempt in trial.tries():
-            if not trial.admit(attempt):
-                continue
-            try:
-                with deadline_scope(trial.deadline.at):
-                    output = attempt.runnable.invoke(
-                        input, self._rung_config(config, trial, attempt, run_manager), **kwargs
-                    )
-            except Exception as exc:
-                self._follow(trial.failed(attempt, exc), run_manager, exc)
-            except BaseException:  # cancelled, or the client left: proves nothing either way
-                trial.release(attempt)
-                raise
-            else:
-                trial.succeeded(attempt)
-                run_manager.on_chain_end(output)
-                return output
-        self._fail(run_manager, trial.exhausted())
+        with trial.span:
+            config, run_manager = self._start(input, config)
+            for attempt in trial.tries():
+                if not trial.admit(attempt):
+                    continue
+                try:
+                    with deadline_scope(trial.deadline.at), trial.span.current():
+                        output = attempt.runnable.invoke(
+                            input, self._rung_config(config, trial, attempt, run_manager), **kwargs
+                        )
+                except Exception as exc:
+                    self._follow(trial.failed(attempt, exc), run_manager, exc)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    trial.release(attempt)
+                    raise
+                else:
+                    trial.succeeded(attempt)
+                    run_manager.on_chain_end(output)
+                    return output
+            self._fail(run_manager, trial.exhausted())
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         trial = Trial(self, input, config)
-        config, run_manager = await self._astart(input, config)
-        lookup = await self._alookup(input, config, kwargs)
-        if lookup is not None and lookup.result == "hit":
-            report_served(self._from_cache(lookup, config))
-            await run_manager.on_chain_end(lookup.output)
-            return lookup.output
-        for attempt in trial.tries():
-            if not await self._aadmit(trial, attempt):
-                continue
-            if not await self._ahold(trial, attempt, input, kwargs, run_manager):
-                continue
-            try:
-                with deadline_scope(trial.deadline.at), output_cap_scope(attempt.cap):
-                    output = await attempt.runnable.ainvoke(
-                        input, self._rung_config(config, trial, attempt, run_manager), **kwargs
-                    )
-            except Exception as exc:
-                await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
-            except BaseException:  # cancelled, or the client left: proves nothing either way
-                trial.release(attempt)
-                raise
-            else:
-                trial.succeeded(attempt)
-                self._remember(lookup, trial, attempt, output)
-                await self._push(attempt.breaker)
-                await run_manager.on_chain_end(output)
-                return output
-        await self._afail(run_manager, trial.exhausted())
+        with trial.span:
+            config, run_manager = await self._astart(input, config)
+            lookup = await self._alookup(trial, input, config, kwargs)
+            if lookup is not None and lookup.result == "hit":
+                report_served(self._from_cache(lookup, config))
+                await run_manager.on_chain_end(lookup.output)
+                return lookup.output
+            for attempt in trial.tries():
+                if not await self._aadmit(trial, attempt):
+                    continue
+                if not await self._ahold(trial, attempt, input, kwargs, run_manager):
+                    continue
+                try:
+                    with deadline_scope(trial.deadline.at), output_cap_scope(attempt.cap), trial.span.current():
+                        output = await attempt.runnable.ainvoke(
+                            input, self._rung_config(config, trial, attempt, run_manager), **kwargs
+                        )
+                except Exception as exc:
+                    await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    trial.release(attempt)
+                    raise
+                else:
+                    trial.succeeded(attempt)
+                    self._remember(lookup, trial, attempt, output)
+                    await self._push(attempt.breaker)
+                    await run_manager.on_chain_end(output)
+                    return output
+            await self._afail(run_manager, trial.exhausted())
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         trial = Trial(self, input, config)
-        config, run_manager = self._start(input, config)
-        for attempt in trial.tries():
-            if not trial.admit(attempt):
-                continue
-            asked = trial.request(attempt, input)
-            try:
-                rung_config = self._rung_config(config, trial, attempt, run_manager)
-                chunks = iter(attempt.runnable.stream(asked, rung_config, **kwargs))
-                with deadline_scope(trial.deadline.at):  # the model's stream starts on the first chunk
-                    chunk = next(chunks, _END)
-                while chunk is not _END:
-                    out = trial.answer.feed(chunk)
+        with trial.span:
+            config, run_manager = self._start(input, config)
+            for attempt in trial.tries():
+                if not trial.admit(attempt):
+                    continue
+                asked = trial.request(attempt, input)
+                try:
+                    rung_config = self._rung_config(config, trial, attempt, run_manager)
+                    chunks = iter(attempt.runnable.stream(asked, rung_config, **kwargs))
+                    # The model's stream starts, and reads the deadline, on the first chunk.
+                    with deadline_scope(trial.deadline.at), trial.span.current():
+                        chunk = next(chunks, _END)
+                    while chunk is not _END:
+                        out = trial.answer.feed(chunk)
+                        if out is not None:
+                            yield out
+                        chunk = next(chunks, _END)
+                    out = trial.answer.finish()
                     if out is not None:
                         yield out
-                    chunk = next(chunks, _END)
-                out = trial.answer.finish()
-                if out is not None:
-                    yield out
-            except Exception as exc:
-                self._follow(trial.failed(attempt, exc), run_manager, exc)
-            except BaseException:  # cancelled, or the client left: proves nothing either way
-                trial.release(attempt)
-                raise
-            else:
-                trial.succeeded(attempt)
-                run_manager.on_chain_end(trial.answer.final)
-                return
-        self._fail(run_manager, trial.exhausted())
+                except Exception as exc:
+                    self._follow(trial.failed(attempt, exc), run_manager, exc)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    trial.release(attempt)
+                    raise
+                else:
+                    trial.succeeded(attempt)
+                    run_manager.on_chain_end(trial.answer.final)
+                    return
+            self._fail(run_manager, trial.exhausted())
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         trial = Trial(self, input, config)
-        config, run_manager = await self._astart(input, config)
-        lookup = await self._alookup(input, config, kwargs)
-        if lookup is not None and lookup.result == "hit":
-            served = self._from_cache(lookup, config)
-            report_streaming(served)
-            for piece in lookup.chunks():
-                yield piece
-            report_served(served)
-            await run_manager.on_chain_end(lookup.output)
-            return
-        for attempt in trial.tries():
-            if not await self._aadmit(trial, attempt):
-                continue
-            asked = trial.request(attempt, input)
-            if not await self._ahold(trial, attempt, asked, kwargs, run_manager):
-                continue
-            try:
-                rung_config = self._rung_config(config, trial, attempt, run_manager)
-                achunks = aiter(attempt.runnable.astream(asked, rung_config, **kwargs))
-                # The scope must not span a yield (the consumer may resume us in another
-                # context); the model's stream starts, and reads the deadline and cap, on the first chunk.
-                with deadline_scope(trial.deadline.at), output_cap_scope(attempt.cap):
-                    chunk = await anext(achunks, _END)
-                if chunk is not _END and trial.answer.final is None:
-                    report_streaming(trial.serving(attempt))
-                while chunk is not _END:
-                    out = trial.answer.feed(chunk)
+        with trial.span:
+            config, run_manager = await self._astart(input, config)
+            lookup = await self._alookup(trial, input, config, kwargs)
+            if lookup is not None and lookup.result == "hit":
+                served = self._from_cache(lookup, config)
+                report_streaming(served)
+                for piece in lookup.chunks():
+                    yield piece
+                report_served(served)
+                await run_manager.on_chain_end(lookup.output)
+                return
+            for attempt in trial.tries():
+                if not await self._aadmit(trial, attempt):
+                    continue
+                asked = trial.request(attempt, input)
+                if not await self._ahold(trial, attempt, asked, kwargs, run_manager):
+                    continue
+                try:
+                    rung_config = self._rung_config(config, trial, attempt, run_manager)
+                    achunks = aiter(attempt.runnable.astream(asked, rung_config, **kwargs))
+                    # The scope must not span a yield (the consumer may resume us in another
+                    # context); the model's stream starts, and reads the deadline and cap, on the first chunk.
+                    with deadline_scope(trial.deadline.at), output_cap_scope(attempt.cap), trial.span.current():
+                        chunk = await anext(achunks, _END)
+                    if chunk is not _END and trial.answer.final is None:
+                        report_streaming(trial.serving(attempt))
+                    while chunk is not _END:
+                        out = trial.answer.feed(chunk)
+                        if out is not None:
+                            yield out
+                        chunk = await anext(achunks, _END)
+                    out = trial.answer.finish()
                     if out is not None:
                         yield out
-                    chunk = await anext(achunks, _END)
-                out = trial.answer.finish()
-                if out is not None:
-                    yield out
-            except Exception as exc:
-                await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
-            except BaseException:  # cancelled, or the client left: proves nothing either way
-                trial.release(attempt)
-                raise
-            else:
-                trial.succeeded(attempt)
-                self._remember(lookup, trial, attempt, trial.answer.final)
-                await self._push(attempt.breaker)
-                await run_manager.on_chain_end(trial.answer.final)
-                return
-        await self._afail(run_manager, trial.exhausted())
+                except Exception as exc:
+                    await self._afollow(attempt, trial.failed(attempt, exc), run_manager, exc)
+                except BaseException:  # cancelled, or the client left: proves nothing either way
+                    trial.release(attempt)
+                    raise
+                else:
+                    trial.succeeded(attempt)
+                    self._remember(lookup, trial, attempt, trial.answer.final)
+                    await self._push(attempt.breaker)
+                    await run_manager.on_chain_end(trial.answer.final)
+                    return
+            await self._afail(run_manager, trial.exhausted())

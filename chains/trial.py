@@ -48,6 +48,7 @@ from policy.limits import estimate_prompt_tokens
 from policy.request_policy import Access
 from resilience.breaker import BreakerState, CircuitBreaker
 from resilience.deadline import Deadline
+from tracing.ladder_spans import NO_LADDER_SPAN, LadderSpan
 from vocabulary.models import PREFILL as CAN_PREFILL
 from vocabulary.models import STRUCTURED_OUTPUT, ModelSpec
 from vocabulary.run_metadata import (
@@ -167,6 +168,13 @@ class Trial:
         self._prompt_tokens: int | None = None
         self.budget_refusal: BudgetExhausted | None = None  # a budget that made the ladder skip a rung
         self.cost: Decimal | None = None  # what every try so far cost: what a cached answer saves
+        tracer = self.resilience.traces if self.resilience is not None else None
+        # The ladder enters and ends it; its events are the trial's decisions.
+        self.span: LadderSpan = tracer.start(ladder.ladder, metadata) if tracer is not None else NO_LADDER_SPAN
+
+    @property
+    def traced(self) -> bool:
+        return self.span is not NO_LADDER_SPAN
 
     def tries(self) -> Iterator[Try]:
         """The tries to make, in order: for each rung, its deployments in the balancer's order,
@@ -277,6 +285,9 @@ class Trial:
             return input
         if attempt.form is None:
             attempt.form = PREFILL if CAN_PREFILL in attempt.spec.capabilities else USER_TURN
+            self.span.continuing(
+                attempt.position, attempt.spec.model, self.continued_model(), len(self.answer.text), attempt.form
+            )
         return continuation_input(input, self.answer.text, attempt.form)
 
     def failed(self, attempt: Try, exc: Exception) -> Verdict:
@@ -312,6 +323,8 @@ class Trial:
         attempt.again = wait is not None
         if wait is None:
             self._record(attempt, cause, describe(exc), retry_after, attempt.tries)
+        else:
+            self.span.retrying(attempt.position, spec.model, cause.value, attempt.tries, wait)
         return Verdict(wait=wait)
 
     def _key_refused(self, attempt: Try, exc: Exception) -> Verdict:
@@ -367,7 +380,9 @@ class Trial:
         if attempt.key is not None and attempt.key_name is not None and self.resilience is not None:
             self.resilience.keys.answered(attempt.spec.endpoint, attempt.key, attempt.key_name)
         self._report_part(attempt, None)
-        report_served(self.serving(attempt))
+        served = self.serving(attempt)
+        self.span.served(served.model, served.rung, served.tries)
+        report_served(served)
 
     def serving(self, attempt: Try) -> Served:
         """``attempt``'s rung as the one answering, with every model call this request made."""
@@ -404,6 +419,8 @@ class Trial:
     ) -> None:
         """A rung given up on, for ``AllRungsFailed``; ``tries=0``: skipped without a try."""
         spec = attempt.spec
+        if tries == 0:
+            self.span.skipped(attempt.position, spec.model, spec.endpoint, cause.value, detail)
         self.attempts.append(
             Attempt(
                 attempt.position,

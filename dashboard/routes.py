@@ -1,10 +1,14 @@
 """``GET /dashboard`` (the page), ``/dashboard/assets/`` (its script, styles and Chart.js) and
 ``GET /dashboard/data`` (everything the page shows, in one JSON snapshot it polls every two
 seconds). The page and its data hold every user's calls: admin keys only (a browser asks for the
-key as a password); the assets are only code, open to any key."""
+key as a password); the assets are only code, open to any key.
+
+With tracing on and a trace UI URL template given, each recent call carries ``trace_url``, the
+template filled in here with the call's own ids: the page links to it and never builds URLs."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from policy.adaptive_router import AdaptiveRouter
 from policy.budget_book import BudgetBook
 from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
+from vocabulary.run_metadata import SPAN_ID, TRACE_ID
 from wiring.monitoring import Monitoring
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -28,12 +33,33 @@ RECENT_CALL_FIELDS = (
 )  # fmt: skip
 
 
-def _recent_call(record: dict[str, Any]) -> dict[str, Any]:
-    routing = record["metadata"].get("routing") or {}
+# Only ids in the hex form the call recorder writes are shown or put into a URL: the records are
+# stored JSON (another version's, a restored file's), not proof of what they hold.
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def _hex_id(value: Any, shape: re.Pattern[str]) -> str | None:
+    return value if isinstance(value, str) and shape.fullmatch(value) else None
+
+
+def _trace_url(template: str | None, trace_id: str | None, span_id: str | None) -> str | None:
+    if template is None or trace_id is None or (span_id is None and "{span_id}" in template):
+        return None
+    return template.format(trace_id=trace_id, span_id=span_id)
+
+
+def _recent_call(record: dict[str, Any], trace_ui_url: str | None = None) -> dict[str, Any]:
+    metadata = record["metadata"]
+    routing = metadata.get("routing") or {}
+    trace_id, span_id = _hex_id(metadata.get(TRACE_ID), _TRACE_ID), _hex_id(metadata.get(SPAN_ID), _SPAN_ID)
     return {
         **{name: record[name] for name in RECENT_CALL_FIELDS},
-        "user_id": record["metadata"].get("user_id"),
+        "user_id": metadata.get("user_id"),
         "question_type": routing.get("question_type"),
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "trace_url": _trace_url(trace_ui_url, trace_id, span_id),
     }
 
 
@@ -52,7 +78,9 @@ def install_dashboard(
     *,
     fault_control: bool,
     budgets: BudgetBook | None = None,
+    trace_ui_url: str | None = None,
 ) -> None:
+    """``trace_ui_url``: a template with ``{trace_id}`` (and ``{span_id}``), validated by the settings."""
     api = APIRouter(tags=["dashboard"], dependencies=ADMIN_ONLY)
 
     @api.get("/dashboard", include_in_schema=False)
@@ -83,7 +111,7 @@ def install_dashboard(
                 "control": fault_control,
             },
             "routing": router.recent()[:20],
-            "recent_calls": [_recent_call(record.as_dict()) for record in recent],
+            "recent_calls": [_recent_call(record.as_dict(), trace_ui_url) for record in recent],
         }
 
     app.include_router(api)

@@ -213,6 +213,8 @@ class Attempt:
 class AllRungsFailed(ServerError):
     """Every rung of a fallback ladder failed; ``attempts`` says how, in order."""
 
+    code = "all_models_failed"
+
     def __init__(self, ladder: str, attempts: Sequence[Attempt]):
         self.ladder = ladder
         self.attempts = list(attempts)
@@ -229,6 +231,8 @@ class StreamInterrupted(ServerError):
     """A stream failed after part of the answer reached the client, and no other model could
     continue it (or it may not be continued: tool calls, structured output, a content-policy
     refusal); the client gets an error event saying so instead of a silently partial answer."""
+
+    code = "stream_interrupted"
 
     def __init__(self, model: str, cause: Cause, detail: str, continuations: Sequence[Attempt] = ()):
         self.model = model

@@ -103,6 +103,13 @@ class MetricsExporter:
             "llm_cache_saved_usd", "What answering from the response cache saved, at the cached answer's cost",
             ["route"], registry=r,
         )  # fmt: skip
+        self.spans_dropped = Counter(
+            "llm_trace_spans_dropped",
+            "Trace spans lost on their way to the OTLP collector: queue_full (a collector slower than the traffic) "
+            "or export_failed (it refused them or did not answer)",
+            ["reason"],
+            registry=r,
+        )
 
     def observe(self, record: CallRecord) -> None:
         if record.outcome == Outcome.CACHED:
@@ -170,6 +177,9 @@ class MetricsExporter:
         self.cache_lookups.labels(result, route).inc()
         if saved_usd:
             self.cache_saved.labels(route).inc(saved_usd)
+
+    def observe_dropped_spans(self, count: int, reason: str) -> None:
+        self.spans_dropped.labels(reason).inc(count)
 
     def set_firing(self, counts: Mapping[str, int]) -> None:
         for rule, count in counts.items():

@@ -18,6 +18,7 @@ from resilience.key_rotation import KeyRotation
 from resilience.latency import LatencyBoard
 from resilience.order import LadderOrder, ordered
 from resilience.retry import RetryPolicy
+from tracing.ladder_spans import LadderTracer
 
 
 @runtime_checkable  # a field of a pydantic model (the ladder) is checked with isinstance
@@ -107,6 +108,7 @@ class LadderPolicies:
     costs: CallCosts = field(default_factory=CallCosts)  # what each try cost, from its records
     spend: SpendGate | None = None  # the callers' money budgets, when any are set
     answers: AnswerCache | None = None  # the response cache, when it is switched on anywhere
+    traces: LadderTracer | None = None  # a span per ladder run, when tracing is on
 
     async def pull(self, breaker: CircuitBreaker | None) -> None:
         """Take on another replica's verdict on ``breaker`` (no-op without shared state)."""

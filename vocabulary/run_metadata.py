@@ -39,6 +39,7 @@ LADDER_RUNG: Final = "ladder_rung"
 ALTERNATIVE: Final = "alternative"
 DEPLOYMENT: Final = "deployment"  # which of the alternative's deployments (``ModelSpec.endpoint``)
 PRICE_KEY: Final = "price_key"  # the deployment's key in the price table, when not its model's name
+BREAKER_STATE: Final = "__breaker_state"  # the deployment's breaker as the call starts, for its span only
 PROVIDER_KEY: Final = "provider_key"  # the variable holding the key a call used, of a deployment with several
 CONTEXT_WINDOW: Final = "context_window"  # the deployment's, in tokens, when its models file gives one
 
@@ -77,3 +78,8 @@ BAD_CHUNKS: Final = "bad_chunks"
 # A call cut short before the provider reported its usage: its prompt's tokens on the record are
 # estimated (the provider read the whole prompt and bills it), kept on the call's record.
 USAGE_ESTIMATED: Final = "usage_estimated"
+
+# The call's trace and span in OpenTelemetry (hex, as trace tools show them), when tracing is on:
+# on the call's record, so the dashboard and the records API link to the trace.
+TRACE_ID: Final = "trace_id"
+SPAN_ID: Final = "span_id"

@@ -9,11 +9,15 @@ BreakerBoard (resilience) -> AlertEngine (circuit_breaker alerts), MetricsExport
 CallRecord -> LatencyBoard (resilience, for the fastest-first ladder order)
 CallStore WriteReport -> AlertEngine (storage alerts), MetricsExporter
 AlertDispatcher DeliveryResult -> CallStore, AlertEngine (alert_delivery alerts), MetricsExporter
+Telemetry (OTEL_* variables; None when off) -> CallRecorder's spans, the ladders' spans,
+                                               GenAIMetrics (from call records); dropped spans -> MetricsExporter
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
 
 import httpx
 from langchain_core.callbacks import BaseCallbackHandler
@@ -36,6 +40,10 @@ from resilience.breaker import BreakerChange, BreakerState
 from resilience.key_rotation import KeyChange
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings
+from tracing.call_spans import CallSpans
+from tracing.genai_metrics import GenAIMetrics
+from tracing.ladder_spans import LadderTracer
+from tracing.telemetry import SCOPE, Telemetry
 from vocabulary.records import CallRecord
 
 
@@ -69,7 +77,20 @@ class Monitoring:
         self.engine = AlertEngine(rules, self._alert, cooldown_s=settings.alert_cooldown_s)
         self.store.listeners.append(self._stored)
         self.spend = SpendWatch(spend or MemorySpendLedger(), settings.alert_cost_threshold_usd, self.engine.signal)
-        self.performance = CallRecorder([self._record, self.spend], self.prices)
+        # Read from the OTEL_* variables (python-dotenv put a .env file's there); None: tracing is off.
+        self.telemetry = Telemetry.from_environment(
+            service_version=_our_version(), on_drop=self.metrics.observe_dropped_spans
+        )
+        telemetry = self.telemetry
+        tracer = telemetry.tracer() if telemetry is not None else None
+        spans = None
+        self.ladder_tracer: LadderTracer | None = None
+        if telemetry is not None and tracer is not None:
+            spans = CallSpans(tracer, capture_content=telemetry.capture_content)
+            self.ladder_tracer = LadderTracer(tracer)
+        self.performance = CallRecorder([self._record, self.spend], self.prices, spans=spans)
+        if telemetry is not None and telemetry.meter_provider is not None:
+            self.performance.listeners.append(GenAIMetrics(telemetry.meter_provider.get_meter(SCOPE)).observe)
         self.keyword_filter = _keyword_filter(settings, self.metrics)
         self.slow_log = (
             SlowCallLog(settings.slow_log_path, settings.slow_log_threshold_s) if settings.slow_log_path else None
@@ -85,7 +106,8 @@ class Monitoring:
 
     def watch(self, kit: LadderPolicies) -> None:
         """Alert on and export every breaker change; feed call latencies to the ladder order, and
-        latencies and tokens to the balancer of deployments."""
+        latencies and tokens to the balancer of deployments; trace every ladder run when tracing is on."""
+        kit.traces = self.ladder_tracer
         kit.breakers.listeners.append(self._breaker_changed)
         kit.keys.listeners.append(self._key_changed)
         self.performance.listeners.append(kit.latency.observe)
@@ -177,6 +199,15 @@ class Monitoring:
             self.slow_log.close()
         if self.http is not None:
             await self.http.aclose()
+        if self.telemetry is not None:  # last: the records above are done, and their spans ended
+            await asyncio.to_thread(self.telemetry.shutdown)
+
+
+def _our_version() -> str:
+    try:
+        return version("llm-fallback-server")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return ""
 
 
 def _rules(settings: Settings, *, in_flight: Callable[[str], int]) -> list[alert_rules.AlertRule]:

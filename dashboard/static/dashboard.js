@@ -1,6 +1,6 @@
 // The dashboard polls /dashboard/data every two seconds and redraws in place: no reloads.
 // Everything from the server goes into the page as text (textContent), never as HTML: call
-// records carry client tags and metadata.
+// records carry client tags and metadata. Links (to a call's trace) are set as attributes, http(s) only.
 "use strict";
 
 const POLL_MS = 2000;
@@ -50,7 +50,8 @@ function fillTable(id, rows, cells) {
     const tr = document.createElement("tr");
     for (const [text, className] of cells(row)) {
       const td = document.createElement("td");
-      td.textContent = text ?? "";
+      if (text instanceof Node) td.append(text);
+      else td.textContent = text ?? "";
       if (className) td.className = className;
       tr.append(td);
     }
@@ -149,10 +150,33 @@ function renderRouting(decisions) {
   ]);
 }
 
+// The server fills the trace UI's URL in; the page still refuses any href but http(s) (no javascript:).
+function webHref(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function traceLink(call) {
+  const href = typeof call.trace_url === "string" ? webHref(call.trace_url) : null;
+  if (!href) return "";
+  const link = document.createElement("a");
+  link.setAttribute("href", href);
+  link.setAttribute("target", "_blank");
+  link.setAttribute("rel", "noopener noreferrer");
+  link.setAttribute("title", `trace ${call.trace_id ?? ""}`);
+  link.textContent = String(call.trace_id ?? "trace").slice(0, 8);
+  return link;
+}
+
 function renderCalls(calls) {
   fillTable("calls", calls, (c) => [
     [clock(c.started_at)], [c.route], [c.model], [c.rung], [c.cause ? `${c.outcome}: ${c.cause}` : c.outcome, `outcome-${c.outcome}`],
     [seconds(c.duration_s)], [c.total_tokens], [c.cost_usd === null ? "–" : usd(c.cost_usd)], [c.user_id], [c.tags.join(", ")],
+    [traceLink(c), "trace"],
   ]);
 }
 

@@ -2,16 +2,18 @@
 no console errors, its charts fill in after traffic, and after a fault is injected from its own
 panel the fallback, the open breaker and the alert appear, all without a reload; a budget's row
 fills in as calls spend from it. With API keys it opens for an admin key (as the browser's
-password) and no other.
+password) and no other. With tracing on (towards a real OTLP receiver) and a trace UI URL, each
+recent call links to its trace; with tracing off, none does.
 
 Set LLM_SERVER_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's picture.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,10 +24,12 @@ from policy.budgets import Budget
 from tests.helpers.apps import AppFactory, settings_for
 from tests.helpers.browser import chromium, page_problems
 from tests.helpers.keys import KEYS, as_tier, keys_file
+from tests.helpers.otlp_receiver import OtlpReceiver, running_otlp_receiver
 from tests.helpers.processes import serving
 from tests.helpers.provider_double import ProviderDouble
 
 WAIT_MS = 15_000  # how long an expectation may wait for the page's next poll (every 2 s)
+TRACE_UI = "http://traces.example/trace/{trace_id}"
 
 
 @pytest.fixture
@@ -38,6 +42,29 @@ async def server_url(double: ProviderDouble, make_app: AppFactory) -> AsyncItera
 @pytest.fixture
 async def keyed_url(double: ProviderDouble, make_app: AppFactory, tmp_path: Path) -> AsyncIterator[str]:
     app = make_app(settings_for(double, api_keys_file=keys_file(tmp_path), fault_control=True))
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    with running_otlp_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+async def traced_url(
+    otlp_receiver: OtlpReceiver, provider_double: ProviderDouble, make_shared_app: AppFactory
+) -> AsyncIterator[str]:
+    """A server with tracing and trace links switched on as an operator does, by environment
+    variables; the receiver is asked for first so it outlives the app's last export."""
+    with pytest.MonkeyPatch.context() as env:  # read while the app is built (settings, telemetry)
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
+        env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+        env.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # spans reach the receiver within the test
+        env.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")
+        env.setenv("LLM_SERVER_TRACE_UI_URL", TRACE_UI)
+        app = make_shared_app(settings_for(provider_double))
     async with serving(app) as url:
         yield url
 
@@ -84,6 +111,7 @@ async def test_the_dashboard_shows_traffic_then_a_fault_its_fallback_breaker_and
     bars = await page.evaluate("window.llmDashboard.charts.tokens.data.labels")
     assert {"gpt-4o-mini", "gemini-3.5-flash", "gpt-4o"} <= set(bars)
     await expect(page.locator("#calls tbody tr")).to_have_count(5, timeout=WAIT_MS)
+    await expect(page.locator("#calls tbody a")).to_have_count(0)  # tracing is off: no trace links
     await expect(page.locator("#routing tbody tr").first).to_contain_text("smalltalk")
 
     # An operator switches a 503 on for gpt-4o-mini from the dashboard's own panel.
@@ -165,4 +193,47 @@ async def test_the_budgets_panel_shows_each_budgets_spend_as_calls_come_in(
         await expect(row.locator("td.state-half_open")).to_be_visible()  # past its soft share, under the limit
         await expect(page.locator("#budgets-empty")).to_be_hidden()
         await expect(page.locator("#firing")).to_contain_text("budget per-user (user erin) reached 20%")
+        assert problems == [], "no console errors"
+
+
+async def test_with_tracing_on_a_recent_call_links_to_its_trace_in_the_trace_ui(
+    traced_url: str, otlp_receiver: OtlpReceiver, browser: Browser
+) -> None:
+    page, problems = await open_dashboard(browser, traced_url, 1280, 900)
+    async with httpx.AsyncClient(base_url=traced_url, timeout=60) as http:
+        config = {"tags": ["traced-call"]}
+        answer = await http.post("/chat/invoke", json={"input": {"question": "What is DNS?"}, "config": config})
+        calls = await http.get("/monitoring/calls", params={"request_id": answer.headers["x-request-id"]})
+    trace_id = answer.headers["x-trace-id"]
+    link = page.locator("#calls tbody tr", has_text="traced-call").locator("td.trace a")
+
+    assert answer.status_code == 200
+    assert [record["metadata"]["trace_id"] for record in calls.json()["calls"]] == [trace_id]
+    await expect(link).to_have_attribute("href", f"http://traces.example/trace/{trace_id}", timeout=WAIT_MS)
+    await expect(link).to_have_attribute("target", "_blank")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer")
+    await expect(link).to_have_text(trace_id[:8])
+    exported = await asyncio.to_thread(otlp_receiver.wait_for, lambda spans: any(s.trace_id == trace_id for s in spans))
+    assert exported, "the trace linked to is the one the collector received"
+    assert problems == [], "no console errors"
+
+
+async def test_with_tracing_off_no_call_links_to_a_trace_not_even_ids_a_client_sent(
+    double: ProviderDouble, make_app: AppFactory, browser: Browser
+) -> None:
+    app = make_app(settings_for(double, trace_ui_url=TRACE_UI))
+    async with serving(app) as url:
+        page, problems = await open_dashboard(browser, url, 1280, 900)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            forged = {"tags": ["forged-ids"], "metadata": {"trace_id": "a" * 32, "span_id": "b" * 16}}
+            answer = await http.post("/chat/invoke", json={"input": {"question": "What is DNS?"}, "config": forged})
+            calls = await http.get("/monitoring/calls", params={"request_id": answer.headers["x-request-id"]})
+        row = page.locator("#calls tbody tr", has_text="forged-ids")
+
+        assert answer.status_code == 200 and "x-trace-id" not in answer.headers
+        [record] = calls.json()["calls"]
+        assert "trace_id" not in record["metadata"] and record["metadata"]["client"]["trace_id"] == "a" * 32
+        await expect(row).to_have_count(1, timeout=WAIT_MS)
+        await expect(row.locator("td.trace")).to_have_text("")
+        await expect(row.locator("a")).to_have_count(0)
         assert problems == [], "no console errors"

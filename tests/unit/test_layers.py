@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: list[set[str]] = [
     {"vocabulary"},
     {"errors"},
-    {"monitoring"},
+    {"monitoring", "tracing"},
     {"resilience"},
     {"providers", "policy", "caching"},
     {"chains", "callbacks", "shared_state"},

@@ -57,4 +57,7 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "RESPONSE_CACHE": "response_cache",
         "CACHE_RESERVED_TOKENS": "reserved_tokens",
         "CACHE_HIT": "cache",
+        "BREAKER_STATE": "__breaker_state",
+        "TRACE_ID": "trace_id",
+        "SPAN_ID": "span_id",
     }
