@@ -137,6 +137,7 @@ def create_app(
         on_response=monitoring.metrics.observe_request,
         client_ids=access.keys.empty,
         trace_ids=telemetry is not None and telemetry.tracer_provider is not None,
+        on_overhead=monitoring.metrics.observe_overhead,
     )
     if telemetry is not None:  # the server span wraps every middleware above
         trace_requests(app, telemetry)

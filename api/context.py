@@ -5,8 +5,11 @@ It opens a ``collect_serving_report()`` block around the request, so the fallbac
 into it, then adds ``X-Request-Id``, ``X-Served-By`` (the model), ``X-Fallback-Rung`` and
 ``X-Attempts`` (the model calls it took) and ``X-Budget-Downgraded`` (the budgets that could not
 cover a rung, so a cheaper one answered), ``X-Cache`` (the response cache's ``hit``, ``miss`` or
-``bypass``, one per run) and, when tracing is on, ``X-Trace-Id`` to the response, and to a
-LangServe route's body what the request got (``api.served_metadata``). On streams it also
+``bypass``, one per run), ``X-Server-Overhead-Ms`` (the server's own time: the request's so far,
+less its waits for model providers, ``resilience.provider_wait``; on a stream, up to its first
+byte, the whole request's going to the ``llm_server_overhead_seconds`` histogram) and, when tracing
+is on, ``X-Trace-Id`` to the response, and to a LangServe route's body what the request got
+(``api.served_metadata``). On streams it also
 replaces LangServe's scrubbed ``500 Internal Server Error`` event with the real answer: 503 with
 the retry hint and each attempt's cause when every rung failed, 502 naming the model and cause
 when a stream broke off after text was sent.
@@ -31,6 +34,7 @@ from api.request_tracing import current_trace_id
 from api.served_metadata import StreamAnnotator, annotate_response, route_kind
 from chains.serving_report import ServingReport, collect_serving_report
 from errors import AllRungsFailed, RequestError, StreamInterrupted
+from resilience.provider_wait import ProviderWait, provider_wait_scope
 
 logger = logging.getLogger("llm_server.requests")
 
@@ -79,17 +83,20 @@ class RequestContextMiddleware:
         clock: Callable[[], float] = time.perf_counter,
         client_ids: bool = True,
         trace_ids: bool = False,
+        on_overhead: Callable[[str, float], None] | None = None,
     ):
         """``client_ids``: whether a well-formed ``X-Request-Id`` from the client becomes the
         request's id. With API keys it does not (one key could file its calls under another's
         id): the server names every request and echoes the client's as ``X-Client-Request-Id``.
-        ``trace_ids``: tracing is on, and the response names its trace."""
+        ``trace_ids``: tracing is on, and the response names its trace. ``on_overhead(route,
+        seconds)``: the server's own time of each request, once it is answered (for metrics)."""
         self.app = app
         self.default_retry_after = default_retry_after
         self.on_response = on_response  # (route, method, status, seconds), for metrics
         self._clock = clock
         self.client_ids = client_ids
         self.trace_ids = trace_ids
+        self.on_overhead = on_overhead
 
     @staticmethod
     def _client_id_of(scope: Scope) -> str | None:
@@ -130,6 +137,7 @@ class RequestContextMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(echoed)
                 headers.extend(_served_headers(outcomes))
+                headers.append((b"x-server-overhead-ms", f"{own_time(waits) * 1000:.2f}".encode()))
                 message = {**message, "headers": headers}
                 if kind in ("invoke", "batch") and status == 200 and content_type.startswith(b"application/json"):
                     held = HeldResponse(message)
@@ -150,8 +158,13 @@ class RequestContextMiddleware:
             finished = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
+        waits = ProviderWait(self._clock)
+
+        def own_time(tally: ProviderWait) -> float:
+            return max(0.0, self._clock() - began - tally.seconds())
+
         try:
-            with collect_serving_report() as outcomes:
+            with collect_serving_report() as outcomes, provider_wait_scope(waits):
                 annotator = StreamAnnotator(outcomes)
                 await self.app(scope, receive, send_with_context)
         except Exception as exc:
@@ -170,6 +183,8 @@ class RequestContextMiddleware:
             _request_id.reset(token)
             if self.on_response is not None:
                 self.on_response(_route_of(scope), scope["method"], status, self._clock() - began)
+            if self.on_overhead is not None:
+                self.on_overhead(_route_of(scope), own_time(waits))
 
     def _rewrite_error_event(self, body: bytes, outcomes: ServingReport) -> bytes:
         if b"event: error" not in body:

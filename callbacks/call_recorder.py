@@ -43,6 +43,7 @@ from vocabulary.run_metadata import (
     ROOT_RUN_ID,
     ROUTE,
     SPAN_ID,
+    TEXT_CHUNKS,
     TRACE_ID,
     USAGE_ESTIMATED,
 )
@@ -205,8 +206,7 @@ class CallRecorder(AsyncCallbackHandler):
             call.first_token = self._clock()
             if call.span is not None and self.spans is not None:
                 self.spans.first_token(call.span)
-        if token:
-            call.text_chunks += 1
+        call.text_chunks += int(kwargs.get(TEXT_CHUNKS, 1 if token else 0))
         usage = getattr(getattr(chunk, "message", None), "usage_metadata", None)
         if usage:
             call.usage_input += int(usage.get("input_tokens", 0))

@@ -103,6 +103,14 @@ class MetricsExporter:
             "llm_cache_saved_usd", "What answering from the response cache saved, at the cached answer's cost",
             ["route"], registry=r,
         )  # fmt: skip
+        self.overhead_seconds = Histogram(
+            "llm_server_overhead_seconds",
+            "The server's own time per request: its whole time less its waits for model providers "
+            "(also each response's X-Server-Overhead-Ms)",
+            ["route"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=r,
+        )
         self.spans_dropped = Counter(
             "llm_trace_spans_dropped",
             "Trace spans lost on their way to the OTLP collector: queue_full (a collector slower than the traffic) "
@@ -177,6 +185,9 @@ class MetricsExporter:
         self.cache_lookups.labels(result, route).inc()
         if saved_usd:
             self.cache_saved.labels(route).inc(saved_usd)
+
+    def observe_overhead(self, route: str, seconds: float) -> None:
+        self.overhead_seconds.labels(route).observe(seconds)
 
     def observe_dropped_spans(self, count: int, reason: str) -> None:
         self.spans_dropped.labels(reason).inc(count)

@@ -8,6 +8,8 @@ breakers see the real cause.
   then, so without this check a cut answer would pass as complete).
 - A call still running at the request's deadline (see ``resilience.deadline``) fails as
   ``timeout``.
+- Every wait for the provider counts on the request's ``resilience.provider_wait`` tally: the
+  rest of the request's time is the server's own.
 - With ``max_bad_chunks`` set, a model whose HTTP client has the ``providers.sse_tolerance``
   hook (OpenAI's) skips and counts stream events that are not JSON: the count goes in the last
   chunk's generation info under ``bad_chunks``; a stream with more fails as ``malformed_stream``.
@@ -23,7 +25,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -36,13 +38,21 @@ from providers.sse_tolerance import BadChunkTally, active_tally
 from resilience.deadline import current_deadline_at
 from resilience.faults import FaultPlan, FaultSpec
 from resilience.output_cap import current_output_cap
+from resilience.provider_wait import waiting
 from vocabulary.run_metadata import BAD_CHUNKS
+
+T = TypeVar("T")
 
 
 def _finished(chunk: ChatGenerationChunk) -> bool:
     info = chunk.generation_info or {}
     meta = chunk.message.response_metadata or {}
     return bool(info.get("finish_reason") or meta.get("finish_reason"))
+
+
+def _mark_bad(chunk: ChatGenerationChunk, count: int) -> None:
+    # Already yielded, and still seen: LangChain merges the chunks it kept once the stream ends.
+    chunk.generation_info = {**(chunk.generation_info or {}), BAD_CHUNKS: count}
 
 
 def _limit(own: float | None, time_left: float | None) -> tuple[float | None, bool]:
@@ -71,13 +81,20 @@ class Guard:
     def _deadline_error(self) -> ProviderError:
         return ProviderError(f"{self.model} was still answering at the request deadline", cause=Cause.TIMEOUT)
 
-    async def stream(self, chunks: AsyncIterator[ChatGenerationChunk]) -> AsyncIterator[ChatGenerationChunk]:
+    async def stream(
+        self,
+        chunks: AsyncIterator[T],
+        ends_answer: Callable[[T], bool] = _finished,  # type: ignore[assignment]
+        mark_bad: Callable[[T, int], None] = _mark_bad,  # type: ignore[assignment]
+    ) -> AsyncIterator[T]:
+        """``chunks`` under the guard: LangChain's chunks, or (``ends_answer`` and ``mark_bad`` given)
+        the provider's events as ``providers.openai_invoke`` reads them."""
         fault = self._fault()
         deadline_at = current_deadline_at()  # read once: the scope may be gone after the first chunk
         iterator = aiter(chunks)
         first, finished = True, False
         tally = None if self.max_bad_chunks is None else BadChunkTally(self.max_bad_chunks, self.model)
-        last: ChatGenerationChunk | None = None
+        last: T | None = None
         try:
             if fault is not None:
                 await self._before_stream(fault, self._time_left(deadline_at))
@@ -89,16 +106,17 @@ class Guard:
                 token = active_tally.set(tally)
                 try:
                     async with asyncio.timeout(limit):
-                        if not first and fault is not None and fault.kind == "stall":
-                            await asyncio.Event().wait()  # an injected stall after the first chunk
-                        chunk = await anext(iterator)
+                        with waiting():
+                            if not first and fault is not None and fault.kind == "stall":
+                                await asyncio.Event().wait()  # an injected stall after the first chunk
+                            chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
                     raise self._timeout(first, by_deadline, limit) from None
                 finally:
                     active_tally.reset(token)
-                finished = finished or _finished(chunk)
+                finished = finished or ends_answer(chunk)
                 first = False
                 last = chunk
                 yield chunk
@@ -112,8 +130,7 @@ class Guard:
                 cause=Cause.TRUNCATED_STREAM,
             )
         if tally is not None and tally.count and last is not None:
-            # Already yielded, and still seen: LangChain merges the chunks it kept once the stream ends.
-            last.generation_info = {**(last.generation_info or {}), BAD_CHUNKS: tally.count}
+            mark_bad(last, tally.count)
 
     def _time_left(self, deadline_at: float | None) -> float | None:
         return None if deadline_at is None else deadline_at - self.clock()
@@ -122,7 +139,8 @@ class Guard:
         limit, by_deadline = _limit(self.first_token_s, time_left)
         try:
             async with asyncio.timeout(limit):
-                await FaultPlan.before_call(fault, self.model)
+                with waiting():
+                    await FaultPlan.before_call(fault, self.model)
         except TimeoutError:
             raise self._timeout(True, by_deadline, limit) from None
 
@@ -151,10 +169,7 @@ class GuardedStream(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        cap = current_output_cap()
-        if cap is not None and not kwargs.get("max_tokens"):
-            kwargs = {**kwargs, "max_tokens": cap}  # what the call's budget hold paid for
-        chunks = super()._astream(messages, stop, run_manager, **self.provider_options(kwargs))
+        chunks = super()._astream(messages, stop, run_manager, **self.call_options(kwargs))
         if self.guard is not None:
             chunks = self.guard.stream(chunks)
         try:
@@ -163,7 +178,19 @@ class GuardedStream(BaseChatModel):
         except Exception as exc:
             if getattr(exc, "response", None) is None:  # ours (ProviderError), or not from a provider
                 raise
-            # The SDK's error holds the provider's raw answer, which langchain-core copies into this
-            # run's output (body and headers: /stream_log shows them to the client), and a refused
-            # key may be in it. Only its key-free description goes on.
-            raise ProviderError(describe(exc), cause=classify(exc), retry_after=retry_after_of(exc)) from None
+            raise provider_failure(exc) from None
+
+    def call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The request's generation options as the provider takes them, held to the output the
+        call's budget hold paid for."""
+        cap = current_output_cap()
+        if cap is not None and not kwargs.get("max_tokens"):
+            kwargs = {**kwargs, "max_tokens": cap}
+        return self.provider_options(kwargs)
+
+
+def provider_failure(exc: Exception) -> ProviderError:
+    """A provider SDK's error as ours. The SDK's holds the provider's raw answer, which langchain-core
+    copies into the run's output (body and headers: /stream_log shows them to the client), and a
+    refused key may be in it: only its key-free description goes on."""
+    return ProviderError(describe(exc), cause=classify(exc), retry_after=retry_after_of(exc))

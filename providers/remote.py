@@ -9,10 +9,11 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
 from providers.guard import GuardedStream
+from providers.openai_invoke import StreamReadInvoke
 
 
-class GuardedChatOpenAI(GuardedStream, ChatOpenAI):
-    pass
+class GuardedChatOpenAI(StreamReadInvoke, ChatOpenAI):
+    """An invoke reads the provider's stream itself (``providers.openai_invoke``)."""
 
 
 class GuardedAzureChatOpenAI(GuardedStream, AzureChatOpenAI):

@@ -105,13 +105,18 @@ async def test_a_cut_stream_behind_an_invoke_fails_over_as_truncated(
     make_resilient: Callable[..., Made], double: ProviderDouble
 ) -> None:
     app, client, _ = make_resilient()
-    double.set(PRIMARY, Behaviour(cut_stream=True))
+    words = "one two three four five six seven eight".split()
+    double.set(PRIMARY, Behaviour(text=" ".join(words), cut_stream=True))
 
     response = await client.post("/fallback/invoke", json=QUESTION)
 
     assert response.headers["x-served-by"] == SECOND
     calls = await calls_for(app, response.headers["x-request-id"])
     assert [(c["model"], c["cause"]) for c in calls] == [(PRIMARY, "truncated_stream"), (SECOND, None)]
+    # Billed for what it streamed before the cut (a chunk a word, the double's default cut at half
+    # the words and one), and for its prompt, which the provider read whole.
+    assert calls[0]["output_tokens"] == len(words) // 2 + 1
+    assert calls[0]["input_tokens"] > 0 and calls[0]["metadata"]["usage_estimated"] is True
 
 
 async def test_the_request_deadline_bounds_the_whole_ladder(

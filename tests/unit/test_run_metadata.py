@@ -60,4 +60,5 @@ def test_the_stamped_keys_keep_their_stored_strings() -> None:
         "BREAKER_STATE": "__breaker_state",
         "TRACE_ID": "trace_id",
         "SPAN_ID": "span_id",
+        "TEXT_CHUNKS": "text_chunks",
     }

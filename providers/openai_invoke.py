@@ -1,0 +1,177 @@
+"""``StreamReadInvoke``: an invoke of an OpenAI chat model reads the provider's stream itself, below
+the SDK's and LangChain's per-chunk objects.
+
+Remote models stream even for an invoke, so the first-token deadline, the stall check and the
+cut-stream check (``providers.guard``) hold there too. Through the SDK and LangChain each chunk of
+that stream becomes a pydantic object, is dumped back to a dict, becomes a LangChain message chunk
+and is merged into the answer: measured, most of an invoke's server CPU
+(``benchmarks/framework_cpu.py``). Where only the first token and the end matter (an invoke with
+no streaming callback handler: not ``astream_events``, not the playground), this reads the SSE
+lines with the SDK's raw streaming response, ``json.loads`` each event and keeps the text, the
+finish reason, the model and the usage, under the same guard; the request is the SDK's (its
+client, headers, retries, the ``providers.sse_tolerance`` hook), and the result is the message
+LangChain would have merged. The callbacks hear of the first token (its time), and of a call cut
+short, how many text chunks it had streamed (``TEXT_CHUNKS``: it is billed for them), not of every
+chunk.
+
+A request that needs more than text (tools, structured output, log probabilities, several
+choices, the Responses API) takes LangChain's own stream, as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
+from langchain_openai.chat_models.base import _create_usage_metadata
+
+from providers.guard import GuardedStream, provider_failure
+from vocabulary.run_metadata import BAD_CHUNKS, TEXT_CHUNKS
+
+# Generation options a text-only request may carry (the door passes OpenAI's names) and still be read here.
+TEXT_OPTIONS = frozenset(
+    {"max_tokens", "max_completion_tokens", "top_p", "seed", "temperature", "user", "stop",
+     "presence_penalty", "frequency_penalty"}
+)  # fmt: skip
+
+
+@dataclass
+class _Answer:
+    """What the events of one stream add up to."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    model: str | None = None
+    response_id: str | None = None
+    system_fingerprint: str | None = None
+    usage: dict[str, Any] | None = None
+    service_tier: str | None = None
+    bad_chunks: int = 0
+    told: bool = False  # whether the callbacks heard of the first token
+
+    def add(self, event: dict[str, Any]) -> str:
+        """Take one event in; the text it adds."""
+        self.response_id = self.response_id or event.get("id")
+        self.model = event.get("model") or self.model
+        if event.get("usage"):
+            self.usage, self.service_tier = event["usage"], event.get("service_tier")
+        choices = event.get("choices") or ()
+        if not choices:
+            return ""
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+            self.system_fingerprint = event.get("system_fingerprint") or self.system_fingerprint
+        text = (choice.get("delta") or {}).get("content") or ""
+        if text:
+            self.parts.append(text)
+        return text
+
+    def result(self) -> ChatResult:
+        info: dict[str, Any] = {"finish_reason": self.finish_reason, "model_name": self.model}
+        if self.system_fingerprint:
+            info["system_fingerprint"] = self.system_fingerprint
+        if self.bad_chunks:
+            info[BAD_CHUNKS] = self.bad_chunks
+        message = AIMessage(
+            content="".join(self.parts),
+            id=self.response_id,
+            usage_metadata=_create_usage_metadata(self.usage, self.service_tier) if self.usage else None,
+            response_metadata={**info, "model_provider": "openai"},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)],
+                          llm_output={"model_name": self.model, "token_usage": self.usage or {}})  # fmt: skip
+
+
+def _finished(event: dict[str, Any]) -> bool:
+    return any(choice.get("finish_reason") for choice in event.get("choices") or ())
+
+
+def _mark_bad(event: dict[str, Any], count: int) -> None:
+    event[BAD_CHUNKS] = count
+
+
+class StreamReadInvoke(GuardedStream, BaseChatModel):
+    """Mixin placed before ``ChatOpenAI`` (after the guard's own): see the module docstring."""
+
+    def _reads_stream_itself(self, kwargs: dict[str, Any], run_manager: Any) -> bool:
+        handlers = run_manager.handlers if run_manager is not None else []
+        if any(isinstance(handler, _StreamingCallbackHandler) for handler in handlers):
+            return False  # astream_events and astream_log show every chunk: LangChain's own stream
+        model: Any = self
+        plain = (
+            not model.model_kwargs
+            and model.n in (None, 1)
+            and not model.logprobs
+            and not model.include_response_headers
+            and not model._uses_gateway
+            and not model._use_responses_api(kwargs)
+        )
+        return plain and set(kwargs) <= TEXT_OPTIONS
+
+    def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
+        if async_api and "stream" not in kwargs and self._reads_stream_itself(kwargs, run_manager):
+            return False  # LangChain then asks _agenerate, which streams below it
+        return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if not self._reads_stream_itself(kwargs, run_manager):
+            return await super()._agenerate(messages, stop, run_manager, **kwargs)
+        model: Any = self
+        options = {**self.call_options(kwargs), "stream": True, "stream_options": {"include_usage": True}}
+        payload = model._get_request_payload(messages, stop=stop, **options)
+        answer = _Answer()
+        events = self._events(payload)
+        if self.guard is not None:
+            events = self.guard.stream(events, ends_answer=_finished, mark_bad=_mark_bad)
+        last: dict[str, Any] | None = None
+        untold = 0  # text chunks since the last one the callbacks were told of
+        try:
+            async for event in events:
+                last = event
+                if answer.add(event):
+                    if not answer.told and run_manager is not None:
+                        await run_manager.on_llm_new_token(answer.parts[0])  # the first token's time
+                        answer.told = True
+                    else:
+                        untold += 1
+        except BaseException as exc:
+            if untold and run_manager is not None:  # a call cut short is billed for what it streamed
+                told: dict[str, Any] = {TEXT_CHUNKS: untold}
+                await run_manager.on_llm_new_token("", chunk=None, **told)
+            if isinstance(exc, openai.APIError):
+                raise provider_failure(exc) from None
+            raise
+        answer.bad_chunks = int((last or {}).get(BAD_CHUNKS, 0))
+        return answer.result()
+
+    async def _events(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The data of each server-sent event the provider streams, decoded, up to ``[DONE]``."""
+        model: Any = self
+        async with model.async_client.with_streaming_response.create(**payload) as response:
+            async for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue  # event names, comments, blank lines between events
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                event = json.loads(data)
+                if event.get("error"):  # an error sent mid-stream, as the SDK raises it
+                    error = event["error"]
+                    message = error.get("message") if isinstance(error, dict) else str(error)
+                    raise openai.APIError(str(message), response.http_response.request, body=error)
+                yield event
