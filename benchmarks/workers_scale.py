@@ -13,8 +13,11 @@ The streams go out through httpx clients of 16 connections each (one pool of 256
 generator, not the server, the bottleneck of a round's last seconds).
 Pinning is ``os.sched_setaffinity`` on every thread of each process tree (what ``taskset -a -p``
 does), checked through ``/proc/<pid>/status``. Both servers run for the whole benchmark and rounds
-alternate between them; the CPU each side used (server tree, double, load generator) is read from
-``/proc`` per round, to show which one was the bottleneck.
+alternate between them; the CPU each side used (server tree, double, load generator, and other
+work on the machine) is read from ``/proc`` per round, to show which one was the bottleneck, with
+the busiest worker's share of the workers' CPU (uvicorn's workers take connections from one shared
+socket, first come first served). ``--wait-load`` first waits for a 1-minute load under it and
+for other work under a quarter of a core.
 
     .venv/bin/python benchmarks/workers_scale.py [--rounds 5] [--requests 1000] [--clients 32]
         [--streams 256] [--stream-rounds 3] [--wait-load 1.5]
