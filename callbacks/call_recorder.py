@@ -204,8 +204,8 @@ class CallRecorder(AsyncCallbackHandler):
             return
         if call.first_token is None:
             call.first_token = self._clock()
-            if call.span is not None and self.spans is not None:
-                self.spans.first_token(call.span)
+            if call.span is not None:
+                CallSpans.first_token(call.span)
         call.text_chunks += int(kwargs.get(TEXT_CHUNKS, 1 if token else 0))
         usage = getattr(getattr(chunk, "message", None), "usage_metadata", None)
         if usage:
