@@ -20,11 +20,14 @@ choices, the Responses API) takes LangChain's own stream, as before.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -41,6 +44,8 @@ TEXT_OPTIONS = frozenset(
     {"max_tokens", "max_completion_tokens", "top_p", "seed", "temperature", "user", "stop",
      "presence_penalty", "frequency_penalty"}
 )  # fmt: skip
+
+DRAIN_S = 0.1  # the SDK's own bound on reading past [DONE]
 
 
 @dataclass
@@ -89,6 +94,15 @@ class _Answer:
         )
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)],
                           llm_output={"model_name": self.model, "token_usage": self.usage or {}})  # fmt: skip
+
+
+async def _drain(response: httpx2.Response) -> None:
+    """Read what follows ``[DONE]`` (an HTTP/1.1 body's last chunk), so the connection goes back to
+    the pool: closed unread, it is dropped, and the next call pays a new TCP connection."""
+    with contextlib.suppress(httpx2.HTTPError, httpx2.StreamError, TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in response.stream:  # type: ignore[union-attr]  # the SDK's async byte stream
+                pass
 
 
 def _finished(event: dict[str, Any]) -> bool:
@@ -168,6 +182,7 @@ class StreamReadInvoke(GuardedStream, BaseChatModel):
                     continue  # event names, comments, blank lines between events
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    await _drain(response.http_response)
                     return
                 event = json.loads(data)
                 if event.get("error"):  # an error sent mid-stream, as the SDK raises it

@@ -33,6 +33,8 @@ from settings.models_file import declared_alternatives
 from vocabulary import ALTERNATIVES, DEFAULT_LADDER, FLOOR, GEMINI, GPT4, LOCAL, OPENAI, TEMPERATURE_RANGE
 from vocabulary.models import ENTRIES
 
+ProviderHttp = Literal["aiohttp", "httpx"]  # openai.DefaultAioHttpClient, openai.DefaultAsyncHttpxClient
+
 ENV_PREFIX = "LLM_SERVER_"
 
 
@@ -115,6 +117,10 @@ class Settings(BaseSettings):
     provider_timeout_s: float = Field(30.0, gt=0, description="Timeout of every other remote call.")
     provider_max_retries: int = Field(
         0, ge=0, le=5, description="SDK-internal retries; the ladder already moves on, so keep this low."
+    )
+    provider_http: ProviderHttp = Field(
+        "aiohttp",
+        description="The OpenAI SDK's HTTP client: aiohttp (its aiohttp backend, cheaper) or httpx (its default).",
     )
     retry_after_s: int = Field(30, ge=1, description="Retry-After sent with a 503 when no provider gave one.")
     request_deadline_s: float = Field(

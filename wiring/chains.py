@@ -32,7 +32,7 @@ class ModelRungs:
         self.endpoints = endpoints(settings, catalog)
         self._built: dict[tuple[Endpoint, float | None], Runnable[Any, Any]] = {}
         self._pools: dict[tuple[str, float | None], DeploymentPool] = {}
-        self.clients = HttpClients()
+        self.clients = HttpClients(settings.provider_http)
 
     @property
     def alternatives(self) -> list[str]:

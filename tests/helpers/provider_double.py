@@ -139,6 +139,7 @@ class Served:
     key: str = ""  # the key the request presented (OpenAI)
     chunks_sent: int = 0  # of a stream: fewer than the answer's words when the caller hung up
     completed: bool = False  # the whole answer went out (False for errors, cut streams, hang-ups)
+    connection: str = ""  # the caller's address and port: requests on one pooled connection share it
 
     @property
     def tools(self) -> list[str]:
@@ -155,6 +156,10 @@ class Served:
             "fault": self.fault,
             "completed": self.completed,
         }
+
+
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else ""
 
 
 def _words(text: str) -> int:
@@ -287,7 +292,10 @@ class ProviderDouble:
         behaviour = self.behaviours.get(model, Behaviour())
         fault = behaviour.fault(question)
         key = request.headers.get("authorization", "").removeprefix("Bearer ")
-        served = self._log(Served("openai", model, stream, question, 0, body=body, fault=fault and fault.kind, key=key))
+        served = self._log(
+            Served("openai", model, stream, question, 0, body=body, fault=fault and fault.kind, key=key,
+                   connection=_peer(request))
+        )  # fmt: skip
         await asyncio.sleep(behaviour.delay(question))
         if behaviour.reject_key or key in behaviour.refused_keys:
             served.status = 401
