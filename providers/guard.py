@@ -50,7 +50,7 @@ def _finished(chunk: ChatGenerationChunk) -> bool:
     return bool(info.get("finish_reason") or meta.get("finish_reason"))
 
 
-def _mark_bad(chunk: ChatGenerationChunk, count: int) -> None:
+def mark_bad_chunk(chunk: ChatGenerationChunk, count: int) -> None:
     # Already yielded, and still seen: LangChain merges the chunks it kept once the stream ends.
     chunk.generation_info = {**(chunk.generation_info or {}), BAD_CHUNKS: count}
 
@@ -85,10 +85,10 @@ class Guard:
         self,
         chunks: AsyncIterator[T],
         ends_answer: Callable[[T], bool] = _finished,  # type: ignore[assignment]
-        mark_bad: Callable[[T, int], None] = _mark_bad,  # type: ignore[assignment]
+        mark_bad: Callable[[T, int], None] = mark_bad_chunk,  # type: ignore[assignment]
     ) -> AsyncIterator[T]:
         """``chunks`` under the guard: LangChain's chunks, or (``ends_answer`` and ``mark_bad`` given)
-        the provider's events as ``providers.openai_invoke`` reads them."""
+        the provider's events as ``providers.raw_stream`` reads them."""
         fault = self._fault()
         deadline_at = current_deadline_at()  # read once: the scope may be gone after the first chunk
         iterator = aiter(chunks)

@@ -9,11 +9,11 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
 from providers.guard import GuardedStream
-from providers.openai_invoke import StreamReadInvoke
+from providers.raw_stream import RawStreamRead
 
 
-class GuardedChatOpenAI(StreamReadInvoke, ChatOpenAI):
-    """An invoke reads the provider's stream itself (``providers.openai_invoke``)."""
+class GuardedChatOpenAI(RawStreamRead, ChatOpenAI):
+    """An invoke reads the provider's stream itself (``providers.raw_stream``)."""
 
 
 class GuardedAzureChatOpenAI(GuardedStream, AzureChatOpenAI):

@@ -76,7 +76,7 @@ ANSWER_SO_FAR: Final = "__answer_so_far"
 BAD_CHUNKS: Final = "bad_chunks"
 
 # Passed with a token event (``on_llm_new_token``): how many text chunks it stands for, when the model
-# told the callbacks of its chunks in one go (``providers.openai_invoke``); absent, one per token with text.
+# told the callbacks of its chunks in one go (``providers.raw_stream``); absent, one per token with text.
 TEXT_CHUNKS: Final = "text_chunks"
 
 # A call cut short before the provider reported its usage: its prompt's tokens on the record are

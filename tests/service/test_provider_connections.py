@@ -1,5 +1,5 @@
 """Connections to a provider are pooled, on either HTTP backend of ``LLM_SERVER_PROVIDER_HTTP``.
-An invoke reads the provider's stream itself (``providers.openai_invoke``) and stops at
+An invoke reads the provider's stream itself (``providers.raw_stream``) and stops at
 ``[DONE]``: a body closed unread there would drop the connection, and every call would pay a new
 TCP connection (measured: about 4 % of the server's CPU per invoke, with the double next door)."""
 

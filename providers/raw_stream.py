@@ -1,27 +1,31 @@
-"""``StreamReadInvoke``: an invoke of an OpenAI chat model reads the provider's stream itself, below
-the SDK's and LangChain's per-chunk objects.
+"""``RawStreamRead``: an OpenAI chat model reads the provider's stream itself, below the SDK's
+per-chunk objects, for invokes and streams alike.
 
 Remote models stream even for an invoke, so the first-token deadline, the stall check and the
-cut-stream check (``providers.guard``) hold there too. Through the SDK and LangChain each chunk of
-that stream becomes a pydantic object, is dumped back to a dict, becomes a LangChain message chunk
-and is merged into the answer: measured, most of an invoke's server CPU
-(``benchmarks/framework_cpu.py``). Where only the first token and the end matter (an invoke with
-no streaming callback handler: not ``astream_events``, not the playground), this reads the SSE
-lines with the SDK's raw streaming response, ``json.loads`` each event and keeps the text, the
-finish reason, the model and the usage, under the same guard; the request is the SDK's (its
-client, headers, retries, the ``providers.sse_tolerance`` hook), and the result is the message
-LangChain would have merged. The callbacks hear of the first token (its time), and of a call cut
-short, how many text chunks it had streamed (``TEXT_CHUNKS``: it is billed for them), not of every
-chunk.
+cut-stream check (``providers.guard``) hold there too. Through the SDK each chunk of a stream
+becomes a pydantic object and is dumped back to a dict; through LangChain, on an invoke, each
+then becomes a message chunk, a callback and a merge: measured, most of a call's server CPU
+(``benchmarks/framework_cpu.py``). Here the SSE lines are read with the SDK's raw streaming
+response (its client, headers, retries, the ``providers.sse_tolerance`` hook) and each event is
+``json.loads``-ed once, under the same guard:
+
+- an invoke with no handler that shows every chunk (not ``astream_events``, not the playground)
+  keeps only the text, the finish reason, the model and the usage, and returns the message
+  LangChain would have merged. The callbacks hear of the first token (its time), and of a call cut
+  short, how many text chunks it had streamed (``TEXT_CHUNKS``: it is billed for them);
+- a stream turns each event dict into LangChain's chunk with langchain-openai's own converter
+  (what it does with the SDK's dump of the same event), and tells the callbacks of each, as
+  langchain-openai does.
 
 A request that needs more than text (tools, structured output, log probabilities, several
-choices, the Responses API) takes LangChain's own stream, as before.
+choices, the Responses API) takes langchain-openai's own path, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,12 +35,12 @@ import httpx2
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_openai.chat_models.base import _create_usage_metadata
 
-from providers.guard import GuardedStream, provider_failure
+from providers.guard import GuardedStream, mark_bad_chunk, provider_failure
 from vocabulary.run_metadata import BAD_CHUNKS, TEXT_CHUNKS
 
 # Generation options a text-only request may carry (the door passes OpenAI's names) and still be read here.
@@ -105,21 +109,24 @@ async def _drain(response: httpx2.Response) -> None:
                 pass
 
 
+@functools.cache
+def _streams_every_chunk(handler: type[Any]) -> bool:
+    # Once per handler class: an isinstance check against the runtime Protocol costs ~2 % of an invoke.
+    return issubclass(handler, _StreamingCallbackHandler)
+
+
 def _finished(event: dict[str, Any]) -> bool:
     return any(choice.get("finish_reason") for choice in event.get("choices") or ())
 
 
-def _mark_bad(event: dict[str, Any], count: int) -> None:
+def _mark_bad_event(event: dict[str, Any], count: int) -> None:
     event[BAD_CHUNKS] = count
 
 
-class StreamReadInvoke(GuardedStream, BaseChatModel):
+class RawStreamRead(GuardedStream, BaseChatModel):
     """Mixin placed before ``ChatOpenAI`` (after the guard's own): see the module docstring."""
 
-    def _reads_stream_itself(self, kwargs: dict[str, Any], run_manager: Any) -> bool:
-        handlers = run_manager.handlers if run_manager is not None else []
-        if any(isinstance(handler, _StreamingCallbackHandler) for handler in handlers):
-            return False  # astream_events and astream_log show every chunk: LangChain's own stream
+    def _text_only(self, kwargs: dict[str, Any]) -> bool:
         model: Any = self
         plain = (
             not model.model_kwargs
@@ -131,10 +138,24 @@ class StreamReadInvoke(GuardedStream, BaseChatModel):
         )
         return plain and set(kwargs) <= TEXT_OPTIONS
 
+    def _reads_invoke_stream(self, kwargs: dict[str, Any], run_manager: Any) -> bool:
+        handlers = run_manager.handlers if run_manager is not None else []
+        if any(_streams_every_chunk(handler.__class__) for handler in handlers):
+            return False  # astream_events and astream_log show every chunk: LangChain's own stream
+        return self._text_only(kwargs)
+
     def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
-        if async_api and "stream" not in kwargs and self._reads_stream_itself(kwargs, run_manager):
+        if async_api and "stream" not in kwargs and self._reads_invoke_stream(kwargs, run_manager):
             return False  # LangChain then asks _agenerate, which streams below it
         return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+
+    def _guarded_events(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> Any:
+        model: Any = self
+        options = {**self.call_options(kwargs), "stream": True, "stream_options": {"include_usage": True}}
+        events = self._events(model._get_request_payload(messages, stop=stop, **options))
+        if self.guard is not None:
+            events = self.guard.stream(events, ends_answer=_finished, mark_bad=_mark_bad_event)
+        return events
 
     async def _agenerate(
         self,
@@ -143,19 +164,13 @@ class StreamReadInvoke(GuardedStream, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if not self._reads_stream_itself(kwargs, run_manager):
+        if not self._reads_invoke_stream(kwargs, run_manager):
             return await super()._agenerate(messages, stop, run_manager, **kwargs)
-        model: Any = self
-        options = {**self.call_options(kwargs), "stream": True, "stream_options": {"include_usage": True}}
-        payload = model._get_request_payload(messages, stop=stop, **options)
         answer = _Answer()
-        events = self._events(payload)
-        if self.guard is not None:
-            events = self.guard.stream(events, ends_answer=_finished, mark_bad=_mark_bad)
         last: dict[str, Any] | None = None
         untold = 0  # text chunks since the last one the callbacks were told of
         try:
-            async for event in events:
+            async for event in self._guarded_events(messages, stop, kwargs):
                 last = event
                 if answer.add(event):
                     if not answer.told and run_manager is not None:
@@ -172,6 +187,37 @@ class StreamReadInvoke(GuardedStream, BaseChatModel):
             raise
         answer.bad_chunks = int((last or {}).get(BAD_CHUNKS, 0))
         return answer.result()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        if not self._text_only(kwargs):
+            async for theirs in super()._astream(messages, stop, run_manager, **kwargs):
+                yield theirs
+            return
+        model: Any = self
+        chunk_class: type[BaseMessageChunk] = AIMessageChunk
+        event: dict[str, Any] = {}
+        chunk: ChatGenerationChunk | None = None
+        try:
+            async for event in self._guarded_events(messages, stop, kwargs):
+                for choice in event.get("choices") or ():
+                    choice.setdefault("delta", {})  # the SDK's objects always have one; the converter expects it
+                converted = model._convert_chunk_to_generation_chunk(event, chunk_class, {})
+                if converted is None:
+                    continue
+                chunk, chunk_class = converted, converted.message.__class__
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        except openai.APIError as exc:
+            raise provider_failure(exc) from None
+        if BAD_CHUNKS in event and chunk is not None:  # the guard marks the last event once the stream ends
+            mark_bad_chunk(chunk, event[BAD_CHUNKS])
 
     async def _events(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The data of each server-sent event the provider streams, decoded, up to ``[DONE]``."""
