@@ -47,6 +47,7 @@ from providers.engine_client import EngineClient
 from resilience.ladder_policies import LadderPolicies
 from settings import Settings, env_variable, load_env_file
 from settings.models_file import load_models_file
+from wiring import gc_tuning
 from wiring.models import capabilities_of, own_engine
 from wiring.policy import PolicyParts
 from wiring.server_parts import ServerParts, build_server_parts, wait_for_engine
@@ -94,7 +95,9 @@ def create_app(
         await parts.start()
         if served_by_uvicorn:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_models, parts)
+        thresholds = gc_tuning.settled()  # what startup built lives on: out of every collection
         yield
+        gc_tuning.released(thresholds)
         if served_by_uvicorn:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await parts.close()
