@@ -11,8 +11,9 @@ breakers see the real cause.
 - Every wait for the provider counts on the request's ``resilience.provider_wait`` tally: the
   rest of the request's time is the server's own.
 - With ``max_bad_chunks`` set, a model whose HTTP client has the ``providers.sse_tolerance``
-  hook (OpenAI's) skips and counts stream events that are not JSON: the count goes in the last
-  chunk's generation info under ``bad_chunks``; a stream with more fails as ``malformed_stream``.
+  hook (OpenAI's), or that reads the events itself (``providers.raw_stream``), skips and counts
+  stream events that are not JSON: the count goes in the last chunk's generation info under
+  ``bad_chunks``; a stream with more fails as ``malformed_stream``.
 
 ``GuardedStream`` is a mixin placed before a chat model class; a model with ``guard=None``
 behaves exactly like its base. Remote models are built with ``streaming=True``, so an invoke
@@ -86,14 +87,18 @@ class Guard:
         chunks: AsyncIterator[T],
         ends_answer: Callable[[T], bool] = _finished,  # type: ignore[assignment]
         mark_bad: Callable[[T, int], None] = mark_bad_chunk,  # type: ignore[assignment]
+        counted: BadChunkTally | None = None,
     ) -> AsyncIterator[T]:
         """``chunks`` under the guard: LangChain's chunks, or (``ends_answer`` and ``mark_bad`` given)
-        the provider's events as ``providers.raw_stream`` reads them."""
+        the provider's events as ``providers.raw_stream`` reads them. ``counted``: the tally
+        (``bad_chunk_tally``) on which the reader of ``chunks`` counts the events it skips itself;
+        without one, the HTTP client's hook (``providers.sse_tolerance``) skips and counts them."""
         fault = self._fault()
         deadline_at = current_deadline_at()  # read once: the scope may be gone after the first chunk
         iterator = aiter(chunks)
         first, finished = True, False
-        tally = None if self.max_bad_chunks is None else BadChunkTally(self.max_bad_chunks, self.model)
+        tally = counted or self.bad_chunk_tally()
+        for_hook = None if counted is not None else tally
         last: T | None = None
         try:
             if fault is not None:
@@ -103,7 +108,7 @@ class Guard:
                 limit, by_deadline = _limit(own, self._time_left(deadline_at))
                 # The SDK's HTTP client is shared: its response hook finds this call's tally here.
                 # Set and reset with no yield between, so whichever context resumes us is right.
-                token = active_tally.set(tally)
+                token = active_tally.set(for_hook)
                 try:
                     async with asyncio.timeout(limit):
                         with waiting():
@@ -131,6 +136,10 @@ class Guard:
             )
         if tally is not None and tally.count and last is not None:
             mark_bad(last, tally.count)
+
+    def bad_chunk_tally(self) -> BadChunkTally | None:
+        """A new count of one call's skipped events; None: a bad event ends the stream."""
+        return None if self.max_bad_chunks is None else BadChunkTally(self.max_bad_chunks, self.model)
 
     def _time_left(self, deadline_at: float | None) -> float | None:
         return None if deadline_at is None else deadline_at - self.clock()

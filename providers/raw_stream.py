@@ -6,8 +6,9 @@ cut-stream check (``providers.guard``) hold there too. Through the SDK each chun
 becomes a pydantic object and is dumped back to a dict; through LangChain, on an invoke, each
 then becomes a message chunk, a callback and a merge: measured, most of a call's server CPU
 (``benchmarks/framework_cpu.py``). Here the SSE lines are read with the SDK's raw streaming
-response (its client, headers, retries, the ``providers.sse_tolerance`` hook) and each event is
-``json.loads``-ed once, under the same guard:
+response (its client, headers, retries) and each event is ``json.loads``-ed once, under the same
+guard; an event that is not JSON is skipped and counted here, as the ``providers.sse_tolerance``
+hook does below the SDK's own parsing (which this leaves out, so no event is parsed twice):
 
 - an invoke with no handler that shows every chunk (not ``astream_events``, not the playground)
   keeps only the text, the finish reason, the model and the usage, and returns the message
@@ -41,6 +42,7 @@ from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_openai.chat_models.base import _create_usage_metadata
 
 from providers.guard import GuardedStream, mark_bad_chunk, provider_failure
+from providers.sse_tolerance import BadChunkTally
 from vocabulary.run_metadata import BAD_CHUNKS, TEXT_CHUNKS
 
 # Generation options a text-only request may carry (the door passes OpenAI's names) and still be read here.
@@ -152,9 +154,10 @@ class RawStreamRead(GuardedStream, BaseChatModel):
     def _guarded_events(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> Any:
         model: Any = self
         options = {**self.call_options(kwargs), "stream": True, "stream_options": {"include_usage": True}}
-        events = self._events(model._get_request_payload(messages, stop=stop, **options))
+        tally = self.guard.bad_chunk_tally() if self.guard is not None else None
+        events = self._events(model._get_request_payload(messages, stop=stop, **options), tally)
         if self.guard is not None:
-            events = self.guard.stream(events, ends_answer=_finished, mark_bad=_mark_bad_event)
+            events = self.guard.stream(events, ends_answer=_finished, mark_bad=_mark_bad_event, counted=tally)
         return events
 
     async def _agenerate(
@@ -219,8 +222,10 @@ class RawStreamRead(GuardedStream, BaseChatModel):
         if BAD_CHUNKS in event and chunk is not None:  # the guard marks the last event once the stream ends
             mark_bad_chunk(chunk, event[BAD_CHUNKS])
 
-    async def _events(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """The data of each server-sent event the provider streams, decoded, up to ``[DONE]``."""
+    async def _events(self, payload: dict[str, Any], tally: BadChunkTally | None) -> AsyncIterator[dict[str, Any]]:
+        """The data of each server-sent event the provider streams, decoded, up to ``[DONE]``. One
+        that is not JSON is skipped and counted on ``tally`` (past its limit the stream fails as
+        ``malformed_stream``), or without one ends the stream, as the SDK has it."""
         model: Any = self
         async with model.async_client.with_streaming_response.create(**payload) as response:
             async for line in response.iter_lines():
@@ -230,7 +235,15 @@ class RawStreamRead(GuardedStream, BaseChatModel):
                 if data == "[DONE]":
                     await _drain(response.http_response)
                     return
-                event = json.loads(data)
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    if tally is None:
+                        raise
+                    tally.count += 1
+                    if tally.exceeded:
+                        raise tally.error() from None
+                    continue
                 if event.get("error"):  # an error sent mid-stream, as the SDK raises it
                     error = event["error"]
                     message = error.get("message") if isinstance(error, dict) else str(error)
