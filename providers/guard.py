@@ -39,7 +39,7 @@ from providers.sse_tolerance import BadChunkTally, active_tally
 from resilience.deadline import current_deadline_at
 from resilience.faults import FaultPlan, FaultSpec
 from resilience.output_cap import current_output_cap
-from resilience.provider_wait import waiting
+from resilience.provider_wait import current_provider_wait, waiting
 from vocabulary.run_metadata import BAD_CHUNKS
 
 T = TypeVar("T")
@@ -95,6 +95,7 @@ class Guard:
         without one, the HTTP client's hook (``providers.sse_tolerance``) skips and counts them."""
         fault = self._fault()
         deadline_at = current_deadline_at()  # read once: the scope may be gone after the first chunk
+        wait = current_provider_wait()  # the same; and each chunk's wait counted on it without a context manager
         iterator = aiter(chunks)
         first, finished = True, False
         tally = counted or self.bad_chunk_tally()
@@ -109,17 +110,20 @@ class Guard:
                 # The SDK's HTTP client is shared: its response hook finds this call's tally here.
                 # Set and reset with no yield between, so whichever context resumes us is right.
                 token = active_tally.set(for_hook)
+                if wait is not None:
+                    wait.begin()
                 try:
                     async with asyncio.timeout(limit):
-                        with waiting():
-                            if not first and fault is not None and fault.kind == "stall":
-                                await asyncio.Event().wait()  # an injected stall after the first chunk
-                            chunk = await anext(iterator)
+                        if not first and fault is not None and fault.kind == "stall":
+                            await asyncio.Event().wait()  # an injected stall after the first chunk
+                        chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
                     raise self._timeout(first, by_deadline, limit) from None
                 finally:
+                    if wait is not None:
+                        wait.end()
                     active_tally.reset(token)
                 finished = finished or ends_answer(chunk)
                 first = False

@@ -53,6 +53,11 @@ def provider_wait_scope(tally: ProviderWait) -> Iterator[ProviderWait]:
         _current.reset(token)
 
 
+def current_provider_wait() -> ProviderWait | None:
+    """The tally of the scope this runs in (None outside one)."""
+    return _current.get()
+
+
 @contextmanager
 def waiting() -> Iterator[None]:
     """A wait for a provider, counted on the request's tally (nothing outside a scope)."""
