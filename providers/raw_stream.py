@@ -7,7 +7,8 @@ becomes a pydantic object and is dumped back to a dict; through LangChain, on an
 then becomes a message chunk, a callback and a merge: measured, most of a call's server CPU
 (``benchmarks/framework_cpu.py``). Here the SSE lines are read with the SDK's raw streaming
 response (its client, headers, retries) and each event is ``json.loads``-ed once, under the same
-guard; an event that is not JSON is skipped and counted here, as the ``providers.sse_tolerance``
+guard, which then runs once for each read from the network (the events that arrived together), not
+once an event; an event that is not JSON is skipped and counted here, as the ``providers.sse_tolerance``
 hook does below the SDK's own parsing (which this leaves out, so no event is parsed twice):
 
 - an invoke with no handler that shows every chunk (not ``astream_events``, not the playground)
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,12 +119,54 @@ def _streams_every_chunk(handler: type[Any]) -> bool:
     return issubclass(handler, _StreamingCallbackHandler)
 
 
-def _finished(event: dict[str, Any]) -> bool:
-    return any(choice.get("finish_reason") for choice in event.get("choices") or ())
+Batch = list[dict[str, Any]]  # the events that arrived in one read from the network
+_LINE_END = re.compile(r"\r\n|\r|\n")  # as the SDK's line decoder splits
 
 
-def _mark_bad_event(event: dict[str, Any], count: int) -> None:
-    event[BAD_CHUNKS] = count
+def _finished(batch: Batch) -> bool:
+    return any(choice.get("finish_reason") for event in batch for choice in event.get("choices") or ())
+
+
+def _mark_bad_batch(batch: Batch, count: int) -> None:
+    batch[-1][BAD_CHUNKS] = count
+
+
+@dataclass
+class _Lines:
+    """The events of a stream's lines, read by ``RawStreamRead._event_batches``."""
+
+    tally: BadChunkTally | None
+    request: httpx2.Request
+    done: bool = False  # [DONE] came
+    failure: Exception | None = None  # to raise once the events before it went on
+
+    def events(self, lines: list[str]) -> Batch:
+        batch: Batch = []
+        for line in lines:
+            if not line.startswith("data:"):
+                continue  # event names, comments, blank lines between events
+            data = line[5:].strip()
+            if data == "[DONE]":
+                self.done = True
+                break
+            try:
+                event = json.loads(data)
+            except ValueError as exc:
+                if self.tally is None:  # a bad event ends the stream, as the SDK has it
+                    self.failure = exc
+                    break
+                self.tally.count += 1
+                if self.tally.exceeded:
+                    self.failure = self.tally.error()
+                    break
+                continue
+            if event.get("error"):  # an error sent mid-stream, as the SDK raises it
+                error = event["error"]
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                self.failure = openai.APIError(str(message), self.request, body=error)
+                break
+            batch.append(event)
+        return batch
 
 
 class RawStreamRead(GuardedStream, BaseChatModel):
@@ -155,10 +199,10 @@ class RawStreamRead(GuardedStream, BaseChatModel):
         model: Any = self
         options = {**self.call_options(kwargs), "stream": True, "stream_options": {"include_usage": True}}
         tally = self.guard.bad_chunk_tally() if self.guard is not None else None
-        events = self._events(model._get_request_payload(messages, stop=stop, **options), tally)
+        batches = self._event_batches(model._get_request_payload(messages, stop=stop, **options), tally)
         if self.guard is not None:
-            events = self.guard.stream(events, ends_answer=_finished, mark_bad=_mark_bad_event, counted=tally)
-        return events
+            batches = self.guard.stream(batches, ends_answer=_finished, mark_bad=_mark_bad_batch, counted=tally)
+        return batches
 
     async def _agenerate(
         self,
@@ -173,14 +217,15 @@ class RawStreamRead(GuardedStream, BaseChatModel):
         last: dict[str, Any] | None = None
         untold = 0  # text chunks since the last one the callbacks were told of
         try:
-            async for event in self._guarded_events(messages, stop, kwargs):
-                last = event
-                if answer.add(event):
-                    if not answer.told and run_manager is not None:
-                        await run_manager.on_llm_new_token(answer.parts[0])  # the first token's time
-                        answer.told = True
-                    else:
-                        untold += 1
+            async for batch in self._guarded_events(messages, stop, kwargs):
+                last = batch[-1]
+                for event in batch:
+                    if answer.add(event):
+                        if not answer.told and run_manager is not None:
+                            await run_manager.on_llm_new_token(answer.parts[0])  # the first token's time
+                            answer.told = True
+                        else:
+                            untold += 1
         except BaseException as exc:
             if untold and run_manager is not None:  # a call cut short is billed for what it streamed
                 told: dict[str, Any] = {TEXT_CHUNKS: untold}
@@ -204,48 +249,48 @@ class RawStreamRead(GuardedStream, BaseChatModel):
             return
         model: Any = self
         chunk_class: type[BaseMessageChunk] = AIMessageChunk
-        event: dict[str, Any] = {}
+        last: dict[str, Any] = {}
         chunk: ChatGenerationChunk | None = None
         try:
-            async for event in self._guarded_events(messages, stop, kwargs):
-                for choice in event.get("choices") or ():
-                    choice.setdefault("delta", {})  # the SDK's objects always have one; the converter expects it
-                converted = model._convert_chunk_to_generation_chunk(event, chunk_class, {})
-                if converted is None:
-                    continue
-                chunk, chunk_class = converted, converted.message.__class__
-                if run_manager is not None:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+            async for batch in self._guarded_events(messages, stop, kwargs):
+                last = batch[-1]
+                for event in batch:
+                    for choice in event.get("choices") or ():
+                        choice.setdefault("delta", {})  # the SDK's objects always have one; the converter expects it
+                    converted = model._convert_chunk_to_generation_chunk(event, chunk_class, {})
+                    if converted is None:
+                        continue
+                    chunk, chunk_class = converted, converted.message.__class__
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
         except openai.APIError as exc:
             raise provider_failure(exc) from None
-        if BAD_CHUNKS in event and chunk is not None:  # the guard marks the last event once the stream ends
-            mark_bad_chunk(chunk, event[BAD_CHUNKS])
+        if BAD_CHUNKS in last and chunk is not None:  # the guard marks the last event once the stream ends
+            mark_bad_chunk(chunk, last[BAD_CHUNKS])
 
-    async def _events(self, payload: dict[str, Any], tally: BadChunkTally | None) -> AsyncIterator[dict[str, Any]]:
-        """The data of each server-sent event the provider streams, decoded, up to ``[DONE]``. One
-        that is not JSON is skipped and counted on ``tally`` (past its limit the stream fails as
-        ``malformed_stream``), or without one ends the stream, as the SDK has it."""
+    async def _event_batches(self, payload: dict[str, Any], tally: BadChunkTally | None) -> AsyncIterator[Batch]:
+        """The data of the server-sent events the provider streams, decoded, up to ``[DONE]``: one
+        list for each read from the network, so the guard's deadlines run once for what arrived
+        together, not once an event. An event that is not JSON is skipped and counted on
+        ``tally`` (past its limit the stream fails as ``malformed_stream``), or without one ends
+        the stream, as the SDK has it."""
         model: Any = self
         async with model.async_client.with_streaming_response.create(**payload) as response:
-            async for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue  # event names, comments, blank lines between events
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    await _drain(response.http_response)
+            http = response.http_response
+            lines, tail = _Lines(tally, http.request), ""
+            async for text in http.aiter_text():
+                *complete, tail = _LINE_END.split(tail + text)
+                batch = lines.events(complete)
+                if batch:
+                    yield batch
+                if lines.failure is not None:
+                    raise lines.failure
+                if lines.done:
+                    await _drain(http)
                     return
-                try:
-                    event = json.loads(data)
-                except ValueError:
-                    if tally is None:
-                        raise
-                    tally.count += 1
-                    if tally.exceeded:
-                        raise tally.error() from None
-                    continue
-                if event.get("error"):  # an error sent mid-stream, as the SDK raises it
-                    error = event["error"]
-                    message = error.get("message") if isinstance(error, dict) else str(error)
-                    raise openai.APIError(str(message), response.http_response.request, body=error)
-                yield event
+            batch = lines.events([tail])  # a last line with no line end, as the SDK's decoder gives it
+            if batch:
+                yield batch
+            if lines.failure is not None:
+                raise lines.failure
