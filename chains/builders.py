@@ -19,8 +19,7 @@ from typing import Annotated, Any, Protocol
 
 from annotated_types import Interval
 from langchain_core.language_models import BaseChatModel
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda, RunnableSequence
 
 from chains.cached_fields import CachedConfigurableFields
 from chains.config_schema import FormReadyConfig
@@ -29,6 +28,7 @@ from chains.policy_applied import PolicyApplied
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
 from chains.rungs import Rung
+from chains.text_parser import TextParser
 from errors import ConfigurationError
 from policy.request_policy import RequestPolicy
 from resilience.ladder_policies import LadderPolicies
@@ -102,8 +102,9 @@ def _model_switch(models: RungSource, resilience: LadderPolicies) -> Runnable[An
     return ladder(DEFAULT_ALTERNATIVE).configurable_alternatives(field, default_key=DEFAULT_ALTERNATIVE, **others)
 
 
-def _chat_chain(models: RungSource, resilience: LadderPolicies) -> Runnable[Any, str]:
-    return (configurable_prompt() | _model_switch(models, resilience) | StrOutputParser()).with_config(run_name="chat")
+def _chat_chain(models: RungSource, resilience: LadderPolicies, name: str = "chat") -> Runnable[Any, str]:
+    # Named, not bound to a run_name: a binding is one more config merge on every request.
+    return RunnableSequence(configurable_prompt(), _model_switch(models, resilience), TextParser(), name=name)
 
 
 def build_chat_chain(models: RungSource, resilience: LadderPolicies, policy: RequestPolicy) -> Runnable[Any, str]:
@@ -111,7 +112,7 @@ def build_chat_chain(models: RungSource, resilience: LadderPolicies, policy: Req
 
 
 def build_adaptive_chain(models: RungSource, resilience: LadderPolicies, policy: RequestPolicy) -> Runnable[Any, str]:
-    chain = _chat_chain(models, resilience).with_config(run_name="adaptive")
+    chain = _chat_chain(models, resilience, name="adaptive")
     return PolicyApplied(chain=chain, policy=policy, force_auto=True)
 
 
@@ -124,7 +125,7 @@ def build_fallback_chain(models: RungSource, resilience: LadderPolicies, options
     rungs = _configured_rungs(models, options)
     ladder = FallbackLadder(ladder="fallback", rungs=rungs, resilience=resilience)
     return FormReadyConfig(
-        bound=bilingual_prompt(DEFAULT_STYLE) | ladder | StrOutputParser(), config={"run_name": "fallback"}
+        bound=bilingual_prompt(DEFAULT_STYLE) | ladder | TextParser(), config={"run_name": "fallback"}
     )
 
 
@@ -136,7 +137,7 @@ def _quality_ladder(
     gate = QualityGate(min_chars=options.min_chars, forbidden_words=list(options.forbidden_words))
     rungs = _configured_rungs(models, options)
     if text:
-        rungs = [r.then(StrOutputParser()) for r in rungs]
+        rungs = [r.then(TextParser()) for r in rungs]
     checked = [r.then(gate) for r in rungs[:-1]]
     return FallbackLadder(ladder="quality", rungs=[*checked, rungs[-1]], resilience=resilience)
 

@@ -55,6 +55,8 @@ def estimate_prompt_tokens(question: str) -> int:
     each other character (a Hangul syllable or a CJK character is about one), plus
     ``PROMPT_OVERHEAD_TOKENS`` for the template. Close for English and Korean, without a tokenizer
     per model; what the provider reports is charged on top when the call ends."""
+    if question.isascii():  # the usual case, without a loop over the characters
+        return math.ceil(len(question) / 4) + PROMPT_OVERHEAD_TOKENS
     ascii_chars = sum(1 for char in question if char.isascii())
     return math.ceil(ascii_chars / 4) + (len(question) - ascii_chars) + PROMPT_OVERHEAD_TOKENS
 
