@@ -98,7 +98,7 @@ class Guard:
         wait = current_provider_wait()  # the same; and each chunk's wait counted on it without a context manager
         iterator = aiter(chunks)
         first, finished = True, False
-        tally = counted or self.bad_chunk_tally()
+        tally = counted if counted is not None else self.bad_chunk_tally()
         for_hook = None if counted is not None else tally
         last: T | None = None
         try:
