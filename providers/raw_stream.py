@@ -30,7 +30,7 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,16 @@ def _mark_bad_batch(batch: Batch, count: int) -> None:
     batch[-1][BAD_CHUNKS] = count
 
 
+async def _line_reads(response: httpx2.Response) -> AsyncGenerator[list[str], None]:
+    """The whole lines of each read from the network; at the end, a last line with no line end,
+    as the SDK's line decoder gives it."""
+    tail = ""
+    async for text in response.aiter_text():
+        *complete, tail = _LINE_END.split(tail + text)
+        yield complete
+    yield [tail]
+
+
 @dataclass
 class _Lines:
     """The events of a stream's lines, read by ``RawStreamRead._event_batches``."""
@@ -195,7 +205,9 @@ class RawStreamRead(GuardedStream, BaseChatModel):
             return False  # LangChain then asks _agenerate, which streams below it
         return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
 
-    def _guarded_events(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> Any:
+    def _guarded_events(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Batch]:
         model: Any = self
         options = {**self.call_options(kwargs), "stream": True, "stream_options": {"include_usage": True}}
         tally = self.guard.bad_chunk_tally() if self.guard is not None else None
@@ -278,19 +290,14 @@ class RawStreamRead(GuardedStream, BaseChatModel):
         model: Any = self
         async with model.async_client.with_streaming_response.create(**payload) as response:
             http = response.http_response
-            lines, tail = _Lines(tally, http.request), ""
-            async for text in http.aiter_text():
-                *complete, tail = _LINE_END.split(tail + text)
-                batch = lines.events(complete)
-                if batch:
-                    yield batch
-                if lines.failure is not None:
-                    raise lines.failure
-                if lines.done:
-                    await _drain(http)
-                    return
-            batch = lines.events([tail])  # a last line with no line end, as the SDK's decoder gives it
-            if batch:
-                yield batch
-            if lines.failure is not None:
-                raise lines.failure
+            lines = _Lines(tally, http.request)
+            async with contextlib.aclosing(_line_reads(http)) as reads:  # closed here, not by the collector
+                async for complete in reads:
+                    batch = lines.events(complete)
+                    if batch:
+                        yield batch
+                    if lines.failure is not None:
+                        raise lines.failure
+                    if lines.done:
+                        await _drain(http)
+                        return
