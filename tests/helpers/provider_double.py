@@ -140,6 +140,8 @@ class Served:
     chunks_sent: int = 0  # of a stream: fewer than the answer's words when the caller hung up
     completed: bool = False  # the whole answer went out (False for errors, cut streams, hang-ups)
     connection: str = ""  # the caller's address and port: requests on one pooled connection share it
+    headers: dict[str, str] = field(default_factory=dict)  # as sent (OpenAI; empty when bodies are not kept)
+    query: str = ""  # the URL's query string (OpenAI)
 
     @property
     def tools(self) -> list[str]:
@@ -273,7 +275,7 @@ class ProviderDouble:
     def _log(self, served: Served) -> Served:
         # Logged on arrival: a slow answer must not land in the log of whichever test runs next.
         if not self.keep_bodies:
-            served.body = {}
+            served.body, served.headers = {}, {}
         with self._lock:
             self.served.append(served)
         return served
@@ -294,7 +296,7 @@ class ProviderDouble:
         key = request.headers.get("authorization", "").removeprefix("Bearer ")
         served = self._log(
             Served("openai", model, stream, question, 0, body=body, fault=fault and fault.kind, key=key,
-                   connection=_peer(request))
+                   connection=_peer(request), headers=dict(request.headers), query=request.url.query)
         )  # fmt: skip
         await asyncio.sleep(behaviour.delay(question))
         if behaviour.reject_key or key in behaviour.refused_keys:
