@@ -19,12 +19,13 @@ from typing import Annotated, Any, Protocol
 
 from annotated_types import Interval
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda, RunnableSequence
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
 
 from chains.cached_fields import CachedConfigurableFields
 from chains.config_schema import FormReadyConfig
 from chains.ladder import FallbackLadder
 from chains.policy_applied import PolicyApplied
+from chains.prompted_text import PromptedText
 from chains.prompts import bilingual_prompt, configurable_prompt
 from chains.quality import QualityGate
 from chains.rungs import Rung
@@ -104,7 +105,7 @@ def _model_switch(models: RungSource, resilience: LadderPolicies) -> Runnable[An
 
 def _chat_chain(models: RungSource, resilience: LadderPolicies, name: str = "chat") -> Runnable[Any, str]:
     # Named, not bound to a run_name: a binding is one more config merge on every request.
-    return RunnableSequence(configurable_prompt(), _model_switch(models, resilience), TextParser(), name=name)
+    return PromptedText(prompt=configurable_prompt(), model=_model_switch(models, resilience), name=name)
 
 
 def build_chat_chain(models: RungSource, resilience: LadderPolicies, policy: RequestPolicy) -> Runnable[Any, str]:
@@ -124,9 +125,7 @@ def _configured_rungs(models: RungSource, options: LadderOptions) -> list[Rung]:
 def build_fallback_chain(models: RungSource, resilience: LadderPolicies, options: LadderOptions) -> Runnable[Any, str]:
     rungs = _configured_rungs(models, options)
     ladder = FallbackLadder(ladder="fallback", rungs=rungs, resilience=resilience)
-    return FormReadyConfig(
-        bound=bilingual_prompt(DEFAULT_STYLE) | ladder | TextParser(), config={"run_name": "fallback"}
-    )
+    return FormReadyConfig(bound=PromptedText(prompt=bilingual_prompt(DEFAULT_STYLE), model=ladder, name="fallback"))
 
 
 def _quality_ladder(
@@ -143,8 +142,8 @@ def _quality_ladder(
 
 
 def build_quality_chain(models: RungSource, resilience: LadderPolicies, options: LadderOptions) -> Runnable[Any, str]:
-    ladder = _quality_ladder(models, resilience, options, text=True).with_types(output_type=str)
-    return FormReadyConfig(bound=bilingual_prompt(DEFAULT_STYLE) | ladder, config={"run_name": "quality"})
+    ladder = _quality_ladder(models, resilience, options, text=True)
+    return FormReadyConfig(bound=PromptedText(prompt=bilingual_prompt(DEFAULT_STYLE), model=ladder, name="quality"))
 
 
 def build_chains(

@@ -79,6 +79,10 @@ class BilingualPrompt(RunnableSerializable[dict[str, Any], PromptValue]):
             language = detect_language(value["question"])
         return self.templates[language]
 
+    def format_for(self, input: dict[str, Any]) -> PromptValue:
+        """The prompt for ``input``, with no run of its own (``chains.prompted_text``)."""
+        return self._template(input).format_prompt(question=input["question"])
+
     def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> PromptValue:
         return self._template(input).invoke({"question": input["question"]}, config)
 

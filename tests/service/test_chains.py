@@ -58,7 +58,7 @@ def chat_chain(settings: Settings, engine: LocalEngine) -> PolicyApplied:
 
 
 def test_the_prompt_style_and_language_reach_the_prompt(local_engine: LocalEngine) -> None:
-    prompt = chat_chain(settings_for(None), local_engine).chain.first  # type: ignore[attr-defined]
+    prompt = chat_chain(settings_for(None), local_engine).chain.prompt  # type: ignore[attr-defined]
 
     korean = prompt.invoke({"question": "머신러닝이란?"}, {"configurable": {"prompt_style": "concise"}})
     english = prompt.invoke({"question": "What is ML?"}, {"configurable": {"prompt_style": "detailed"}})
