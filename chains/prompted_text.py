@@ -2,12 +2,13 @@
 
 ``prompt | model | StrOutputParser()`` is a run for the sequence and one for each step, each with
 its callbacks and config copies and, on the async paths, a task of its own. The prompt's and the
-parser's runs cost about a tenth of an invoke's server CPU (``benchmarks/framework_cpu.py``),
-though one formats a string and the other reads an attribute. Here the chain's run is the only
-one besides the model's: the prompt alternative the config chose is formatted inline, and the
-model's message (or each streamed chunk) becomes its text inline. The model (a ladder) runs as a
-child, as before, so monitoring, tracing and the callbacks see every model call; a trace no longer
-shows a prompt step and a parser step, whose input and output are the chain's and the model's.
+parser's runs cost about 15 % of an invoke's server CPU (measured side by side: BENCHMARKS.md,
+``framework_cpu.py``'s section), though one formats a string and the other reads an attribute.
+Here the chain's run is the only one besides the model's: the prompt alternative the config chose
+is formatted inline, and the model's message (or each streamed chunk) becomes its text inline. The
+model (a ladder) runs as a child, as before, so monitoring, tracing and the callbacks see every
+model call; a trace no longer shows a prompt step and a parser step, whose input and output are
+the chain's and the model's.
 
 Streams go through LangChain's stream plumbing, so ``astream_log`` and ``astream_events`` (the
 playground's) see the chain's streamed output. As with a sequence, call options (``kwargs``) are

@@ -151,7 +151,7 @@ def _streams_every_chunk(handler: type[Any]) -> bool:
 
 
 Batch = list[dict[str, Any]]  # the events that arrived in one read from the network
-_LINE_ENDS = b"\r\n"
+_LINE_ENDS = b"\r\n"  # a read ending in one of these ends its last line
 
 
 def _finished(batch: Batch) -> bool:
