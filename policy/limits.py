@@ -4,7 +4,8 @@
   (in memory here; a shared one such as Redis for replicas, with memory while it is away). A
   minute's use is a sliding window counter: the current window's count plus the previous one's,
   weighted by how much of it the last 60 s still cover (two counters per key and unit, where a
-  moving window would keep one entry per token).
+  moving window would keep one entry per token). The weighted count is rounded up, as the
+  real-valued counter compares: rounded down, one more request got in at each minute's turn.
 - A request is admitted whole or not at all, before any model is called: a ``/batch`` of n
   inputs counts n requests, and the prompt tokens of its inputs (``estimate_prompt_tokens``) are
   reserved against the token budget. A refused request leaves no count behind.
@@ -248,7 +249,7 @@ class CallerLimits:
         previous, *carried = await asyncio.gather(*reads)
         if any(carried):
             return False
-        weighed = math.floor(previous * (1 - window.elapsed))
+        weighed = math.ceil(previous * (1 - window.elapsed))
         current_key = _key(unit, key_id, window.index)
         if cost <= 0:
             return weighed + await storage.get(current_key) < allowed
@@ -278,7 +279,7 @@ class CallerLimits:
             return counts[index - window.index + 1]
 
         previous, current = await count(window.index - 1), await count(window.index)
-        fit_now = max(0, allowed - math.floor(previous * (1 - window.elapsed)) - current)
+        fit_now = max(0, allowed - math.ceil(previous * (1 - window.elapsed)) - current)
         wait_s = float((MAX_CARRY_WINDOWS + 2) * WINDOW_S)
         if cost <= allowed:
             for index in range(window.index, window.index + MAX_CARRY_WINDOWS + 2):
@@ -286,8 +287,8 @@ class CallerLimits:
                 if during + cost > allowed or (unit == "tokens" and await count(index + 1) > 0):
                     continue
                 # The previous window's weight falls linearly across this one: when is there room
-                # (by the admission's rounding down)? Just after that instant.
-                share = 0.0 if before == 0 else max(0.0, 1 - (allowed - during - cost + 1) / before)
+                # (by the admission's rounding up)? At that instant; a millisecond later for the float.
+                share = 0.0 if before == 0 else max(0.0, 1 - (allowed - during - cost) / before)
                 wait_s = (index + share) * WINDOW_S - now + 0.001
                 break
         owed = sum(counts[2:]) if unit == "tokens" else 0
@@ -357,7 +358,7 @@ class CallerLimits:
     async def _carry(self, storage: Storage, key_id: str, allowed: int, tokens: int) -> None:
         window = _Window.at(self._clock())
         previous = await storage.get(_key("tokens", key_id, window.index - 1))
-        room_now = allowed - math.floor(previous * (1 - window.elapsed))
+        room_now = allowed - math.ceil(previous * (1 - window.elapsed))
         rest = tokens
         for ahead in range(MAX_CARRY_WINDOWS + 1):
             key = _key("tokens", key_id, window.index + ahead)

@@ -76,10 +76,27 @@ async def test_batch_items_count_as_requests(double: ProviderDouble, make_app: A
     assert two.status_code == 429 and two.json()["fit"] == 1 and "1 fit now" in two.json()["message"]
     assert fifth.status_code == 200
     assert sixth.status_code == 429 and sixth.json()["limit"] == "requests_per_minute"
-    assert wait == 60, "the five were counted a second into the window; the sixth fits as the next one opens"
+    # The five, counted a second into their window, weigh 5 x (1 - share gone) on the next one: room
+    # for a sixth once a fifth of it has gone by (4 left), 59 + 12 s later, never a sixth within a minute.
+    assert wait == 72
     assert too_soon.status_code == 429
     assert on_time.status_code == 200
     assert len(double.served) == 6
+
+
+async def test_a_minute_boundary_lets_no_extra_request_through(
+    double: ProviderDouble, make_app: AppFactory, tmp_path: Path
+) -> None:
+    clock = FakeClock(START + 58)  # a second before the window ends
+    app = app_on(make_app, pro_settings(double, tmp_path, requests_per_minute=5), clock)
+    async with serving(app) as http:
+        five = [await http.post("/chat/invoke", json={"input": QUESTION}, headers=as_tier("pro")) for _ in range(5)]
+        clock.now += 2  # a second into the next window: the five still weigh 5 x 59/60
+        sixth = await http.post("/chat/invoke", json={"input": QUESTION}, headers=as_tier("pro"))
+
+    assert [response.status_code for response in five] == [200] * 5
+    assert sixth.status_code == 429, "six requests in two seconds against five a minute"
+    assert len(double.served) == 5
 
 
 async def test_a_prompt_estimated_over_the_tokens_left_is_refused_before_any_call(
@@ -167,7 +184,9 @@ async def test_feedback_over_its_per_minute_limit_gets_429(
     assert statuses == [404, 404], "counted whatever the answer"
     assert refused.status_code == 429
     assert refused.json()["limit"] == "feedback_per_minute" and refused.json()["allowed"] == 2
-    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # Two counted a second into their window leave room for one more once half the next has gone
+    # by (2 x (1 - 1/2) = 1): 59 s and 30 s, a millisecond past, rounded up.
+    assert int(refused.headers["retry-after"]) == 90
     assert other_key.status_code == 404, "per key"
     assert chain.status_code == 200, "feedback has a limit of its own"
     assert later.status_code == 404

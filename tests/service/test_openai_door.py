@@ -370,7 +370,8 @@ async def test_requests_over_the_per_minute_limit_are_rate_limit_errors_with_ret
     assert error.status_code == 429
     assert error.type == "rate_limit_error"
     assert error.body["limit"] == "requests_per_minute"
-    assert 1 <= int(error.response.headers["retry-after"]) <= 60
+    # A sliding window: the last minute's count weighs on this one until it has gone by (up to two minutes).
+    assert 1 <= int(error.response.headers["retry-after"]) <= 2 * 60
     assert len(double.served) == 1
 
 
