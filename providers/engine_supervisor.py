@@ -129,12 +129,11 @@ class EngineSupervisor:
         crashes_in_a_row = 0
         while not self._stopping.is_set():
             started = time.monotonic()
-            returncode = self._run_once()
+            reason = self._run_once()
             if self._stopping.is_set():
                 break
             crashes_in_a_row = 1 if time.monotonic() - started >= self.options.stable_s else crashes_in_a_row + 1
             delay = min(self.options.max_backoff_s, self.options.backoff_s * 2 ** (crashes_in_a_row - 1))
-            reason = exit_reason(returncode)
             logger.error("local engine %s; restarting in %.1f s", reason, delay)
             now = time.time()
             self._publish(
@@ -151,21 +150,25 @@ class EngineSupervisor:
             self._publish(state="starting", restarts=self.state.restarts + 1, next_start_at=None)
         self._publish(state="stopped", pid=None, next_start_at=None)
 
-    def _run_once(self) -> int:
+    def _run_once(self) -> str:
+        """Run the engine until it exits: why it did."""
         self.socket_path.unlink(missing_ok=True)
         with self._lock:
             if self._stopping.is_set():
-                return 0
-            process = subprocess.Popen(
-                self.options.command(self.socket_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
+                return "stopped"
+            try:
+                process = subprocess.Popen(
+                    self.options.command(self.socket_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
+            except OSError as exc:  # seen: EFAULT from fork under load; a crash to back off from, not the end
+                return f"could not start ({exc.strerror or exc})"
             self._process = process
         self._publish(state="starting", pid=process.pid, next_start_at=None)
         assert process.stdout is not None
         if process.stdout.readline() == READY:
             self._publish(state="ready")
         process.stdout.read()  # drained until the child exits, so it can never block writing
-        return process.wait()
+        return exit_reason(process.wait())
 
     def _publish(self, **changes: object) -> None:
         with self._changed:

@@ -170,7 +170,8 @@ async def test_requests_over_the_per_minute_limit_get_429_with_retry_after(
 
     assert statuses == [200, 200, 429]
     assert refused.status_code == 429
-    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # A sliding window: the last minute's count weighs on this one until it has gone by (up to two minutes).
+    assert 1 <= int(refused.headers["retry-after"]) <= 2 * 60
     assert refused.json()["limit"] == "requests_per_minute"
     assert "2 requests per minute" in refused.json()["message"]
     assert other_key.status_code == 200, "limits are per key"

@@ -14,7 +14,7 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from providers.engine_client import EngineClient
-from providers.engine_supervisor import EngineState, EngineSupervisor
+from providers.engine_supervisor import EngineOptions, EngineState, EngineSupervisor
 from settings import Settings
 from tests.helpers.apps import AppFactory, settings_for, sse_events
 from tests.helpers.engine import engine_status_until, supervised_engine
@@ -163,3 +163,36 @@ def test_an_engine_that_keeps_crashing_is_restarted_with_a_doubling_backoff(tmp_
     assert waits == [0.05, 0.1, 0.2, 0.2, 0.2]  # doubling, up to the cap
     assert history == ["exit status 1"] * 5
     assert supervisor.state.state == "stopped"
+
+
+@dataclass(frozen=True)
+class FailingSpawns(EngineOptions):
+    """The engine's own command once ``fail`` attempts to start it failed in the spawn itself, as
+    fork does now and then under load (EFAULT, EAGAIN)."""
+
+    fail: int = 2
+    asked: list[int] | None = None
+
+    def command(self, socket_path: Path) -> list[str]:
+        assert self.asked is not None
+        self.asked.append(1)
+        if len(self.asked) <= self.fail:
+            return [str(socket_path.parent / "no-such-interpreter")]
+        return super().command(socket_path)
+
+
+def test_an_engine_that_cannot_be_spawned_is_tried_again_and_starts(tmp_path: Path) -> None:
+    options = engine_options(Settings(_env_file=None))
+    assert options is not None
+    fields = {name: getattr(options, name) for name in options.__dataclass_fields__}
+    supervisor = EngineSupervisor(FailingSpawns(**{**fields, "backoff_s": 0.05}, asked=[]))
+
+    supervisor.start()
+    try:
+        assert supervisor.wait_until(lambda state: state.state == "ready", timeout_s=60)
+        state = supervisor.state
+    finally:
+        supervisor.stop()
+
+    assert state.history == ["could not start (No such file or directory)"] * 2
+    assert state.restarts == 2
