@@ -14,7 +14,7 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,11 +171,10 @@ class FailingSpawns(EngineOptions):
     fork does now and then under load (EFAULT, EAGAIN)."""
 
     fail: int = 2
-    asked: list[int] | None = None
+    asked: list[Path] = field(default_factory=list)  # one socket path per start
 
     def command(self, socket_path: Path) -> list[str]:
-        assert self.asked is not None
-        self.asked.append(1)
+        self.asked.append(socket_path)
         if len(self.asked) <= self.fail:
             return [str(socket_path.parent / "no-such-interpreter")]
         return super().command(socket_path)
@@ -184,8 +183,7 @@ class FailingSpawns(EngineOptions):
 def test_an_engine_that_cannot_be_spawned_is_tried_again_and_starts(tmp_path: Path) -> None:
     options = engine_options(Settings(_env_file=None))
     assert options is not None
-    fields = {name: getattr(options, name) for name in options.__dataclass_fields__}
-    supervisor = EngineSupervisor(FailingSpawns(**{**fields, "backoff_s": 0.05}, asked=[]))
+    supervisor = EngineSupervisor(FailingSpawns(**{**vars(options), "backoff_s": 0.05}))
 
     supervisor.start()
     try:
